@@ -1,0 +1,144 @@
+"""The two seams every backend implements, and what each backend can hold.
+
+A **Sink** receives batches of neutral events (``emit``) and is closed once
+(``close``). It dispatches on the event type, so a new event kind costs one
+branch per adapter rather than a new method on every class. The delivery agent
+always hands a fresh sink the run's ``RunStarted`` first, also when it resumes
+a run after a restart, so ``RunStarted`` handling must be idempotent (re-attach
+to the backend's run for that ``run_id``).
+
+A **Reader** turns what a backend stored back into ``RunInfo`` + events, which
+is what ``runs``, ``compare`` and ``migrate`` are built on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from .events import Event, RunInfo, RunRecord
+
+__all__ = ["BackendSpec", "Capabilities", "Reader", "Sink"]
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A parsed backend string such as ``tensorboard:./runs`` or ``mlflow://127.0.0.1:5000``."""
+
+    scheme: str
+    #: what follows the scheme: a directory, a file, a URL, a project name
+    location: str
+    options: Mapping[str, str] = field(default_factory=dict)
+    #: the string as the user wrote it
+    raw: str = ""
+
+    def __str__(self) -> str:
+        return self.raw or f"{self.scheme}:{self.location}"
+
+
+@runtime_checkable
+class Sink(Protocol):
+    def emit(self, batch: Sequence[Event]) -> None:
+        """Deliver events in order. Raise on failure: the agent retries the whole
+        batch later, so a sink must tolerate seeing a batch again."""
+
+    def close(self) -> None:
+        """Flush and release. Called once, also after a failed emit."""
+
+
+@runtime_checkable
+class Reader(Protocol):
+    def list_runs(self, project: str | None = None) -> list[RunInfo]:
+        """Summaries of stored runs, optionally of one project."""
+
+    def read_run(self, run_id: str) -> RunRecord:
+        """One run with every event. Raises ``KeyError`` when it does not exist."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can hold; ``init`` warns once about the gaps of the chosen ones."""
+
+    #: longest metric/param key stored as-is (None: no limit)
+    max_key_length: int | None = None
+    #: keys with characters outside this backend's alphabet are mapped (see docs/configuration.md)
+    restricted_key_chars: bool = False
+    #: ±inf stored faithfully
+    stores_inf: bool = True
+    #: NaN stored faithfully
+    stores_nan: bool = True
+    #: a native status for killed runs
+    native_killed: bool = True
+    #: longest config value stored as-is (None: no limit)
+    max_param_length: int | None = None
+    #: artifacts stored by the backend itself
+    artifacts: bool = True
+
+    def gaps(self) -> list[str]:
+        """Plain-words list of what this backend cannot hold and what trackkit does instead."""
+        out = []
+        if self.max_key_length is not None or self.restricted_key_chars:
+            out.append(
+                f"keys longer than {self.max_key_length} characters or with unsupported characters "
+                "are mapped by the documented key rule (original kept as a tag)"
+            )
+        if not self.stores_inf:
+            out.append("±inf is clamped by the backend; the true value is recorded as a tag")
+        if not self.stores_nan:
+            out.append("NaN cannot be stored; it is recorded as a tag")
+        if not self.native_killed:
+            out.append("no native 'killed' status; trackkit's status is written as a tag/text")
+        if self.max_param_length is not None:
+            out.append(
+                f"config values over {self.max_param_length} characters are shortened; "
+                "the full config is kept as the config.json artifact"
+            )
+        return out
+
+
+def capabilities_of(sink_or_cls: object) -> Capabilities:
+    caps = getattr(sink_or_cls, "capabilities", None)
+    return caps if isinstance(caps, Capabilities) else Capabilities()
+
+
+
+# ---------------------------------------------------------------- the key rule
+
+def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: bool = True) -> str:
+    """The one deterministic, collision-free mapping of a key a backend cannot hold.
+
+    ``allowed`` is a regular-expression character class body (e.g. ``/\\w.\\- :``).
+    A key that is already valid is returned unchanged. Otherwise every character
+    outside ``allowed`` becomes ``_``, empty path segments, ``.``/``..`` segments
+    and leading/trailing ``/`` are removed (``separator_rules``), the result is cut
+    to leave room, and ``-h`` plus the first 8 hex digits of the SHA-1 of the
+    *original* key is appended: two different keys never map to the same one
+    (barring a SHA-1 prefix collision) and the same key always maps the same way.
+    """
+    import hashlib
+    import re
+
+    bad = re.compile(f"[^{allowed}]")
+
+    def valid(k: str) -> bool:
+        if not k or bad.search(k):
+            return False
+        if max_length is not None and len(k) > max_length:
+            return False
+        if separator_rules:
+            if k.startswith("/") or k.endswith("/"):
+                return False
+            if any(seg in ("", ".", "..") for seg in k.split("/")):
+                return False
+        return True
+
+    if valid(key):
+        return key
+    body = bad.sub("_", key)
+    if separator_rules:
+        body = "/".join(seg for seg in body.split("/") if seg not in ("", ".", ".."))
+    suffix = "-h" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    if max_length is not None:
+        body = body[: max_length - len(suffix)].rstrip("/")
+    return (body or "key") + suffix

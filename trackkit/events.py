@@ -1,0 +1,248 @@
+"""The neutral run model: what a run *is*, independent of any backend.
+
+Standard library only. Every backend adapter turns these events into its own
+calls (Sink) and every Reader turns a stored run back into them, so ``migrate``,
+``sync`` and ``compare`` all speak this one vocabulary.
+
+The events are frozen dataclasses. ``to_record``/``from_record`` convert them
+to and from the plain-JSON records of the journal (see ``journal.py`` for the
+framing and ``docs/journal.md`` for the format).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "Artifact",
+    "ConfigUpdate",
+    "Event",
+    "Metrics",
+    "RunFinished",
+    "RunInfo",
+    "RunRecord",
+    "RunStarted",
+    "Status",
+    "StatusChange",
+    "Tags",
+    "event_from_record",
+    "event_to_record",
+    "flatten_config",
+]
+
+
+class Status(str, enum.Enum):
+    """One status vocabulary for every backend."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    DIVERGED = "diverged"
+    CRASHED = "crashed"
+    KILLED = "killed"
+
+    @property
+    def terminal(self) -> bool:
+        return self is not Status.RUNNING
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    project: str
+    name: str
+    start_time: float
+    group: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    #: free-form run metadata (provenance, trackkit version, backends ...)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    step: int
+    time: float
+    values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class ConfigUpdate:
+    config: Mapping[str, Any]
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Tags:
+    """Key/value tags. A plain label is a key with the value ``""``."""
+
+    tags: Mapping[str, str]
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Artifact:
+    #: absolute path of the snapshot trackkit took (inside the run's journal dir)
+    path: str
+    name: str
+    kind: str
+    sha256: str
+    size: int
+    version: int = 0
+    aliases: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: the path the user gave, for the record
+    source: str = ""
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    status: Status
+    reason: str = ""
+    step: int | None = None
+    time: float = 0.0
+    #: traceback text for ``crashed``; exit code / signal where known
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    status: Status
+    time: float
+    reason: str = ""
+    exit_code: int | None = None
+
+
+Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, StatusChange, RunFinished]
+
+
+@dataclass
+class RunInfo:
+    """A summary row of one stored run, as any Reader returns it."""
+
+    run_id: str
+    project: str
+    name: str
+    backend: str
+    status: Status = Status.RUNNING
+    reason: str = ""
+    group: str | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    last_metrics: dict[str, float] = field(default_factory=dict)
+    last_step: int | None = None
+    #: where the backend keeps it (directory, run id, URL)
+    location: str = ""
+
+    @property
+    def duration(self) -> float | None:
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+
+@dataclass
+class RunRecord:
+    """A whole stored run: summary plus every event, in order."""
+
+    info: RunInfo
+    events: list[Event]
+
+    def metrics(self) -> dict[str, list[tuple[int, float]]]:
+        """Every metric point, ``{key: [(step, value), ...]}`` sorted by step."""
+        out: dict[str, list[tuple[int, float]]] = {}
+        for ev in self.events:
+            if isinstance(ev, Metrics):
+                for k, v in ev.values.items():
+                    out.setdefault(k, []).append((ev.step, v))
+        for pts in out.values():
+            pts.sort(key=lambda p: p[0])
+        return out
+
+
+# ---------------------------------------------------------------- config rule
+
+#: separator of the one flattening rule shared by every backend
+SEP = "."
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Flatten nested mappings with ``.``: ``{"optimizer": {"lr": 0.1}}`` ->
+    ``{"optimizer.lr": 0.1}``. Lists and tuples stay values (backends receive
+    them JSON-encoded when they cannot hold them). Keys are turned into ``str``.
+    """
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        key = f"{prefix}{SEP}{k}" if prefix else str(k)
+        if isinstance(v, Mapping) and v:
+            out.update(flatten_config(v, key))
+        else:
+            out[key] = v
+    return out
+
+
+# ---------------------------------------------------------------- records
+
+_KIND = {
+    RunStarted: "start",
+    Metrics: "m",
+    ConfigUpdate: "config",
+    Tags: "tags",
+    Artifact: "artifact",
+    StatusChange: "status",
+    RunFinished: "finish",
+}
+
+
+def event_to_record(ev: Event) -> dict[str, Any]:
+    """The JSON-able journal record of an event."""
+    if isinstance(ev, Metrics):
+        return {"k": "m", "s": ev.step, "t": ev.time, "v": dict(ev.values)}
+    rec: dict[str, Any] = {"k": _KIND[type(ev)]}
+    for name, value in vars(ev).items():
+        if isinstance(value, Status):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        rec[name] = value
+    return rec
+
+
+def _num(v: Any) -> float:
+    # the journal encodes non-finite floats as NaN/Infinity (Python's json does)
+    return float(v) if not isinstance(v, float) else v
+
+
+def event_from_record(rec: Mapping[str, Any]) -> Event:
+    """Inverse of :func:`event_to_record`. Raises ``ValueError`` on an unknown kind."""
+    kind = rec.get("k")
+    if kind == "m":
+        vals = rec["v"]
+        return Metrics(step=int(rec["s"]), time=float(rec["t"]), values={k: _num(v) for k, v in vals.items()})
+    body = {k: v for k, v in rec.items() if k != "k"}
+    if kind == "start":
+        return RunStarted(**body)
+    if kind == "config":
+        return ConfigUpdate(**body)
+    if kind == "tags":
+        return Tags(**body)
+    if kind == "artifact":
+        body["aliases"] = tuple(body.get("aliases", ()))
+        return Artifact(**body)
+    if kind == "status":
+        body["status"] = Status(body["status"])
+        return StatusChange(**body)
+    if kind == "finish":
+        body["status"] = Status(body["status"])
+        return RunFinished(**body)
+    raise ValueError(f"unknown journal record kind {kind!r}")

@@ -1,0 +1,140 @@
+"""The journal: one append-only file per run, written from the training thread.
+
+Format (version 1, documented in docs/journal.md): UTF-8 text, one JSON value
+per line, each line ended by ``\\n``.
+
+* line 1, the header: ``{"trackkit_journal": 1, "run_id": ..., "created": <unix time>}``
+* then one record per line, ``{"k": KIND, ...}`` with KIND one of ``start``,
+  ``m`` (metrics: ``s`` step, ``t`` wall time, ``v`` values), ``config``,
+  ``tags``, ``artifact``, ``status``, ``finish`` (see ``events.event_to_record``).
+  Non-finite floats are written as ``NaN``/``Infinity``/``-Infinity`` (Python's
+  json dialect).
+
+Each ``log()`` is exactly one ``write(2)`` of one whole line to a file opened
+with ``O_APPEND``: once ``log()`` returned, the record is in the kernel's page
+cache and survives SIGKILL of the process (not a power cut: ``fsync`` happens at
+``finish``). A reader ignores a torn last line (no ``\\n`` yet) and skips, and
+counts, any line that does not parse, so one damaged record never hides the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "read_journal"]
+
+FORMAT_VERSION = 1
+JOURNAL_NAME = "journal.jsonl"
+
+_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+class JournalWriter:
+    """Appends records with one ``os.write`` each. Not buffered on purpose."""
+
+    def __init__(self, path: str, run_id: str, created: float) -> None:
+        self.path = path
+        fresh = not os.path.exists(path) or os.path.getsize(path) == 0
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        #: a previous write was cut short: start the next one on a fresh line
+        self._torn = False
+        if fresh:
+            self.write_line(_encode({"trackkit_journal": FORMAT_VERSION, "run_id": run_id, "created": created}))
+        else:
+            # resuming: make sure an earlier torn tail does not swallow our first record
+            with open(path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                self._torn = fh.read(1) != b"\n"
+
+    def write_line(self, line: str) -> None:
+        """Write one record line. Raises ``OSError`` (disk full, read-only ...);
+        the record is then *not* saved and the caller must not claim it was."""
+        fd = self._fd
+        if fd is None:
+            raise OSError("journal is closed")
+        data = (("\n" if self._torn else "") + line + "\n").encode("utf-8", "surrogatepass")
+        n = os.write(fd, data)
+        if n != len(data):
+            # a short write (disk filled up mid-record): the tail is torn, the record is lost
+            self._torn = True
+            raise OSError(28, f"short write to the journal ({n} of {len(data)} bytes)")
+        self._torn = False
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.write_line(_encode(record))
+
+    def sync(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                pass
+            os.close(self._fd)
+            self._fd = None
+
+
+@dataclass
+class JournalReader:
+    """Reads complete records from a byte offset on; used to tail a live journal."""
+
+    path: str
+    offset: int = 0
+    #: lines that did not parse (damaged records), skipped
+    skipped: int = 0
+    header: dict[str, Any] | None = None
+
+    def read(self, max_records: int | None = None) -> list[tuple[dict[str, Any], int]]:
+        """Return ``[(record, end_offset), ...]`` of whole lines after ``self.offset``
+        and advance. A torn tail stays unread until it is completed."""
+        out: list[tuple[dict[str, Any], int]] = []
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return out
+        pos = 0
+        end = data.rfind(b"\n")
+        if end < 0:
+            return out
+        for raw in data[: end + 1].splitlines(keepends=True):
+            pos += len(raw)
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                self.skipped += 1
+                continue
+            if not isinstance(rec, dict):
+                self.skipped += 1
+                continue
+            if "trackkit_journal" in rec:
+                self.header = rec
+                if rec["trackkit_journal"] > FORMAT_VERSION:
+                    raise ValueError(
+                        f"{self.path}: journal format {rec['trackkit_journal']} is newer than this "
+                        f"trackkit understands ({FORMAT_VERSION}). Fix: upgrade trackkit."
+                    )
+                continue
+            out.append((rec, self.offset + pos))
+            if max_records is not None and len(out) >= max_records:
+                break
+        self.offset += pos
+        return out
+
+
+def read_journal(path: str) -> Iterator[dict[str, Any]]:
+    """Every complete record of a journal, in order."""
+    reader = JournalReader(path)
+    for rec, _ in reader.read():
+        yield rec

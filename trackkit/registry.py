@@ -1,0 +1,216 @@
+"""Backend strings -> adapters, by name only (the core never imports an adapter).
+
+Grammar (one string works as a kwarg, in ``TRACKKIT_BACKEND`` and in trackkit.toml)::
+
+    tensorboard[:DIR]                 default DIR ./runs
+    wandb[:PROJECT][?entity=E&group=G&mode=offline|online]
+    mlflow:PATH.db | mlflow:sqlite:///ABS.db      a local sqlite store
+    mlflow://HOST:PORT                             a tracking server over http
+    mlflow+https://HOST[/PATH]                     a tracking server over https
+    memory[:NAME]                                  in-process, for tests
+    SCHEME:...                                     a plug-in (entry point group ``trackkit.backends``)
+
+Several at once: a list, or one string joined with ``,`` or ``;`` (``TRACKKIT_BACKEND``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .backend import BackendSpec
+from .errors import BackendNotFound, ConfigError, MissingDependency
+
+__all__ = ["BackendEntry", "known_schemes", "load_reader", "load_sink", "parse_backend", "parse_backends", "register"]
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    scheme: str
+    sink: str
+    reader: str | None = None
+    #: top-level module of the SDK; checked (not imported) at init
+    sdk: str | None = None
+    #: the extra that installs the SDK
+    extra: str | None = None
+    #: location is a filesystem path, made absolute at init
+    local_path: bool = False
+    default_location: str = ""
+    #: sink state lives in the trainer's process (forces the thread agent)
+    in_process: bool = False
+
+
+_BUILTIN: dict[str, BackendEntry] = {
+    "memory": BackendEntry(
+        "memory", "trackkit.backends.memory:MemorySink", "trackkit.backends.memory:MemoryReader", in_process=True
+    ),
+    "tensorboard": BackendEntry(
+        "tensorboard",
+        "trackkit.backends.tensorboard:TensorBoardSink",
+        "trackkit.backends.tensorboard:TensorBoardReader",
+        sdk="tensorboard",
+        extra="tensorboard",
+        local_path=True,
+        default_location="./runs",
+    ),
+    "wandb": BackendEntry(
+        "wandb",
+        "trackkit.backends.wandb:WandbSink",
+        "trackkit.backends.wandb:WandbReader",
+        sdk="wandb",
+        extra="wandb",
+        default_location="",
+    ),
+    "mlflow": BackendEntry(
+        "mlflow",
+        "trackkit.backends.mlflow:MlflowSink",
+        "trackkit.backends.mlflow:MlflowReader",
+        sdk="mlflow",
+        extra="mlflow",
+        default_location="./mlflow.db",
+    ),
+}
+_PLUGINS: dict[str, BackendEntry] = {}
+_entry_points_loaded = False
+
+
+def register(entry: BackendEntry) -> None:
+    """Register a backend at run time (entry points do the same from packaging metadata)."""
+    _PLUGINS[entry.scheme] = entry
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="trackkit.backends"):
+        if ep.name in _BUILTIN or ep.name in _PLUGINS:
+            continue
+        try:
+            cls = ep.load()
+        except Exception:  # a broken plug-in must not break the known backends
+            continue
+        _PLUGINS[ep.name] = BackendEntry(
+            ep.name,
+            ep.value,
+            getattr(cls, "reader", None),
+            sdk=getattr(cls, "sdk", None),
+            extra=getattr(cls, "extra", None),
+        )
+
+
+def known_schemes() -> list[str]:
+    _load_entry_points()
+    return sorted({*_BUILTIN, *_PLUGINS})
+
+
+def entry_for(scheme: str) -> BackendEntry:
+    if scheme in _BUILTIN:
+        return _BUILTIN[scheme]
+    if scheme not in _PLUGINS:
+        _load_entry_points()
+    if scheme in _PLUGINS:
+        return _PLUGINS[scheme]
+    raise BackendNotFound(
+        f"unknown backend {scheme!r}; known backends: {', '.join(known_schemes())}. "
+        "Fix: use one of them (e.g. 'tensorboard:./runs') or install the plug-in that provides it."
+    )
+
+
+def parse_backend(text: str) -> BackendSpec:
+    """Parse one backend string. Relative paths are made absolute against the cwd."""
+    raw = text.strip()
+    if not raw:
+        raise ConfigError("backend: empty backend string. Fix: e.g. backend='tensorboard:./runs'")
+    query = ""
+    scheme, sep, rest = raw.partition(":")
+    transport = ""
+    if "+" in scheme:
+        scheme, _, transport = scheme.partition("+")
+    scheme = scheme.lower()
+    if "?" in rest:
+        rest, _, query = rest.partition("?")
+    entry = entry_for(scheme)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    if transport:
+        if not rest.startswith("//"):
+            raise ConfigError(f"backend {raw!r}: '{scheme}+{transport}:' must be followed by //HOST")
+        location = f"{transport}:{rest}"
+    elif rest.startswith("//") and not entry.local_path:
+        location = f"http:{rest}"
+    else:
+        location = rest or entry.default_location
+    if entry.local_path or (scheme == "mlflow" and "://" not in location):
+        if scheme == "mlflow" and location.startswith("sqlite:"):
+            pass
+        elif location:
+            location = os.path.abspath(os.path.expanduser(location))
+    return BackendSpec(scheme=scheme, location=location, options=options, raw=raw)
+
+
+def parse_backends(value: str | BackendSpec | Sequence[str | BackendSpec] | None) -> list[BackendSpec]:
+    if value is None:
+        return []
+    if isinstance(value, BackendSpec):
+        return [value]
+    if isinstance(value, str):
+        parts = [p for chunk in value.split(";") for p in _split_commas(chunk)]
+    else:
+        parts = list(value)
+    out = [p if isinstance(p, BackendSpec) else parse_backend(p) for p in parts if not isinstance(p, str) or p.strip()]
+    if not out:
+        raise ConfigError("backend: no backend given. Fix: e.g. backend='tensorboard:./runs'")
+    return out
+
+
+def _split_commas(chunk: str) -> list[str]:
+    # a comma separates backends unless it is inside a query string value
+    out: list[str] = []
+    for piece in chunk.split(","):
+        if out and "=" in piece and ":" not in piece.split("=", 1)[0]:
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return [p.strip() for p in out if p.strip()]
+
+
+def check_available(spec: BackendSpec) -> None:
+    """Raise ``MissingDependency`` when the backend's SDK is not installed (without importing it)."""
+    entry = entry_for(spec.scheme)
+    if entry.sdk and importlib.util.find_spec(entry.sdk) is None:
+        raise MissingDependency(
+            f"backend {spec.scheme!r} needs the {entry.sdk!r} package. "
+            f"Fix: pip install 'trackkit[{entry.extra or entry.sdk}]'"
+        )
+
+
+def _load(target: str, spec: BackendSpec) -> Any:
+    module, _, attr = target.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        entry = entry_for(spec.scheme)
+        raise MissingDependency(
+            f"backend {spec.scheme!r} could not be loaded ({exc}). "
+            f"Fix: pip install 'trackkit[{entry.extra or spec.scheme}]'"
+        ) from exc
+    return getattr(mod, attr)
+
+
+def load_sink(spec: BackendSpec) -> Any:
+    return _load(entry_for(spec.scheme).sink, spec)(spec)
+
+
+def load_reader(spec: BackendSpec) -> Any:
+    entry = entry_for(spec.scheme)
+    if not entry.reader:
+        raise BackendNotFound(f"backend {spec.scheme!r} has no reader; it cannot be queried or migrated from")
+    return _load(entry.reader, spec)(spec)
