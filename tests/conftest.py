@@ -1,0 +1,36 @@
+"""Test-session environment: no network, no telemetry, nothing written outside tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+_SANDBOX = tempfile.mkdtemp(prefix="trackkit-tests-")
+
+os.environ.update(
+    {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "WANDB_DIR": os.path.join(_SANDBOX, "wandb"),
+        "WANDB_DATA_DIR": os.path.join(_SANDBOX, "wandb-data"),
+        "WANDB_CACHE_DIR": os.path.join(_SANDBOX, "wandb-cache"),
+        "WANDB_CONFIG_DIR": os.path.join(_SANDBOX, "wandb-config"),
+        "TRACKKIT_ROOT": os.path.join(_SANDBOX, "journal"),
+    }
+)
+for _var in ("WANDB_API_KEY", "WANDB_SERVICE", "TRACKKIT_BACKEND", "MLFLOW_TRACKING_URI"):
+    os.environ.pop(_var, None)
+for _d in ("wandb", "wandb-data", "wandb-cache", "wandb-config"):
+    os.makedirs(os.path.join(_SANDBOX, _d), exist_ok=True)
+
+
+@pytest.fixture
+def in_tmp(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> object:
+    """Run the test with the cwd and trackkit's journal root inside tmp_path."""
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    monkeypatch.setenv("TRACKKIT_ROOT", os.path.join(str(tmp_path), ".trackkit"))
+    return tmp_path
