@@ -9,6 +9,7 @@ __all__ = [
     "DivergedError",
     "MissingDependency",
     "TrackkitError",
+    "TrackkitWarning",
 ]
 
 
@@ -40,3 +41,7 @@ class DivergedError(TrackkitError, FloatingPointError):
         self.key = key
         self.value = value
         self.step = step
+
+
+class TrackkitWarning(UserWarning):
+    """A problem trackkit handled for you (counted, warned once, data kept)."""

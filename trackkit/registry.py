@@ -214,3 +214,59 @@ def load_reader(spec: BackendSpec) -> Any:
     if not entry.reader:
         raise BackendNotFound(f"backend {spec.scheme!r} has no reader; it cannot be queried or migrated from")
     return _load(entry.reader, spec)(spec)
+
+
+def strip_credentials(spec: BackendSpec) -> str:
+    """The backend string without ``user:pass@`` (what may be written to disk)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    loc = spec.location
+    if "://" in loc:
+        parts = urlsplit(loc)
+        if parts.username or parts.password:
+            host = parts.hostname or ""
+            if parts.port:
+                host = f"{host}:{parts.port}"
+            loc = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    opts = {k: ("***" if any(s in k.lower() for s in ("key", "token", "password", "secret")) else v)
+            for k, v in spec.options.items()}
+    q = "&".join(f"{k}={v}" for k, v in sorted(opts.items()))
+    return f"{spec.scheme}:{loc}" + (f"?{q}" if q else "")
+
+
+_warned_gaps: set[str] = set()
+
+
+def warn_capabilities(specs: Sequence[BackendSpec]) -> None:
+    """One warning at init naming what each chosen backend cannot hold and what trackkit does instead."""
+    import warnings
+
+    from .backend import capabilities_of
+
+    lines = []
+    for spec in specs:
+        if spec.scheme in _warned_gaps:
+            continue
+        entry = entry_for(spec.scheme)
+        module, _, attr = entry.sink.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)  # adapter modules import their SDK lazily
+        except Exception:
+            continue
+        gaps = capabilities_of(cls).gaps()
+        _warned_gaps.add(spec.scheme)
+        if gaps:
+            lines.append(f"{spec.scheme}: " + "; ".join(gaps))
+    if lines:
+        from .errors import TrackkitWarning
+
+        warnings.warn("trackkit backend limits:\n  " + "\n  ".join(lines), TrackkitWarning, stacklevel=3)
+
+
+def load_native(spec: BackendSpec, run: Any) -> Any:
+    """The SDK's own run object (``Run.native``): adapters expose ``SinkClass.native(spec, run_id, project, name)``."""
+    cls = _load(entry_for(spec.scheme).sink, spec)
+    fn = getattr(cls, "native", None)
+    if fn is None:
+        raise BackendNotFound(f"backend {spec.scheme!r} offers no native object")
+    return fn(spec, run.id, run.project, run.name)

@@ -1,0 +1,63 @@
+"""trackkit: one small, crash-proof experiment-tracking API over TensorBoard, W&B and MLflow.
+
+    import trackkit
+    with trackkit.init(config=cfg, project="cifar10", backend="tensorboard:./runs") as run:
+        run.log({"train/loss": loss}, step=step)
+
+``import trackkit`` is cheap: no SDK (torch, tensorboard, wandb, mlflow) is imported
+until a run needs it, and then only in the delivery agent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BackendError,
+    BackendNotFound,
+    ConfigError,
+    DivergedError,
+    MissingDependency,
+    TrackkitError,
+    TrackkitWarning,
+)
+from .events import Status
+from .run import Run, current_run, finish, init, log
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendError",
+    "BackendNotFound",
+    "ConfigError",
+    "DivergedError",
+    "MissingDependency",
+    "Run",
+    "Status",
+    "TrackkitError",
+    "TrackkitWarning",
+    "__version__",
+    "current_run",
+    "finish",
+    "init",
+    "log",
+    "recommend",
+    "seed_everything",
+]
+
+if TYPE_CHECKING:
+    from .provenance import seed_everything
+    from .recommend import recommend
+
+
+def __getattr__(name: str) -> Any:
+    # lazily loaded public helpers (keep `import trackkit` fast)
+    if name == "recommend":
+        from .recommend import recommend
+
+        return recommend
+    if name == "seed_everything":
+        from .provenance import seed_everything
+
+        return seed_everything
+    raise AttributeError(f"module 'trackkit' has no attribute {name!r}")

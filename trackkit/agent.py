@@ -1,0 +1,370 @@
+"""The delivery agent: tails a run's journal and feeds every sink.
+
+* one cursor per sink (``<run dir>/cursors/<key>.json``, the byte offset of the
+  last delivered record), so a restarted agent or ``trackkit sync`` resumes
+  without duplicates;
+* batches (up to ``BATCH`` records per ``emit``);
+* retry with exponential backoff per sink; a failing sink never blocks or
+  breaks another, and its data waits in the journal;
+* a bounded drain: after the run's ``finish`` record (or the trainer's death)
+  the agent delivers for at most ``drain_timeout`` seconds, then exits;
+* trainer death is seen through the run's lock file: the trainer holds an
+  ``flock`` for its lifetime and the kernel drops it however the process dies
+  (SIGKILL, OOM killer). The agent then appends ``status: killed`` and
+  ``finish`` to the journal, drains, and exits.
+
+By default the agent is a separate process (``python -m trackkit.agent``) in its
+own session, so it outlives a killed trainer and keeps SDK work (and the GIL)
+off the training process. ``agent="thread"`` runs the same loop in a daemon
+thread where processes are not allowed; backends whose state lives in the
+trainer's process (``memory:``) force it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .backend import BackendSpec
+from .events import Event, RunStarted, event_from_record
+from .journal import JOURNAL_NAME, JournalReader, JournalWriter
+
+if TYPE_CHECKING:
+    from .run import Run
+
+__all__ = ["AgentHandle", "Delivery", "main", "pending_sinks", "start_agent"]
+
+BATCH = 10_000
+MAX_BACKOFF = 30.0
+SPECS_ENV = "TRACKKIT_AGENT_SPECS"
+
+
+def sink_key(spec: BackendSpec) -> str:
+    text = f"{spec.scheme}|{spec.location}|{sorted(spec.options.items())}"
+    return f"{spec.scheme}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+@dataclass
+class _SinkState:
+    spec: BackendSpec
+    key: str
+    cursor: int = 0
+    pending: list[tuple[Event, int]] = field(default_factory=list)
+    sink: Any = None
+    started: bool = False
+    failures: int = 0
+    next_try: float = 0.0
+    last_error: str = ""
+    delivered: int = 0
+
+
+class Delivery:
+    """The agent loop, shared by the process agent, the thread agent and ``trackkit sync``."""
+
+    def __init__(
+        self,
+        run_dir: str,
+        specs: Sequence[BackendSpec],
+        *,
+        poll_interval: float = 0.05,
+        drain_timeout: float = 10.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        from .registry import load_sink
+
+        self._load_sink = load_sink
+        self.run_dir = run_dir
+        self.journal_path = os.path.join(run_dir, JOURNAL_NAME)
+        self.reader = JournalReader(self.journal_path)
+        self.poll_interval = poll_interval
+        self.drain_timeout = drain_timeout
+        self.log = log or (lambda msg: None)
+        self.start_event: RunStarted | None = None
+        self.finished = False
+        self.last_step: int | None = None
+        os.makedirs(os.path.join(run_dir, "cursors"), exist_ok=True)
+        self.sinks = [_SinkState(s, sink_key(s)) for s in specs]
+        for st in self.sinks:
+            st.cursor = self._load_cursor(st)
+
+    # ---------------------------------------------------------------- cursors
+
+    def _cursor_path(self, st: _SinkState) -> str:
+        return os.path.join(self.run_dir, "cursors", st.key + ".json")
+
+    def _load_cursor(self, st: _SinkState) -> int:
+        try:
+            with open(self._cursor_path(st)) as fh:
+                return int(json.load(fh)["offset"])
+        except (OSError, ValueError, KeyError):
+            return 0
+
+    def _save_cursor(self, st: _SinkState) -> None:
+        p = self._cursor_path(st)
+        tmp = p + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump({"offset": st.cursor, "backend": st.spec.scheme, "delivered": st.delivered}, fh)
+        os.replace(tmp, p)
+
+    # ---------------------------------------------------------------- the loop
+
+    def read_new(self) -> int:
+        records = self.reader.read()
+        for rec, end in records:
+            try:
+                ev = event_from_record(rec)
+            except (ValueError, TypeError, KeyError) as exc:
+                self.log(f"skipping a damaged record at offset {end}: {exc}")
+                continue
+            if isinstance(ev, RunStarted):
+                self.start_event = ev
+            kind = rec.get("k")
+            if kind == "m":
+                self.last_step = rec.get("s", self.last_step)
+            elif kind == "finish":
+                self.finished = True
+            for st in self.sinks:
+                if end > st.cursor:
+                    st.pending.append((ev, end))
+        return len(records)
+
+    def deliver(self) -> bool:
+        """One delivery attempt per due sink. True when something was delivered."""
+        progressed = False
+        now = time.monotonic()
+        for st in self.sinks:
+            if not st.pending or now < st.next_try:
+                continue
+            chunk = st.pending[:BATCH]
+            batch = [ev for ev, _ in chunk]
+            try:
+                if st.sink is None:
+                    st.sink = self._load_sink(st.spec)
+                if not st.started and not isinstance(batch[0], RunStarted):
+                    if self.start_event is None:
+                        raise RuntimeError("journal has no start record")
+                    batch.insert(0, self.start_event)
+                st.sink.emit(batch)
+            except Exception as exc:
+                st.failures += 1
+                st.next_try = now + min(MAX_BACKOFF, 0.25 * 2 ** min(st.failures, 10))
+                st.last_error = f"{type(exc).__name__}: {exc}"
+                self.log(f"{st.spec.scheme}: delivery failed (attempt {st.failures}): {st.last_error}")
+                if st.failures == 1:
+                    self.log(traceback.format_exc())
+                continue
+            st.started = True
+            st.failures = 0
+            st.delivered += len(chunk)
+            st.cursor = chunk[-1][1]
+            del st.pending[: len(chunk)]
+            try:
+                self._save_cursor(st)
+            except OSError as exc:
+                self.log(f"could not save cursor of {st.spec.scheme}: {exc}")
+            progressed = True
+        return progressed
+
+    def caught_up(self) -> bool:
+        return all(not st.pending for st in self.sinks)
+
+    def close(self) -> None:
+        for st in self.sinks:
+            if st.sink is not None:
+                try:
+                    st.sink.close()
+                except Exception as exc:
+                    self.log(f"{st.spec.scheme}: close failed: {exc}")
+                st.sink = None
+
+    def mark_killed(self, reason: str) -> None:
+        """Append the killed status for a trainer that died without finishing."""
+        run_id = self.start_event.run_id if self.start_event else ""
+        w = JournalWriter(self.journal_path, run_id, time.time())
+        now = time.time()
+        w.write({"k": "status", "status": "killed", "reason": reason, "step": self.last_step, "time": now,
+                 "details": {}})
+        w.write({"k": "finish", "status": "killed", "time": now, "reason": reason, "exit_code": None})
+        w.close()
+        self.log(f"marked the run killed: {reason}")
+
+    def run(self, writer_alive: Callable[[], bool], stop: threading.Event | None = None) -> bool:
+        """Deliver until the run is finished and every sink caught up, or the drain
+        deadline passes. Returns True when everything was delivered."""
+        deadline: float | None = None
+        while True:
+            got = self.read_new()
+            progressed = self.deliver()
+            if self.finished and self.caught_up():
+                self.close()
+                return True
+            if not self.finished and not writer_alive():
+                self.read_new()  # the last records the trainer wrote before dying
+                if not self.finished:
+                    self.mark_killed("the training process ended without finishing (SIGKILL, OOM or hard crash)")
+                continue
+            if self.finished and deadline is None:
+                deadline = time.monotonic() + self.drain_timeout
+            if stop is not None and stop.is_set() and deadline is None:
+                deadline = time.monotonic() + self.drain_timeout
+            if deadline is not None and time.monotonic() >= deadline:
+                self.close()
+                return self.caught_up()
+            if not got and not progressed:
+                time.sleep(self.poll_interval)
+
+
+def lock_is_held(run_dir: str) -> bool:
+    """True while the trainer that owns ``run_dir`` is alive."""
+    path = os.path.join(run_dir, "lock")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our lock too
+    return False
+
+
+def pending_sinks(run_dir: str, specs: Sequence[BackendSpec]) -> list[str]:
+    """Backends whose cursor is behind the end of the journal."""
+    try:
+        size = os.path.getsize(os.path.join(run_dir, JOURNAL_NAME))
+    except OSError:
+        return []
+    out = []
+    for spec in specs:
+        try:
+            with open(os.path.join(run_dir, "cursors", sink_key(spec) + ".json")) as fh:
+                offset = int(json.load(fh)["offset"])
+        except (OSError, ValueError, KeyError):
+            offset = 0
+        if offset < size:
+            out.append(str(spec))
+    return out
+
+
+# ---------------------------------------------------------------- trainer side
+
+
+class AgentHandle:
+    def __init__(
+        self,
+        run_dir: str,
+        specs: Sequence[BackendSpec],
+        proc: subprocess.Popen[bytes] | None = None,
+        thread: threading.Thread | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.specs = list(specs)
+        self.proc = proc
+        self.thread = thread
+        self.stop = stop
+
+    @property
+    def mode(self) -> str:
+        return "process" if self.proc is not None else "thread"
+
+    def wait(self, timeout: float) -> bool:
+        """Wait for the agent to drain and exit; False when the deadline passed first."""
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=timeout + 1.0)
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        if self.thread is not None:
+            if self.stop is not None:
+                self.stop.set()
+            self.thread.join(timeout)
+            return not self.thread.is_alive()
+        return True
+
+    def pending(self) -> list[str]:
+        return pending_sinks(self.run_dir, self.specs)
+
+
+def start_agent(run: Run) -> AgentHandle:
+    from .registry import entry_for
+
+    specs = run.specs
+    mode = run.settings.agent
+    if any(entry_for(s.scheme).in_process for s in specs):
+        mode = "thread"
+    if mode == "thread":
+        stop = threading.Event()
+        delivery = Delivery(
+            run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
+            log=_file_logger(os.path.join(run.dir, "agent.log")),
+        )
+        t = threading.Thread(
+            target=delivery.run, args=(lambda: True, stop), name=f"trackkit-agent-{run.id}", daemon=True
+        )
+        t.start()
+        return AgentHandle(run.dir, specs, thread=t, stop=stop)
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
+    logf = open(os.path.join(run.dir, "agent.log"), "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "trackkit.agent", run.dir,
+                "--poll", str(run.settings.poll_interval), "--drain-timeout", str(run.settings.drain_timeout),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=logf,
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        logf.close()
+    return AgentHandle(run.dir, specs, proc=proc)
+
+
+def _file_logger(path: str) -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def log(msg: str) -> None:
+        with lock, open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
+
+    return log
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m trackkit.agent", description="trackkit delivery agent")
+    p.add_argument("run_dir")
+    p.add_argument("--poll", type=float, default=0.05)
+    p.add_argument("--drain-timeout", type=float, default=10.0)
+    args = p.parse_args(argv)
+    raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
+    specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
+    log = _file_logger(os.path.join(args.run_dir, "agent.log"))
+    log(f"agent started (pid {os.getpid()}) for {[str(s) for s in specs]}")
+    delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout, log=log)
+    ok = delivery.run(lambda: lock_is_held(args.run_dir))
+    log("agent done: everything delivered" if ok else f"agent done: left in the journal for {pending_sinks(args.run_dir, specs)}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

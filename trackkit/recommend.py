@@ -1,0 +1,654 @@
+"""Which backend should we use? One answer, with the reasons. Pure functions, standard library only.
+
+The decision is a short list of rules checked in ONE fixed priority order (:data:`PRIORITY_ORDER`):
+
+1. ``privacy``     data may not leave our servers        -> a self-hosted MLflow server
+2. ``production``  model registry / serving needed       -> MLflow
+3. ``team``        does more than one person need it?    no -> TensorBoard; yes -> W&B or MLflow
+4. ``budget``      free only -> TensorBoard or MLflow;   can pay -> W&B
+5. ``team-size``   2-5 people -> W&B;                    more than 5 -> a shared MLflow server
+
+Each rule names the backends it points to (or has no opinion). Starting from all three backends, each
+rule in turn keeps only the backends it points to. A rule that would leave nothing is *overridden* by
+the higher-priority rule that already decided; the first rule that leaves exactly one backend *decided*.
+Rule 3 always has an opinion and rule 4 always splits W&B from MLflow, so every input ends with exactly
+one backend. Two more checks never change the backend: ``cloud`` (names your provider's own tracking and
+how trackkit pairs with it) and ``one-backend`` (why not all three at once).
+
+``recommend`` is deterministic: the same answers give an equal :class:`Recommendation`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+__all__ = [
+    "BACKENDS",
+    "CLOUDS",
+    "PRIORITY_ORDER",
+    "RULES",
+    "Alternative",
+    "Answers",
+    "Budget",
+    "Cloud",
+    "Recommendation",
+    "Rule",
+    "Step",
+    "TeamConfigExists",
+    "recommend",
+    "render_team_config",
+    "write_team_config",
+]
+
+Backend = Literal["tensorboard", "wandb", "mlflow"]
+Budget = Literal["free", "paid"]
+Cloud = Literal["aws", "gcp", "azure"]
+Verdict = Literal["decided", "narrowed", "agreed", "overridden", "no opinion", "note"]
+
+#: every backend recommend() can return, in tie-break order
+BACKENDS: tuple[Backend, ...] = ("tensorboard", "wandb", "mlflow")
+CLOUDS: tuple[Cloud, ...] = ("aws", "gcp", "azure")
+BUDGETS: tuple[Budget, ...] = ("free", "paid")
+#: rule ids, highest priority first; the first rule that leaves one backend decides
+PRIORITY_ORDER: tuple[str, ...] = ("privacy", "production", "team", "budget", "team-size")
+#: largest team that still counts as "small" (W&B territory)
+SMALL_TEAM_MAX = 5
+DEFAULT_PROJECT = "my-project"
+MLFLOW_SERVER_PLACEHOLDER = "mlflow://mlflow.internal:5000"
+
+_LABEL: dict[str, str] = {"tensorboard": "TensorBoard", "wandb": "Weights & Biases", "mlflow": "MLflow"}
+_BUDGET_ALIASES: dict[str, Budget] = {
+    "free": "free",
+    "free only": "free",
+    "free-only": "free",
+    "paid": "paid",
+    "can pay": "paid",
+    "can-pay": "paid",
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One question of the decision tree."""
+
+    id: str
+    #: 1 = highest priority
+    priority: int
+    question: str
+    #: the product guidance, in one line
+    guidance: str
+    #: why the rule exists
+    why: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "privacy",
+        1,
+        "Must the data stay on your own servers?",
+        "yes -> a self-hosted MLflow server",
+        "A hard constraint: W&B's hosted cloud stores runs on W&B's servers. MLflow is open source and runs "
+        "on machines you control.",
+    ),
+    Rule(
+        "production",
+        2,
+        "Will models go to production (model registry, serving)?",
+        "yes -> MLflow",
+        "MLflow has a model registry and model serving next to its tracking; TensorBoard has neither and "
+        "W&B has a registry but no serving.",
+    ),
+    Rule(
+        "team",
+        3,
+        "Does more than one person need to see the runs?",
+        "no -> TensorBoard (the simplest); yes -> W&B (hosted) or MLflow (self-hosted)",
+        "TensorBoard is local files and a viewer: no account, no server, but also no users or sharing.",
+    ),
+    Rule(
+        "budget",
+        4,
+        "Can you pay for a hosted service?",
+        "free only -> TensorBoard or MLflow; can pay -> W&B",
+        "TensorBoard and MLflow are free and open source; W&B's team plans are paid but leave nothing to run.",
+    ),
+    Rule(
+        "team-size",
+        5,
+        "How many people?",
+        f"2-{SMALL_TEAM_MAX} -> W&B; more than {SMALL_TEAM_MAX} -> a shared MLflow server",
+        "A small team gets the most from a hosted service; a larger one shares one server with no per-seat cost.",
+    ),
+)
+_RULE = {r.id: r for r in RULES}
+
+
+@dataclass(frozen=True)
+class Answers:
+    """The validated, normalised inputs."""
+
+    team_size: int
+    budget: Budget
+    privacy: bool
+    production: bool
+    cloud: Cloud | None = None
+    want_all: bool = False
+    project: str = DEFAULT_PROJECT
+
+
+@dataclass(frozen=True)
+class Step:
+    """One rule checked on the decision path."""
+
+    rule: str
+    question: str
+    #: the user's answer, in words
+    answer: str
+    #: backends this rule points to for that answer (empty: no opinion)
+    points_to: tuple[str, ...]
+    verdict: Verdict
+    #: for "overridden": the rule that won
+    overridden_by: str | None
+    #: backends still in the running after this step
+    remaining: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Alternative:
+    backend: str
+    backend_string: str
+    #: one line: why it is not the recommendation
+    why_not: str
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    backend: str
+    #: the string for ``trackkit.init(backend=...)``, ``TRACKKIT_BACKEND`` or trackkit.toml
+    backend_string: str
+    #: one line in words, e.g. "MLflow on a self-hosted tracking server shared by the team"
+    summary: str
+    #: runner-ups, closest first
+    alternatives: tuple[Alternative, ...]
+    #: plain words, one per question that had an opinion, saying which rule decided or was overridden
+    reasons: tuple[str, ...]
+    #: rule ids checked, in order
+    decision_path: tuple[str, ...]
+    steps: tuple[Step, ...]
+    decided_by: str
+    overridden: tuple[str, ...]
+    cloud_note: str | None
+    #: trackkit.toml text that adopts the recommendation
+    toml_snippet: str
+    #: parts of backend_string to replace before use (empty when it works as is)
+    placeholders: tuple[str, ...]
+    switch_note: str
+    answers: Answers
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return asdict(self)
+
+
+class TeamConfigExists(ConfigError, FileExistsError):
+    """trackkit.toml already exists and ``force`` was not given."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _validate(
+    team_size: object,
+    budget: object,
+    privacy: object,
+    production: object,
+    cloud: object,
+    want_all: object,
+    project: object,
+) -> Answers:
+    if isinstance(team_size, bool) or not isinstance(team_size, int):
+        raise ConfigError(
+            f"team_size: expected a whole number of people, got {team_size!r}. "
+            "Fix: pass e.g. team_size=1 for a solo project or team_size=4 for a small team."
+        )
+    if team_size < 1:
+        raise ConfigError(
+            f"team_size: must be 1 or more, got {team_size}. Fix: count the people who will look at runs, "
+            "including you (team_size=1 for a solo project)."
+        )
+    if not isinstance(budget, str) or budget.strip().lower() not in _BUDGET_ALIASES:
+        raise ConfigError(
+            f"budget: expected 'free' or 'paid', got {budget!r}. "
+            "Fix: budget='free' if only free tools are possible, budget='paid' if you can pay for a hosted service."
+        )
+    norm_budget = _BUDGET_ALIASES[budget.strip().lower()]
+    for name, value in (("privacy", privacy), ("production", production), ("want_all", want_all)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}: expected True or False, got {value!r}. Fix: pass {name}=True or {name}=False.")
+    norm_cloud: Cloud | None = None
+    if cloud is not None:
+        key = cloud.strip().lower() if isinstance(cloud, str) else None
+        if key in ("", "none"):
+            norm_cloud = None
+        elif key == "aws" or key == "gcp" or key == "azure":
+            norm_cloud = key
+        else:
+            raise ConfigError(
+                f"cloud: expected one of {', '.join(CLOUDS)} or None, got {cloud!r}. "
+                "Fix: pass the provider whose ML platform you already use, or cloud=None."
+            )
+    if not isinstance(project, str) or not project.strip() or any(c in project for c in "\r\n\t"):
+        raise ConfigError(
+            f"project: expected a non-empty one-line name, got {project!r}. Fix: pass e.g. project='my-project'."
+        )
+    assert isinstance(privacy, bool) and isinstance(production, bool) and isinstance(want_all, bool)
+    return Answers(team_size, norm_budget, privacy, production, norm_cloud, want_all, project.strip())
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def _rule_view(rule: str, a: Answers) -> tuple[str, tuple[Backend, ...], str]:
+    """(answer in words, backends the rule points to, why) for one rule; empty tuple = no opinion."""
+    solo = a.team_size == 1
+    people = "1 person" if solo else f"{a.team_size} people"
+    if rule == "privacy":
+        if a.privacy:
+            return "yes", ("mlflow",), "data must stay on your own servers, which a self-hosted MLflow keeps it on"
+        return "no", (), "data may leave your servers, so every backend is allowed"
+    if rule == "production":
+        if a.production:
+            return "yes", ("mlflow",), "models go to production, and MLflow has the model registry and serving"
+        return "no", (), "no model registry or serving needed, so this question rules nothing out"
+    if rule == "team":
+        if solo:
+            return "no (1 person)", ("tensorboard",), "one person needs no team features: TensorBoard is the simplest"
+        return (
+            f"yes ({people})",
+            ("wandb", "mlflow"),
+            "team features (shared runs, comparison across people) need W&B (hosted) or MLflow (self-hosted)",
+        )
+    if rule == "budget":
+        if a.budget == "free":
+            return "free only", ("tensorboard", "mlflow"), "free only: TensorBoard and MLflow are free and open source"
+        return "can pay", ("wandb",), "you can pay, and W&B's hosted service leaves nothing to run"
+    if rule == "team-size":
+        if solo:
+            return people, (), "a team size of 1 is settled by the team question"
+        if a.team_size <= SMALL_TEAM_MAX:
+            return people, ("wandb",), f"a small team (2-{SMALL_TEAM_MAX}) gets the most from W&B"
+        return people, ("mlflow",), f"a team of more than {SMALL_TEAM_MAX} shares one MLflow server"
+    raise AssertionError(rule)
+
+
+def _walk(a: Answers) -> tuple[Backend, tuple[Step, ...], dict[Backend, str]]:
+    """Apply the rules in priority order. Returns the pick, the steps, and which rule excluded each loser."""
+    remaining: tuple[Backend, ...] = BACKENDS
+    decided_by: str | None = None
+    last_narrowed: str | None = None
+    excluded_by: dict[Backend, str] = {}
+    steps: list[Step] = []
+    for rule_id in PRIORITY_ORDER:
+        answer, points_to, _ = _rule_view(rule_id, a)
+        overridden_by: str | None = None
+        if not points_to:
+            verdict: Verdict = "no opinion"
+        else:
+            kept = tuple(b for b in remaining if b in points_to)
+            if not kept:
+                verdict = "overridden"
+                overridden_by = decided_by or last_narrowed
+            elif kept == remaining:
+                verdict = "agreed"
+            else:
+                for b in remaining:
+                    if b not in kept:
+                        excluded_by[b] = rule_id
+                remaining = kept
+                last_narrowed = rule_id
+                if len(kept) == 1 and decided_by is None:
+                    verdict = "decided"
+                    decided_by = rule_id
+                else:
+                    verdict = "narrowed"
+        steps.append(
+            Step(rule_id, _RULE[rule_id].question, answer, tuple(points_to), verdict, overridden_by, tuple(remaining))
+        )
+    # Rule 3 always narrows, and for a team rule 4 always leaves one of W&B / MLflow.
+    assert len(remaining) == 1 and decided_by is not None, (a, steps)
+    return remaining[0], tuple(steps), excluded_by
+
+
+# --------------------------------------------------------------------------- words
+
+
+def _backend_string(backend: Backend, a: Answers) -> tuple[str, tuple[str, ...]]:
+    if backend == "tensorboard":
+        return "tensorboard:./runs", ()
+    if backend == "wandb":
+        return f"wandb:{a.project}", ()
+    if a.team_size == 1:
+        return "mlflow:./mlflow.db", ()
+    return MLFLOW_SERVER_PLACEHOLDER, ("mlflow.internal:5000",)
+
+
+def _summary(backend: Backend, a: Answers) -> str:
+    if backend == "tensorboard":
+        return "TensorBoard: local event files under ./runs, viewed with `tensorboard --logdir runs`"
+    if backend == "wandb":
+        return f"Weights & Biases: hosted dashboards shared by the team, project {a.project!r}"
+    if a.team_size == 1:
+        return "MLflow: a local store on your own machine (./mlflow.db), registry included"
+    return "MLflow: one self-hosted tracking server shared by the team, registry included"
+
+
+_WHY_NOT: dict[tuple[str, Backend], str] = {
+    ("privacy", "wandb"): "its hosted cloud stores runs on W&B's servers, and your data must stay on yours",
+    ("privacy", "tensorboard"): "keeps files local too, but it is a viewer, not a tracking server: no shared run "
+    "store, search or registry",
+    ("production", "tensorboard"): "no model registry and no serving for production models",
+    ("production", "wandb"): "has a model registry but no model serving; MLflow covers both in one place",
+    ("team", "wandb"): "an account and a hosted service that one person does not need yet (its free personal "
+    "tier is the natural upgrade)",
+    ("team", "mlflow"): "a database or server to look after, for features (registry, many users) one person "
+    "does not need yet",
+    ("team", "tensorboard"): "no users or sharing: each person's runs end up in a different directory",
+    ("budget", "wandb"): "its team plans are paid, and the budget is free only",
+    ("budget", "tensorboard"): "free, but you can pay for W&B's hosted team features",
+    ("budget", "mlflow"): "free, but a server to run yourself; since you can pay, W&B's hosted service is less work",
+    ("team-size", "mlflow"): f"a server to operate is overhead a team of 2-{SMALL_TEAM_MAX} can skip",
+    ("team-size", "wandb"): f"per-seat cost grows with a team of more than {SMALL_TEAM_MAX}; one shared "
+    "MLflow server serves everyone",
+}
+
+_CLOUD_NOTES: dict[Cloud, str] = {
+    "aws": (
+        "AWS: SageMaker AI's own tracking is SageMaker Experiments, and current SageMaker AI also offers "
+        "managed MLflow tracking servers. A managed MLflow server speaks MLflow's tracking API, so trackkit pairs "
+        "with it through its MLflow backend; it authenticates with AWS credentials via the `sagemaker-mlflow` "
+        "plugin (install it next to trackkit[mlflow]). trackkit has not been verified against it: if it does not "
+        "work for you, a self-hosted MLflow server on EC2/ECS (`mlflow+https://...`) does. "
+        "W&B and TensorBoard run on SageMaker like anywhere else."
+    ),
+    "gcp": (
+        "Google Cloud: Vertex AI Experiments tracks runs and uses Vertex AI TensorBoard as its managed "
+        "TensorBoard; it does not speak MLflow's API. trackkit pairs with it through TensorBoard logs: log with "
+        "`tensorboard:./runs` and upload that directory to a Vertex AI TensorBoard instance (e.g. the "
+        "`tb-gcp-uploader` tool from google-cloud-aiplatform). For MLflow, run your own server on GCE, GKE or "
+        "Cloud Run (`mlflow+https://...`)."
+    ),
+    "azure": (
+        "Azure: Azure Machine Learning workspaces expose an MLflow-compatible tracking URI (`azureml://...`); "
+        "with the `azureml-mlflow` plugin installed, MLflow clients log straight into the workspace, so trackkit "
+        "pairs with it through its MLflow backend. trackkit has not been verified against it: if it does not "
+        "work for you, a self-hosted MLflow server (`mlflow+https://...`) does. W&B and TensorBoard run on "
+        "Azure ML compute like anywhere else."
+    ),
+}
+
+WHY_NOT_ALL_THREE = (
+    "Use one backend, not all three: three backends mean three times the logging code paths and storage to "
+    "look after, no single source of truth when two dashboards disagree, and near-total overlap (all three "
+    "store metrics, config and artifacts). Logging to several at once is for a migration window, not the "
+    "team standard."
+)
+
+SWITCH_NOTE = (
+    "Switching later is cheap: the trackkit API does not change. Edit one line (`backend` in trackkit.toml, "
+    "or TRACKKIT_BACKEND), and your trackkit.init / log calls stay as they are."
+)
+
+
+def _reason(step: Step, pick: Backend, a: Answers) -> str | None:
+    rule = _RULE[step.rule]
+    _, _, why = _rule_view(step.rule, a)
+    total = len(PRIORITY_ORDER)
+    name = step.rule.capitalize()
+    where = f"rule {rule.priority} of {total}"
+    if step.verdict == "no opinion":
+        return None
+    if step.verdict == "decided":
+        return f"{name} decided ({where}): {why} -> {_LABEL[pick]}."
+    if step.verdict == "narrowed":
+        options = " or ".join(_LABEL[b] for b in step.remaining)
+        return f"{name} narrowed the choice ({where}): {why} -> {options}."
+    if step.verdict == "agreed":
+        return f"{name} agreed ({where}): {why}."
+    assert step.overridden_by is not None
+    wanted = " or ".join(_LABEL[b] for b in step.points_to)
+    return (
+        f"{name} was overridden by {step.overridden_by} ({where}; {step.overridden_by} ranks higher): "
+        f"{why}, which on its own points to {wanted}."
+    )
+
+
+def _toml_string(value: str) -> str:
+    out = ['"']
+    for ch in value:
+        code = ord(ch)
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _snippet(backend: Backend, backend_string: str, placeholders: tuple[str, ...], a: Answers, by: str) -> str:
+    comment = f"  # placeholder: replace {placeholders[0]} with your MLflow server's host:port" if placeholders else ""
+    return (
+        f"# Chosen by `trackkit recommend`: {_LABEL[backend]} (decided by the {by} rule).\n"
+        "# Switching later is a one-line change: edit `backend`; the trackkit API does not change.\n"
+        "[trackkit]\n"
+        f"backend = {_toml_string(backend_string)}{comment}\n"
+        f"project = {_toml_string(a.project)}\n"
+    )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def recommend(
+    team_size: int,
+    budget: Budget | str,
+    privacy: bool,
+    production: bool,
+    cloud: Cloud | str | None = None,
+    want_all: bool = False,
+    *,
+    project: str = DEFAULT_PROJECT,
+) -> Recommendation:
+    """Recommend exactly one backend for these answers.
+
+    ``team_size``: people who will look at runs (1 or more). ``budget``: ``"free"`` (free only) or ``"paid"``
+    (can pay for a hosted service). ``privacy``: data may not leave your servers. ``production``: models go to
+    production (model registry, serving). ``cloud``: ``"aws"``, ``"gcp"`` or ``"azure"`` if you already use that
+    provider's ML platform. ``want_all``: you were thinking of logging to all three. ``project``: the project
+    name written into the snippet. Raises :class:`~trackkit.errors.ConfigError` naming the field and the fix.
+    """
+    a = _validate(team_size, budget, privacy, production, cloud, want_all, project)
+    pick, steps, excluded_by = _walk(a)
+    backend_string, placeholders = _backend_string(pick, a)
+    decided_by = next(s.rule for s in steps if s.verdict == "decided")
+
+    reasons = [r for s in steps if (r := _reason(s, pick, a)) is not None]
+    path = list(PRIORITY_ORDER)
+    cloud_note = _CLOUD_NOTES[a.cloud] if a.cloud else None
+    extra_steps: list[Step] = []
+    if cloud_note is not None:
+        path.append("cloud")
+        reasons.append(f"Cloud (a note, never changes the pick): you are on {a.cloud}; see the cloud note.")
+        extra_steps.append(
+            Step("cloud", "Already on a cloud provider's ML platform?", str(a.cloud), (), "note", None, (pick,))
+        )
+    if a.want_all:
+        path.append("one-backend")
+        reasons.append(f"One backend (a note, never changes the pick): {WHY_NOT_ALL_THREE}")
+        extra_steps.append(
+            Step("one-backend", "Use all three for maximum coverage?", "yes", (pick,), "note", None, (pick,))
+        )
+
+    # Runner-ups: the backend excluded by the lowest-priority rule is the closest call.
+    losers = sorted(excluded_by, key=lambda b: (-PRIORITY_ORDER.index(excluded_by[b]), BACKENDS.index(b)))
+    alternatives = tuple(
+        Alternative(
+            b,
+            _backend_string(b, a)[0],
+            f"{_LABEL[b]}: {_WHY_NOT[(excluded_by[b], b)]} ({excluded_by[b]} rule).",
+        )
+        for b in losers
+    )
+    overridden = tuple(s.rule for s in steps if s.verdict == "overridden")
+    return Recommendation(
+        backend=pick,
+        backend_string=backend_string,
+        summary=_summary(pick, a),
+        alternatives=alternatives,
+        reasons=tuple(reasons),
+        decision_path=tuple(path),
+        steps=steps + tuple(extra_steps),
+        decided_by=decided_by,
+        overridden=overridden,
+        cloud_note=cloud_note,
+        toml_snippet=_snippet(pick, backend_string, placeholders, a, decided_by),
+        placeholders=placeholders,
+        switch_note=SWITCH_NOTE,
+        answers=a,
+    )
+
+
+# --------------------------------------------------------------------------- trackkit.toml
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_STANDARD_KEYS = ("naming", "required_tags", "required_config", "required_provenance")
+_STANDARD_TEMPLATE: dict[str, str] = {
+    "naming": 'naming = "{project}-{date}-{user}"',
+    "required_tags": 'required_tags = ["owner", "purpose"]',
+    "required_config": 'required_config = ["seed", "lr", "batch_size"]',
+    "required_provenance": 'required_provenance = ["git", "environment", "seeds", "data"]',
+}
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _toml_string(key)
+
+
+def _toml_value(value: object, where: str) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, f"{where}[{i}]") for i, v in enumerate(value)) + "]"
+    if isinstance(value, Mapping):
+        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v, f'{where}.{k}')}" for k, v in value.items())
+        return "{" + items + "}"
+    raise ConfigError(
+        f"extra.{where}: cannot write {type(value).__name__} to TOML. "
+        "Fix: use strings, numbers, booleans, lists or tables."
+    )
+
+
+def render_team_config(rec: Recommendation, project: str | None = None, extra: Mapping[str, object] | None = None) -> str:
+    """The full trackkit.toml text for a team standard built on ``rec`` (checked to parse as TOML)."""
+    if project is not None and project != rec.answers.project:
+        a = rec.answers
+        rec = recommend(a.team_size, a.budget, a.privacy, a.production, a.cloud, a.want_all, project=project)
+    extra = dict(extra or {})
+    for key in ("backend", "project"):
+        if key in extra:
+            raise ConfigError(
+                f"extra.{key}: set by the recommendation. Fix: pass project=... or choose the backend "
+                "with recommend(); use extra only for other keys."
+            )
+    scalars = {k: v for k, v in extra.items() if not isinstance(v, Mapping)}
+    tables = {k: v for k, v in extra.items() if isinstance(v, Mapping)}
+    lines = [
+        "# trackkit.toml: the team standard for every run started in this repository.",
+        "# Written by `trackkit recommend --write`; edit freely.",
+        "",
+        rec.toml_snippet.rstrip("\n"),
+    ]
+    for key, value in scalars.items():
+        lines.append(f"{_toml_key(str(key))} = {_toml_value(value, str(key))}")
+    template = [line for key, line in _STANDARD_TEMPLATE.items() if key not in extra]
+    if template:
+        lines += [
+            "",
+            "# Team standard (uncomment and adapt). A run that breaks it warns once, naming what is missing",
+            "# (an error in strict mode); `trackkit doctor` checks the repository against it.",
+            *(f"# {line}" for line in template),
+        ]
+    for key, table in tables.items():
+        lines += ["", f"[trackkit.{_toml_key(str(key))}]"]
+        assert isinstance(table, Mapping)
+        for k, v in table.items():
+            lines.append(f"{_toml_key(str(k))} = {_toml_value(v, f'{key}.{k}')}")
+    text = "\n".join(lines) + "\n"
+    _check_parses(text, rec.backend_string, rec.answers.project)
+    return text
+
+
+def _check_parses(text: str, backend_string: str, project: str) -> None:
+    if sys.version_info < (3, 11):  # pragma: no cover - tomllib is 3.11+
+        return
+    import tomllib
+
+    data = tomllib.loads(text)
+    table = data.get("trackkit", {})
+    if table.get("backend") != backend_string or table.get("project") != project:  # pragma: no cover - a bug
+        raise AssertionError(f"trackkit.toml writer produced {table!r}")
+
+
+def write_team_config(
+    rec: Recommendation,
+    path: str | os.PathLike[str],
+    project: str | None = None,
+    extra: Mapping[str, object] | None = None,
+    *,
+    force: bool = False,
+) -> Path:
+    """Write trackkit.toml adopting ``rec`` as the team standard; returns the file written.
+
+    ``path`` is the file, or a directory to write ``trackkit.toml`` into. An existing file is kept unless
+    ``force=True`` (raises :class:`TeamConfigExists`, a ``ConfigError`` and ``FileExistsError``).
+    """
+    target = Path(path)
+    if target.is_dir():
+        target = target / "trackkit.toml"
+    if target.exists() and not force:
+        raise TeamConfigExists(
+            f"{target}: already exists, not overwritten. Fix: edit it by hand, or pass force=True "
+            "(`trackkit recommend --write --force`) to replace it."
+        )
+    text = render_team_config(rec, project, extra)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target

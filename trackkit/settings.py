@@ -1,0 +1,173 @@
+"""Settings, in one precedence order:
+
+    init() kwargs  >  TRACKKIT_* environment  >  trackkit.toml  >  [tool.trackkit] in pyproject.toml  >  defaults
+
+``trackkit.toml`` and ``pyproject.toml`` are looked up from the working directory
+upwards to the repository root (the first directory holding ``.git``) — the first
+one found of each wins. In ``trackkit.toml`` the settings may sit at the top level
+or in a ``[trackkit]`` table; the team standard lives in ``[trackkit.standard]``.
+
+A validation error names the field, the source the value came from and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+
+__all__ = ["Settings", "Standard", "find_config_files", "load_settings"]
+
+ENV_PREFIX = "TRACKKIT_"
+
+
+class Standard(BaseModel):
+    """The team standard (``[trackkit.standard]`` in trackkit.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name_template: str | None = None
+    required_tags: list[str] = Field(default_factory=list)
+    required_config: list[str] = Field(default_factory=list)
+    required_provenance: list[Literal["git", "env", "invocation", "data", "seed"]] = Field(default_factory=list)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    #: one backend string or several
+    backend: list[str] = Field(default_factory=lambda: ["tensorboard:./runs"])
+    project: str = "default"
+    #: where journals live
+    root: str = "./.trackkit"
+    #: "process" (default): a delivery agent that outlives the trainer; "thread": in-process
+    agent: Literal["process", "thread"] = "process"
+    #: seconds finish() waits for delivery before leaving the rest in the journal
+    drain_timeout: float = Field(10.0, ge=0)
+    #: what a NaN/inf logged value does: mark the run diverged, or also raise DivergedError
+    on_nan: Literal["mark", "stop", "ignore"] = "mark"
+    #: raise logging problems into the caller instead of counting and warning once
+    strict: bool = False
+    #: record provenance (git, environment, invocation) at init
+    capture: bool = True
+    #: seconds between agent polls of the journal
+    poll_interval: float = Field(0.05, gt=0)
+    standard: Standard = Field(default_factory=Standard)
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _split_backend(cls, v: Any) -> Any:
+        # a single string may hold several backends; the registry splits and parses them
+        return [v] if isinstance(v, str) else v
+
+
+_FIXES = {
+    "backend": "use a backend string such as 'tensorboard:./runs', 'wandb:PROJECT', 'mlflow:./mlflow.db' or a list",
+    "agent": "use 'process' (default) or 'thread'",
+    "drain_timeout": "use a number of seconds >= 0, e.g. 10",
+    "on_nan": "use 'mark', 'stop' or 'ignore'",
+    "strict": "use true or false",
+    "capture": "use true or false",
+    "poll_interval": "use a number of seconds > 0, e.g. 0.05",
+    "project": "use a project name string",
+    "root": "use a directory path",
+}
+
+
+@dataclass
+class _Layered:
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def add(self, data: Mapping[str, Any], source: str) -> None:
+        for k, v in data.items():
+            self.values[k] = v
+            self.sources[k] = source
+
+
+def _find_upwards(start: str, name: str) -> str | None:
+    d = os.path.abspath(start)
+    while True:
+        p = os.path.join(d, name)
+        if os.path.isfile(p):
+            return p
+        if os.path.exists(os.path.join(d, ".git")):
+            return None
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def find_config_files(start: str | None = None) -> tuple[str | None, str | None]:
+    """(trackkit.toml, pyproject.toml) that apply to ``start`` (default cwd)."""
+    start = start or os.getcwd()
+    return _find_upwards(start, "trackkit.toml"), _find_upwards(start, "pyproject.toml")
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc}). Fix: correct the TOML syntax or remove the file.") from exc
+
+
+def _env_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        if name == "standard":
+            continue
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            out[name] = raw
+    return out
+
+
+def load_settings(
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> Settings:
+    """Merge every source and validate. Raises ``ConfigError`` naming field, source and fix."""
+    environ = os.environ if environ is None else environ
+    layers = _Layered()
+    tk_file, py_file = find_config_files(cwd)
+    if py_file:
+        tool = _read_toml(py_file).get("tool", {}).get("trackkit")
+        if isinstance(tool, dict):
+            layers.add(tool, f"[tool.trackkit] in {py_file}")
+    if tk_file:
+        data = _read_toml(tk_file)
+        table = data.get("trackkit", data)
+        if isinstance(table, dict):
+            layers.add(table, tk_file)
+    layers.add(_env_values(environ), "environment (TRACKKIT_*)")
+    layers.add({k: v for k, v in (kwargs or {}).items() if v is not None}, "init() argument")
+    for k, src in layers.sources.items():
+        if src.startswith("environment"):
+            layers.sources[k] = f"environment variable {ENV_PREFIX}{k.upper()}"
+    unknown = [k for k in layers.values if k not in Settings.model_fields]
+    if unknown:
+        k = unknown[0]
+        raise ConfigError(
+            f"{k}: unknown setting (from {layers.sources[k]}). "
+            f"Fix: remove it or use one of: {', '.join(sorted(Settings.model_fields))}"
+        )
+    try:
+        return Settings.model_validate(layers.values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "settings"
+        top = str(err["loc"][0]) if err["loc"] else ""
+        src = layers.sources.get(top, "defaults")
+        value = layers.values.get(top, "<missing>")
+        fix = _FIXES.get(top, "see docs/configuration.md")
+        raise ConfigError(f"{loc}: {err['msg']} (got {value!r} from {src}). Fix: {fix}") from None
