@@ -142,6 +142,26 @@ class RunInfo:
     #: where the backend keeps it (directory, run id, URL)
     location: str = ""
 
+    def apply(self, ev: Event) -> None:
+        """Fold one event into this summary (readers build ``RunInfo`` this way)."""
+        if isinstance(ev, RunStarted):
+            self.run_id, self.project, self.name, self.group = ev.run_id, ev.project, ev.name, ev.group
+            self.start_time = ev.start_time
+            self.tags.update(ev.tags)
+            self.config.update(ev.config)
+        elif isinstance(ev, Metrics):
+            self.last_metrics.update(ev.values)
+            self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
+        elif isinstance(ev, ConfigUpdate):
+            self.config.update(ev.config)
+        elif isinstance(ev, Tags):
+            self.tags.update(ev.tags)
+        elif isinstance(ev, StatusChange):
+            self.status, self.reason = ev.status, ev.reason
+        elif isinstance(ev, RunFinished):
+            self.status, self.end_time = ev.status, ev.time
+            self.reason = ev.reason or self.reason
+
     @property
     def duration(self) -> float | None:
         if self.start_time is None or self.end_time is None:

@@ -138,3 +138,40 @@ def read_journal(path: str) -> Iterator[dict[str, Any]]:
     reader = JournalReader(path)
     for rec, _ in reader.read():
         yield rec
+
+
+def load_run(run_dir: str) -> Any:
+    """The run recorded in a journal directory, as a ``RunRecord`` (status ``running``
+    for a run whose trainer is still alive or died before anyone marked it)."""
+    from .events import RunInfo, RunRecord, event_from_record
+
+    path = os.path.join(run_dir, JOURNAL_NAME)
+    events = []
+    for rec in read_journal(path):
+        try:
+            events.append(event_from_record(rec))
+        except (ValueError, TypeError, KeyError):
+            continue
+    info = RunInfo(run_id=os.path.basename(run_dir), project="", name="", backend="journal", location=run_dir)
+    for ev in events:
+        info.apply(ev)
+    return RunRecord(info, events)
+
+
+def list_run_dirs(root: str) -> list[str]:
+    """Run directories under a journal root (``<root>/<project>/<run id>/``), oldest first."""
+    out = []
+    try:
+        projects = os.listdir(root)
+    except OSError:
+        return []
+    for p in projects:
+        pdir = os.path.join(root, p)
+        try:
+            ids = os.listdir(pdir)
+        except OSError:
+            continue
+        for rid in ids:
+            if os.path.exists(os.path.join(pdir, rid, JOURNAL_NAME)):
+                out.append(os.path.join(pdir, rid))
+    return sorted(out, key=os.path.basename)

@@ -83,6 +83,7 @@ class Rule:
     id: str
     #: 1 = highest priority
     priority: int
+    name: str
     question: str
     #: the product guidance, in one line
     guidance: str
@@ -94,6 +95,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "privacy",
         1,
+        "Privacy",
         "Must the data stay on your own servers?",
         "yes -> a self-hosted MLflow server",
         "A hard constraint: W&B's hosted cloud stores runs on W&B's servers. MLflow is open source and runs "
@@ -102,6 +104,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "production",
         2,
+        "Production",
         "Will models go to production (model registry, serving)?",
         "yes -> MLflow",
         "MLflow has a model registry and model serving next to its tracking; TensorBoard has neither and "
@@ -110,6 +113,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "team",
         3,
+        "Team features",
         "Does more than one person need to see the runs?",
         "no -> TensorBoard (the simplest); yes -> W&B (hosted) or MLflow (self-hosted)",
         "TensorBoard is local files and a viewer: no account, no server, but also no users or sharing.",
@@ -117,6 +121,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "budget",
         4,
+        "Budget",
         "Can you pay for a hosted service?",
         "free only -> TensorBoard or MLflow; can pay -> W&B",
         "TensorBoard and MLflow are free and open source; W&B's team plans are paid but leave nothing to run.",
@@ -124,6 +129,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "team-size",
         5,
+        "Team size",
         "How many people?",
         f"2-{SMALL_TEAM_MAX} -> W&B; more than {SMALL_TEAM_MAX} -> a shared MLflow server",
         "A small team gets the most from a hosted service; a larger one shares one server with no per-seat cost.",
@@ -239,8 +245,12 @@ def _validate(
         key = cloud.strip().lower() if isinstance(cloud, str) else None
         if key in ("", "none"):
             norm_cloud = None
-        elif key == "aws" or key == "gcp" or key == "azure":
-            norm_cloud = key
+        elif key == "aws":
+            norm_cloud = "aws"
+        elif key == "gcp":
+            norm_cloud = "gcp"
+        elif key == "azure":
+            norm_cloud = "azure"
         else:
             raise ConfigError(
                 f"cloud: expected one of {', '.join(CLOUDS)} or None, got {cloud!r}. "
@@ -275,7 +285,7 @@ def _rule_view(rule: str, a: Answers) -> tuple[str, tuple[Backend, ...], str]:
         return (
             f"yes ({people})",
             ("wandb", "mlflow"),
-            "team features (shared runs, comparison across people) need W&B (hosted) or MLflow (self-hosted)",
+            f"{people} need shared runs and comparison across people: W&B (hosted) or MLflow (self-hosted)",
         )
     if rule == "budget":
         if a.budget == "free":
@@ -370,6 +380,11 @@ _WHY_NOT: dict[tuple[str, Backend], str] = {
     "MLflow server serves everyone",
 }
 
+_CLOUD_NAME: dict[Cloud, str] = {
+    "aws": "AWS (SageMaker AI)",
+    "gcp": "Google Cloud (Vertex AI)",
+    "azure": "Azure (Azure Machine Learning)",
+}
 _CLOUD_NOTES: dict[Cloud, str] = {
     "aws": (
         "AWS: SageMaker AI's own tracking is SageMaker Experiments, and current SageMaker AI also offers "
@@ -411,23 +426,20 @@ SWITCH_NOTE = (
 def _reason(step: Step, pick: Backend, a: Answers) -> str | None:
     rule = _RULE[step.rule]
     _, _, why = _rule_view(step.rule, a)
-    total = len(PRIORITY_ORDER)
-    name = step.rule.capitalize()
-    where = f"rule {rule.priority} of {total}"
+    where = f"{rule.name} (rule {rule.priority} of {len(PRIORITY_ORDER)})"
     if step.verdict == "no opinion":
         return None
     if step.verdict == "decided":
-        return f"{name} decided ({where}): {why} -> {_LABEL[pick]}."
+        return f"{where} decided: {why} -> {_LABEL[pick]}."
     if step.verdict == "narrowed":
-        options = " or ".join(_LABEL[b] for b in step.remaining)
-        return f"{name} narrowed the choice ({where}): {why} -> {options}."
+        return f"{where} narrowed the choice: {why} -> {' or '.join(_LABEL[b] for b in step.remaining)}."
     if step.verdict == "agreed":
-        return f"{name} agreed ({where}): {why}."
+        return f"{where} agreed: {why}."
     assert step.overridden_by is not None
-    wanted = " or ".join(_LABEL[b] for b in step.points_to)
+    winner = _RULE[step.overridden_by]
     return (
-        f"{name} was overridden by {step.overridden_by} ({where}; {step.overridden_by} ranks higher): "
-        f"{why}, which on its own points to {wanted}."
+        f"{where} was overridden by {winner.name} (rule {winner.priority}, higher priority): on its own, {why} "
+        f"-> {' or '.join(_LABEL[b] for b in step.points_to)}."
     )
 
 
@@ -454,9 +466,9 @@ def _toml_string(value: str) -> str:
 
 
 def _snippet(backend: Backend, backend_string: str, placeholders: tuple[str, ...], a: Answers, by: str) -> str:
-    comment = f"  # placeholder: replace {placeholders[0]} with your MLflow server's host:port" if placeholders else ""
+    comment = "  # placeholder: use your MLflow server's address" if placeholders else ""
     return (
-        f"# Chosen by `trackkit recommend`: {_LABEL[backend]} (decided by the {by} rule).\n"
+        f"# Chosen by `trackkit recommend`: {_LABEL[backend]} (decided by the {_RULE[by].name.lower()} rule).\n"
         "# Switching later is a one-line change: edit `backend`; the trackkit API does not change.\n"
         "[trackkit]\n"
         f"backend = {_toml_string(backend_string)}{comment}\n"
@@ -494,9 +506,11 @@ def recommend(
     path = list(PRIORITY_ORDER)
     cloud_note = _CLOUD_NOTES[a.cloud] if a.cloud else None
     extra_steps: list[Step] = []
-    if cloud_note is not None:
+    if a.cloud is not None:
         path.append("cloud")
-        reasons.append(f"Cloud (a note, never changes the pick): you are on {a.cloud}; see the cloud note.")
+        reasons.append(
+            f"Cloud (a note, never changes the pick): you already use {_CLOUD_NAME[a.cloud]}; see the cloud note."
+        )
         extra_steps.append(
             Step("cloud", "Already on a cloud provider's ML platform?", str(a.cloud), (), "note", None, (pick,))
         )
@@ -507,13 +521,18 @@ def recommend(
             Step("one-backend", "Use all three for maximum coverage?", "yes", (pick,), "note", None, (pick,))
         )
 
-    # Runner-ups: the backend excluded by the lowest-priority rule is the closest call.
-    losers = sorted(excluded_by, key=lambda b: (-PRIORITY_ORDER.index(excluded_by[b]), BACKENDS.index(b)))
+    # Runner-ups: the backend excluded by the lowest-priority rule is the closest call; among those excluded by
+    # the same rule, one that suits the team's size (rule 3) comes first.
+    team_fit = _rule_view("team", a)[1]
+    losers = sorted(
+        excluded_by,
+        key=lambda b: (-PRIORITY_ORDER.index(excluded_by[b]), b not in team_fit, BACKENDS.index(b)),
+    )
     alternatives = tuple(
         Alternative(
             b,
             _backend_string(b, a)[0],
-            f"{_LABEL[b]}: {_WHY_NOT[(excluded_by[b], b)]} ({excluded_by[b]} rule).",
+            f"{_LABEL[b]}: {_WHY_NOT[(excluded_by[b], b)]} ({_RULE[excluded_by[b]].name.lower()} rule).",
         )
         for b in losers
     )
@@ -539,7 +558,6 @@ def recommend(
 # --------------------------------------------------------------------------- trackkit.toml
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_STANDARD_KEYS = ("naming", "required_tags", "required_config", "required_provenance")
 _STANDARD_TEMPLATE: dict[str, str] = {
     "naming": 'naming = "{project}-{date}-{user}"',
     "required_tags": 'required_tags = ["owner", "purpose"]',
@@ -574,7 +592,9 @@ def _toml_value(value: object, where: str) -> str:
     )
 
 
-def render_team_config(rec: Recommendation, project: str | None = None, extra: Mapping[str, object] | None = None) -> str:
+def render_team_config(
+    rec: Recommendation, project: str | None = None, extra: Mapping[str, object] | None = None
+) -> str:
     """The full trackkit.toml text for a team standard built on ``rec`` (checked to parse as TOML)."""
     if project is not None and project != rec.answers.project:
         a = rec.answers

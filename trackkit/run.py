@@ -42,6 +42,8 @@ _isfinite = math.isfinite
 _time = time.time
 
 _active: Run | None = None
+#: settings forced on every init (trackkit.testing.capture)
+_overrides: dict[str, Any] = {}
 _active_lock = threading.Lock()
 
 
@@ -614,6 +616,7 @@ def init(
             "on_nan": on_nan,
             "strict": strict,
             "capture": capture,
+            **_overrides,
         }
     )
     specs = parse_backends(settings.backend)

@@ -12,16 +12,10 @@ from collections.abc import Sequence
 
 from ..backend import BackendSpec, Capabilities
 from ..events import (
-    Artifact,
-    ConfigUpdate,
     Event,
-    Metrics,
-    RunFinished,
     RunInfo,
     RunRecord,
     RunStarted,
-    StatusChange,
-    Tags,
 )
 
 __all__ = ["MemoryReader", "MemorySink", "clear", "store"]
@@ -44,29 +38,6 @@ def clear(name: str | None = None) -> None:
             _STORE.pop(name, None)
 
 
-def apply(info: RunInfo, ev: Event) -> None:
-    """Fold one event into a run summary (shared by the memory reader and tests)."""
-    if isinstance(ev, RunStarted):
-        info.project, info.name, info.group = ev.project, ev.name, ev.group
-        info.start_time = ev.start_time
-        info.tags.update(ev.tags)
-        info.config.update(ev.config)
-    elif isinstance(ev, Metrics):
-        info.last_metrics.update(ev.values)
-        info.last_step = ev.step if info.last_step is None else max(info.last_step, ev.step)
-    elif isinstance(ev, ConfigUpdate):
-        info.config.update(ev.config)
-    elif isinstance(ev, Tags):
-        info.tags.update(ev.tags)
-    elif isinstance(ev, StatusChange):
-        info.status, info.reason = ev.status, ev.reason
-    elif isinstance(ev, RunFinished):
-        info.status, info.end_time = ev.status, ev.time
-        info.reason = ev.reason or info.reason
-    elif isinstance(ev, Artifact):
-        pass
-
-
 class MemorySink:
     capabilities = Capabilities()
 
@@ -87,7 +58,7 @@ class MemorySink:
                 if self.run is None:
                     raise RuntimeError("memory sink received events before RunStarted")
                 self.run.events.append(ev)
-                apply(self.run.info, ev)
+                self.run.info.apply(ev)
 
     def close(self) -> None:
         pass

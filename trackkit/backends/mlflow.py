@@ -256,6 +256,7 @@ class _Conn:
         self.display = _strip_credentials(self.uri)
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("DO_NOT_TRACK", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         try:
             from mlflow.tracking import MlflowClient
         except ImportError as exc:
@@ -352,6 +353,24 @@ class MlflowSink:
     def client(self) -> Any:
         return self._conn.client
 
+    @classmethod
+    def native(cls, spec: BackendSpec, run_id: str, project: str, name: str) -> tuple[Any, str]:
+        """``Run.native("mlflow")``: ``(MlflowClient, mlflow_run_id)`` of the run with this trackkit id.
+
+        Attaches to (or creates, tagged ``trackkit.run_id`` so the agent re-attaches to it) the
+        run. This bypasses every trackkit guarantee: calls block, can raise, are not journaled."""
+        import time
+
+        sink = cls(spec)
+        try:
+            sink._attach(RunStarted(run_id=run_id, project=project, name=name, start_time=time.time()))
+        except TrackkitError:
+            raise
+        except Exception as exc:
+            raise sink._conn.error("native", exc) from exc
+        assert sink.mlflow_run_id is not None
+        return sink.client, sink.mlflow_run_id
+
     # ---- the seam
 
     def emit(self, batch: Sequence[Event]) -> None:
@@ -398,11 +417,13 @@ class MlflowSink:
 
     # ---- events
 
-    def _start(self, ev: RunStarted) -> None:
+    def _attach(self, ev: RunStarted) -> bool:
+        """Find the run tagged ``trackkit.run_id`` or create it; True when it already existed."""
         conn = self._conn
         exp_id = conn.experiment_id(ev.project or "Default", create=True)
         assert exp_id is not None
         run = conn.find_run([exp_id], ev.run_id)
+        resumed = run is not None
         if run is not None:  # resume / redelivery: re-attach
             self.mlflow_run_id = run.info.run_id
             self._mlflow_status = run.info.status
@@ -420,6 +441,10 @@ class MlflowSink:
             self._params = {}
             self._tags = dict(run.data.tags)
         self._p_params, self._p_tags, self._p_metrics = {}, {}, []
+        return resumed
+
+    def _start(self, ev: RunStarted) -> None:
+        resumed = self._attach(ev)
         if ev.group:
             self._tag(T_GROUP, ev.group)
         start_keys = []
@@ -437,8 +462,10 @@ class MlflowSink:
                 self._tag(mlflow_key(name), _value_str(v))
         self._config(ev.config)
         self._flush()
-        self._upload_json(ev.config, A_CONFIG)
-        self._upload_json(ev.meta, A_META)
+        if ev.config or not resumed:
+            self._upload_json(ev.config, A_CONFIG)
+        if ev.meta or not resumed:
+            self._upload_json(ev.meta, A_META)
 
     def _metrics(self, ev: Metrics) -> None:
         from mlflow.entities import Metric
@@ -716,6 +743,11 @@ class MlflowReader:
             ms = path.rsplit("/", 1)[-1].split("-", 1)[0]
             if isinstance(cfg, dict):
                 body.append(ConfigUpdate(cfg, time=int(ms) / 1000 if ms.isdigit() else 0.0))
+        merged = _merge({}, config)
+        for ev in body:
+            if isinstance(ev, ConfigUpdate):
+                merged = _merge(merged, ev.config)
+        info.config = merged
         body.extend(self._metric_events(mid, list(run.data.metrics), keys, infs))
         base = run.info.artifact_uri or ""
         for path in sorted(p for p in files if p.startswith(A_ARTIFACTS + "/") and p.endswith(".json")):
@@ -782,6 +814,16 @@ class MlflowReader:
             local = self.client.download_artifacts(mid, path, tmp)
             with open(local, encoding="utf-8") as fh:
                 return json.load(fh)
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in update.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = dict(v) if isinstance(v, Mapping) else v
+    return out
 
 
 def _key_map(tags: Mapping[str, str]) -> dict[str, str]:

@@ -35,7 +35,7 @@ _LOCK = threading.Lock()
 
 
 def cache_path() -> str:
-    """``$TRACKKIT_CACHE_DIR/fingerprints.json``, else ``$XDG_CACHE_HOME/trackkit/...``, else ``~/.cache/trackkit/...``."""
+    """``$TRACKKIT_CACHE_DIR/fingerprints.json``, else ``$XDG_CACHE_HOME/trackkit/``, else ``~/.cache/trackkit/``."""
     base = os.environ.get("TRACKKIT_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")

@@ -283,7 +283,7 @@ def _entry_point() -> dict[str, Any]:
     if argv0 and argv0 not in ("-c", "-m") and os.path.exists(argv0):
         out["script"] = os.path.abspath(argv0)
     elif getattr(main, "__file__", None):
-        out["script"] = os.path.abspath(str(main.__file__))
+        out["script"] = os.path.abspath(str(getattr(main, "__file__", "")))
     else:
         out["script"] = None  # interactive session, notebook or -c
     return out

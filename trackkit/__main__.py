@@ -1,0 +1,3 @@
+from trackkit.cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""The ``trackkit`` command. Each command group lives in its own small module and
+is imported only when that command runs, so ``trackkit --help`` stays fast and
+never imports an SDK."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+#: command name -> (module, attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "runs": ("trackkit.cli.runs", "runs", "List runs under the local journal root."),
+    "show": ("trackkit.cli.runs", "show", "Show one run: config, tags, status, last metrics."),
+    "sync": ("trackkit.cli.runs", "sync", "Deliver what the journal holds to the backends (after a crash or outage)."),
+    "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend for your team and write trackkit.toml."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in sorted(COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="trackkit")
+def main() -> None:
+    """trackkit: experiment tracking nobody skips.
+
+    Runs are journaled locally (default ./.trackkit) and delivered to TensorBoard,
+    Weights & Biases and/or MLflow by a background agent."""
+
+
