@@ -46,6 +46,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRACKKIT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    for var in ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG"):  # seed_everything sets these: undo after
+        monkeypatch.setenv(var, "placeholder")
+        monkeypatch.delenv(var)
     prov.clear_seed_record()
 
 
@@ -168,7 +171,13 @@ def test_parts_can_be_turned_off(repo: Path) -> None:
     assert p.meta == {"git": {"disabled": True}, "env": {"disabled": True}, "invocation": {"disabled": True}}
     assert p.files == {}
     status = pillar_status(p.meta)
-    assert status == {"git": "disabled", "env": "disabled", "invocation": "disabled", "data": "missing", "seed": "missing"}
+    assert status == {
+        "git": "disabled",
+        "env": "disabled",
+        "invocation": "disabled",
+        "data": "missing",
+        "seed": "missing",
+    }
 
 
 # --------------------------------------------------------------------------- environment and invocation
@@ -337,7 +346,6 @@ def test_default_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 def test_seed_everything_repeats_random_numpy_torch(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
     np = pytest.importorskip("numpy")
-    monkeypatch.delenv("PYTHONHASHSEED", raising=False)
 
     def draw() -> tuple[float, float, list[float]]:
         return random.random(), float(np.random.rand()), torch.rand(3).tolist()
@@ -360,7 +368,6 @@ def test_seed_everything_repeats_random_numpy_torch(monkeypatch: pytest.MonkeyPa
 
 def test_seed_deterministic(monkeypatch: pytest.MonkeyPatch) -> None:
     torch = pytest.importorskip("torch")
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark)
     try:
         rec = seed_everything(7, deterministic=True)
@@ -396,7 +403,7 @@ def test_innocent_keys(key: str) -> None:
 
 
 def test_redact_config() -> None:
-    cfg = {
+    cfg: dict[str, Any] = {
         "model": {"hf_token": "abc", "tokenizer": "bert"},
         "db.password": "pw",
         "use_auth_token": True,
