@@ -184,15 +184,15 @@ class Run:
             if step > self._step:
                 self._step = step
             clean: dict[str, float | int] = {}
+            bad = None
             for k, v in values.items():
                 t = type(v)
-                if t is float:
-                    if not _isfinite(v):
-                        self._nonfinite(k, v, step)
-                elif t is not int:
+                if t is not float and t is not int:
                     v = self._coerce_value(k, v)
                     if v is None:
                         continue
+                if type(v) is float and not _isfinite(v) and bad is None:
+                    bad = (str(k), v)
                 if type(k) is not str:
                     k = str(k)
                 clean[k] = v
@@ -200,6 +200,8 @@ class Run:
                 return
             self._journal.write_line(_encode({"k": "m", "s": step, "t": _time(), "v": clean}))
             self.records_written += 1
+            if bad is not None:  # after the write: the diverging value itself is kept
+                self._nonfinite(bad[0], bad[1], step)
         except DivergedError:
             raise
         except OSError as exc:
@@ -237,8 +239,6 @@ class Run:
             return None
         if isinstance(out, int) and not isinstance(out, bool) and abs(out) >= 2**63:
             out = float(out)
-        if isinstance(out, float) and not _isfinite(out):
-            self._nonfinite(str(key), out, self._step)
         return out
 
     def _nonfinite(self, key: str, value: float, step: int) -> None:
@@ -334,19 +334,19 @@ class Run:
         global _active
         if self._finished:
             return
+        if status is None:
+            st = Status.DIVERGED if self._diverged else Status.COMPLETED
+            if self._diverged and not reason:
+                reason = self.reason
+        else:
+            try:
+                st = Status(status)
+            except ValueError:
+                raise ConfigError(
+                    f"status: {status!r} is not a status. Fix: use one of {[s.value for s in Status]}"
+                ) from None
         self._finished = True
         try:
-            if status is None:
-                st = Status.DIVERGED if self._diverged else Status.COMPLETED
-                if self._diverged and not reason:
-                    reason = self.reason
-            else:
-                try:
-                    st = Status(status)
-                except ValueError:
-                    raise ConfigError(
-                        f"status: {status!r} is not a status. Fix: use one of {[s.value for s in Status]}"
-                    ) from None
             now = _time()
             last_step = self._step if self._step >= 0 else None
             if st is not Status.DIVERGED or not self._diverged:
@@ -634,7 +634,7 @@ def init(
     if settings.capture or seed is not None or data is not None:
         meta_p, files = _capture(settings, data)
         meta.update(meta_p)
-    config = _redact(config or {})
+    config = _redact(_jsonable(dict(config or {})))
     with _active_lock:
         prev = _active
     if prev is not None and not prev._finished:

@@ -38,8 +38,11 @@ __all__ = ["BackendContract", "Captured", "capture"]
 class Captured:
     store_name: str
     runs: list[RunRecord] = field(default_factory=list)
+    closed: bool = False
 
     def _refresh(self) -> None:
+        if self.closed:  # the block ended: keep the snapshot taken then
+            return
         from .backends.memory import store
 
         self.runs = list(store(self.store_name).values())
@@ -78,6 +81,7 @@ def capture(**overrides: Any) -> Iterator[Captured]:
                 active.finish()
             _run_mod._overrides = prev
             cap._refresh()
+            cap.closed = True
             clear(name)
 
 
