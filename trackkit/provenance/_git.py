@@ -139,7 +139,7 @@ def _untracked(root: str, names: list[str]) -> tuple[str, list[str], list[dict[s
     included: list[str] = []
     rows: list[dict[str, Any]] = []
     total = 0
-    for name in sorted(names):
+    for name in sorted(names)[:MAX_UNTRACKED_LISTED]:  # a huge unignored folder: stat no more than we list
         row: dict[str, Any] = {"path": name}
         rows.append(row)
         if name.endswith("/"):  # an untracked directory (only when git collapses it)
@@ -258,8 +258,8 @@ def capture_git(cwd: str, extra_patterns: Sequence[re.Pattern[str]] = ()) -> tup
             size = row.get("bytes")
             state = "included" if row.get("included") else f"skipped ({row.get('skipped', '?')})"
             listing.append(f"{row['path']}\t{'' if size is None else size}\t{state}")
-        if len(rows) > MAX_UNTRACKED_LISTED:
-            listing.append(f"... {len(rows) - MAX_UNTRACKED_LISTED} more")
+        if len(status["untracked"]) > len(rows):
+            listing.append(f"... {len(status['untracked']) - len(rows)} more")
         files[UNTRACKED_LIST_NAME] = "\n".join(listing) + "\n"
         meta["untracked"] = [r["path"] for r in rows[:MAX_UNTRACKED_IN_META]]
         meta["untracked_included"] = included[:MAX_UNTRACKED_IN_META]
