@@ -442,6 +442,10 @@ class Run:
                     pass
         self._prev_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
+        # SystemExit never reaches an excepthook: remember sys.exit()'s code for atexit
+        self._exit_code: Any = None
+        self._prev_exit = sys.exit
+        setattr(sys, "exit", self._sys_exit)  # noqa: B010
         atexit.register(self._atexit)
 
     def _uninstall_hooks(self) -> None:
@@ -454,6 +458,8 @@ class Run:
         self._prev_handlers = {}
         if sys.excepthook == self._excepthook:
             sys.excepthook = self._prev_excepthook
+        if getattr(sys, "exit", None) == getattr(self, "_sys_exit", None):
+            setattr(sys, "exit", self._prev_exit)  # noqa: B010
         atexit.unregister(self._atexit)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -476,8 +482,16 @@ class Run:
         finally:
             self._prev_excepthook(et, ev, tb)
 
+    def _sys_exit(self, code: Any = None) -> Any:
+        self._exit_code = code
+        return self._prev_exit(code)
+
     def _atexit(self) -> None:
-        self.finish()
+        code = self._exit_code
+        if code is not None and code != 0:
+            self._finish_from_exception(SystemExit(code), None)
+        else:
+            self.finish()
 
     # ------------------------------------------------------------------ internals
 
