@@ -319,7 +319,7 @@ def start_agent(run: Run) -> AgentHandle:
         return AgentHandle(run.dir, specs, thread=t, stop=stop)
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
-    logf = open(os.path.join(run.dir, "agent.log"), "ab")  # noqa: SIM115 - handed to the child
+    logf = open(os.path.join(run.dir, "agent.log"), "ab")
     try:
         proc = subprocess.Popen(
             [
@@ -362,7 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"agent started (pid {os.getpid()}) for {[str(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout, log=log)
     ok = delivery.run(lambda: lock_is_held(args.run_dir))
-    log("agent done: everything delivered" if ok else f"agent done: left in the journal for {pending_sinks(args.run_dir, specs)}")
+    left = pending_sinks(args.run_dir, specs)
+    log("agent done: everything delivered" if ok else f"agent done: left in the journal for {left}")
     return 0 if ok else 1
 
 

@@ -119,7 +119,7 @@ class RunFinished:
     exit_code: int | None = None
 
 
-Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, StatusChange, RunFinished]
+Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, StatusChange, RunFinished]  # noqa: UP007
 
 
 @dataclass

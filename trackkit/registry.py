@@ -131,7 +131,7 @@ def parse_backend(text: str) -> BackendSpec:
     if not raw:
         raise ConfigError("backend: empty backend string. Fix: e.g. backend='tensorboard:./runs'")
     query = ""
-    scheme, sep, rest = raw.partition(":")
+    scheme, _, rest = raw.partition(":")
     transport = ""
     if "+" in scheme:
         scheme, _, transport = scheme.partition("+")
@@ -161,14 +161,20 @@ def parse_backends(value: str | BackendSpec | Sequence[str | BackendSpec] | None
         return []
     if isinstance(value, BackendSpec):
         return [value]
+    parts: list[str | BackendSpec]
     if isinstance(value, str):
-        parts = [p for chunk in value.split(";") for p in _split_commas(chunk)]
+        parts = list(parse_str_list(value))
     else:
-        parts = list(value)
-    out = [p if isinstance(p, BackendSpec) else parse_backend(p) for p in parts if not isinstance(p, str) or p.strip()]
+        parts = [p for item in value for p in ([item] if isinstance(item, BackendSpec) else parse_str_list(item))]
+    out = [p if isinstance(p, BackendSpec) else parse_backend(p) for p in parts]
     if not out:
         raise ConfigError("backend: no backend given. Fix: e.g. backend='tensorboard:./runs'")
     return out
+
+
+def parse_str_list(value: str) -> list[str]:
+    """Split ``"a:x,b:y;c"`` into backend strings."""
+    return [p for chunk in value.split(";") for p in _split_commas(chunk)]
 
 
 def _split_commas(chunk: str) -> list[str]:

@@ -139,7 +139,7 @@ def test_numpy_and_torch_scalars() -> None:
             with trackkit.init(project="p") as run:
                 run.log({"np": np.float32(0.5), "npi": np.int64(3), "t": torch.tensor(2.5), "multi": torch.ones(3)},
                         step=0)
-    m = [e for e in cap.run.events if isinstance(e, Metrics)][0].values
+    m = next(e for e in cap.run.events if isinstance(e, Metrics)).values
     assert m == {"np": 0.5, "npi": 3, "t": 2.5}
     assert run.problems["value"] == 1
 

@@ -46,7 +46,7 @@ def test_sigkill_at_random_step_loses_nothing_acknowledged(tmp_path: object, see
 def test_sigterm_marks_killed_and_keeps_exit_code(tmp_path: object) -> None:
     backend = f"tensorboard:{tmp_path}/runs"
     proc = start_child(backend, f"{tmp_path}/j", "--hz", "100")
-    run_id, run_dir = read_until_ack(proc, 10)
+    run_id, _ = read_until_ack(proc, 10)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, err

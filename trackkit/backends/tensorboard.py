@@ -89,7 +89,9 @@ class TensorBoardSink:
             from tensorboard.compat.proto import event_pb2, summary_pb2
             from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError as exc:  # pragma: no cover - tensorboard is a base dependency
-            raise MissingDependency("the tensorboard backend needs it. Fix: pip install 'trackkit[tensorboard]'") from exc
+            raise MissingDependency(
+                "the tensorboard backend needs the tensorboard package. Fix: pip install 'trackkit[tensorboard]'"
+            ) from exc
         self._Writer = EventFileWriter
         self._Event = event_pb2.Event
         self._Summary = summary_pb2.Summary
@@ -331,7 +333,7 @@ class TensorBoardReader:
             )
         statuses = [(wall, step, json.loads(text)) for wall, step, text in texts.get(TEXT_STATUS, [])]
         statuses.sort(key=lambda x: (x[0], bool((x[2].get("details") or {}).get("final"))))
-        for wall, step, s in statuses:
+        for wall, _step, s in statuses:
             st = Status(s["status"])
             details = s.get("details") or {}
             if details.get("final"):

@@ -5,7 +5,6 @@ never imports an SDK."""
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import click
 
@@ -14,7 +13,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runs": ("trackkit.cli.runs", "runs", "List runs under the local journal root."),
     "show": ("trackkit.cli.runs", "show", "Show one run: config, tags, status, last metrics."),
     "sync": ("trackkit.cli.runs", "sync", "Deliver what the journal holds to the backends (after a crash or outage)."),
-    "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend for your team and write trackkit.toml."),
+    "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend and write the team's trackkit.toml."),
 }
 
 

@@ -101,7 +101,8 @@ def show(run: str, root: str | None) -> None:
     i = rec.info
     console = Console()
     st = i.status.value
-    console.print(f"[bold]{i.name}[/] ({i.run_id}) project [bold]{i.project}[/]" + (f" group {i.group}" if i.group else ""))
+    group = f" group {i.group}" if i.group else ""
+    console.print(f"[bold]{i.name}[/] ({i.run_id}) project [bold]{i.project}[/]{group}")
     console.print(f"status [{_STATUS_STYLE.get(st, 'white')}]{st}[/]" + (f": {i.reason}" if i.reason else ""))
     console.print(f"started {_when(i.start_time)}  duration {_dur(rec)}  journal {i.location}")
     from ..events import flatten_config
