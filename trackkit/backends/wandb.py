@@ -152,7 +152,7 @@ class WandbSink:
 
     Options (``wandb:PROJECT?...``): ``entity``, ``group``, ``mode`` (``offline``/``online``;
     default: W&B's own setting), ``dir`` (default ``WANDB_DIR`` or the cwd),
-    ``init_timeout`` and ``finish_timeout`` in seconds (default 60 and 300).
+    ``init_timeout``, ``finish_timeout`` and ``flush_timeout`` in seconds (default 60, 300, 30).
     """
 
     capabilities = Capabilities(native_killed=False)
@@ -171,8 +171,9 @@ class WandbSink:
         try:
             self._init_timeout = float(opts.get("init_timeout", "60"))
             self._finish_timeout = float(opts.get("finish_timeout", "300"))
+            self._flush_timeout = float(opts.get("flush_timeout", "30"))
         except ValueError as exc:
-            raise ConfigError(f"backend {spec}: init_timeout/finish_timeout must be numbers of seconds") from exc
+            raise ConfigError(f"backend {spec}: the *_timeout options must be numbers of seconds") from exc
         self._reset()
 
     def _reset(self) -> None:
@@ -246,7 +247,9 @@ class WandbSink:
                 run.summary.update({"trackkit/detached": True})
                 with contextlib.suppress(Exception):
                     run.mark_preempting()
+                path = self._run_file(run)
                 run.finish(exit_code=1)
+            self._wait_written(path)
         finally:
             self._finished = True
             self.run = None
@@ -555,9 +558,55 @@ class WandbSink:
                     "trackkit/finished": True,
                 }
             )
+            path = self._run_file(self.run)
             self.run.finish(exit_code=exit_code)
         self._finished = True
         self.run = None
+        self._wait_written(path)
+
+    @staticmethod
+    def _run_file(run: Any) -> str | None:
+        path = getattr(getattr(run, "settings", None), "sync_file", None)
+        return str(path) if path else None
+
+    def _wait_written(self, path: str | None) -> None:
+        """``finish()`` can return before wandb-core has written the file: wait (bounded) until
+        the exit record is on disk, so that a closed sink means readable data."""
+        if not path:
+            return
+        deadline = time.monotonic() + self._flush_timeout
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if _has_exit_record(path):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        msg = f"wandb: {path} was not complete {self._flush_timeout:.0f} s after finish(); reading it may miss data"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        log.warning(msg)
+
+
+def _has_exit_record(path: str) -> bool:
+    """True once the run file ends with W&B's ``exit`` record on disk (reads the last blocks only)."""
+    import importlib
+
+    pb: Any = importlib.import_module("wandb.proto.wandb_internal_pb2")
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            base = max(0, (size // _BLOCK - 1) * _BLOCK)
+            fh.seek(base)
+            data = fh.read()
+    except OSError:
+        return False
+    start = _FILE_HEADER.size if base == 0 else 0
+    for payload in _frames(data, start, base):
+        rec = pb.Record()
+        with contextlib.suppress(Exception):
+            rec.ParseFromString(payload)
+            if rec.WhichOneof("record_type") == "exit":
+                return True
+    return False
 
 
 def _jsonable(value: Any) -> Any:
@@ -590,11 +639,15 @@ def iter_records(data: bytes) -> Iterator[bytes]:
     ident, magic, _version = _FILE_HEADER.unpack_from(data, 0)
     if ident != b":W&B" or magic != 0xBEE1:
         raise ValueError("not a W&B run file (bad header)")
-    pos = _FILE_HEADER.size
+    yield from _frames(data, _FILE_HEADER.size, 0)
+
+
+def _frames(data: bytes, pos: int, base: int) -> Iterator[bytes]:
+    """Reassembled payloads of ``data``, whose byte 0 lies at file offset ``base``."""
     end_of_data = len(data)
     pending: bytearray | None = None
     while pos < end_of_data:
-        left = _BLOCK - pos % _BLOCK
+        left = _BLOCK - (base + pos) % _BLOCK
         if left < _REC_HEADER.size:
             pos += left
             continue
@@ -878,8 +931,7 @@ def _decode(segments: list[_Segment]) -> _Decoded:
                             reason=str(upd.get("trackkit/reason") or ""),
                             exit_code=int(code) if isinstance(code, (int, float)) else None,
                         )
-                        finished_here = True
-                        events.append(finished)
+                        finished_here = True  # appended after the segment: W&B writes the last row later
                     else:
                         s_step = upd.get("trackkit/status_step")
                         details = upd.get("trackkit/details")
@@ -899,6 +951,8 @@ def _decode(segments: list[_Segment]) -> _Decoded:
                 exit_code = int(rec.exit.exit_code)
             elif kind == "preempting":
                 preempting = True
+        if finished_here and finished is not None:
+            events.append(finished)
         if index < len(segments) - 1:
             continue
         # the last segment decides the status
