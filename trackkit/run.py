@@ -610,7 +610,7 @@ def init(
     drain_timeout: float | None = None,
     on_nan: str | None = None,
     strict: bool | None = None,
-    capture: bool | None = None,
+    capture: bool | Mapping[str, bool] | None = None,
     seed: int | None = None,
     data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
 ) -> Run:
@@ -645,9 +645,8 @@ def init(
         from .provenance import seed_everything
 
         seed_everything(seed)
-    if settings.capture or seed is not None or data is not None:
-        meta_p, files = _capture(settings, data)
-        meta.update(meta_p)
+    meta_p, files = _capture(settings, data)
+    meta.update(meta_p)
     config = _redact(_jsonable(dict(config or {})))
     with _active_lock:
         prev = _active
@@ -696,19 +695,35 @@ def _redact(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return out if isinstance(out, Mapping) else config
 
 
+_warned_no_seed = False
+
+
 def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, bytes | str]]:
-    try:
-        from .provenance import capture
-    except ImportError:  # pragma: no cover
-        return {}, {}
+    """The five pillars (minus the config, which the run holds): git, env, invocation, data, seed."""
+    global _warned_no_seed
+    from .provenance import capture, pillar_status
+
+    parts = settings.capture
+
+    def on(name: str) -> bool:
+        return bool(parts.get(name, True)) if isinstance(parts, dict) else bool(parts)  # type: ignore[call-overload]
+
     try:
         prov = capture(
-            git=settings.capture, environment=settings.capture, invocation=settings.capture,
-            packages=settings.capture, data=data,
+            git=on("git"), environment=on("environment"), invocation=on("invocation"),
+            packages=on("packages") and on("environment"), data=data,
         )
     except Exception as exc:  # capture never fails the run
         warnings.warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning, stacklevel=3)
         return {"provenance_error": repr(exc)}, {}
+    if parts is not False and pillar_status(prov.meta).get("seed") == "missing" and not _warned_no_seed:
+        _warned_no_seed = True
+        warnings.warn(
+            "trackkit: this run records no seed, so it cannot be reproduced exactly. "
+            "Fix: trackkit.init(seed=42) or trackkit.seed_everything(42) before init",
+            TrackkitWarning,
+            stacklevel=3,
+        )
     return dict(prov.meta), dict(prov.files)
 
 

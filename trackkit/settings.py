@@ -13,11 +13,11 @@ A validation error names the field, the source the value came from and the fix.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
@@ -54,8 +54,8 @@ class Settings(BaseModel):
     on_nan: Literal["mark", "stop", "ignore"] = "mark"
     #: raise logging problems into the caller instead of counting and warning once
     strict: bool = False
-    #: record provenance (git, environment, invocation) at init
-    capture: bool = True
+    #: record provenance at init: true/false, or per part {"git": false, "packages": false, ...}
+    capture: bool | dict[Literal["git", "environment", "invocation", "packages"], bool] = True
     #: seconds between agent polls of the journal
     poll_interval: float = Field(0.05, gt=0)
     standard: Standard = Field(default_factory=Standard)

@@ -1,0 +1,41 @@
+"""Every example runs, and the docs site builds."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])
+def test_example_runs(path: str, tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKKIT_")}
+    proc = subprocess.run([sys.executable, path], cwd=str(tmp_path), env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    if os.path.basename(path) == "quickstart.py":
+        assert "completed" in proc.stdout and "tensorboard --logdir runs" in proc.stdout
+        from trackkit.registry import load_reader, parse_backend
+
+        reader = load_reader(parse_backend(f"tensorboard:{tmp_path}/runs"))
+        (info,) = reader.list_runs("quickstart")
+        rec = reader.read_run(info.run_id)
+        assert rec.info.status.value == "completed"
+        assert len(rec.metrics()["train/loss"]) == 3 * 32  # every step of 3 epochs x 32 batches
+
+
+def test_docs_build(tmp_path: object) -> None:
+    mkdocs = shutil.which("mkdocs", path=os.path.dirname(sys.executable)) or shutil.which("mkdocs")
+    if mkdocs is None:
+        pytest.skip("mkdocs not installed (dev extra)")
+    proc = subprocess.run([mkdocs, "build", "--strict", "-d", str(tmp_path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
