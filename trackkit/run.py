@@ -130,6 +130,8 @@ class Run:
         self.name = name or _default_name(settings.standard.name_template, self)
         self.config: dict[str, Any] = _jsonable(dict(config or {}))
         self.tags: dict[str, str] = _norm_tags(tags)
+        #: provenance and run facts recorded at init (the journal's start record)
+        self.meta: dict[str, Any] = _jsonable(dict(meta or {}))
         self.status = Status.RUNNING
         self.reason = ""
         #: counters of problems handled (bad values, journal errors ...); never raised unless strict
@@ -159,7 +161,7 @@ class Run:
                 "start_time": self.start_time,
                 "tags": self.tags,
                 "config": self.config,
-                "meta": _jsonable(dict(meta or {})),
+                "meta": self.meta,
             },
             "start",
         )
@@ -735,6 +737,12 @@ def _check_standard(run: Run) -> None:
 
     flat = flatten_config(run.config)
     missing += [f"config key {k!r}" for k in std.required_config if k not in flat and k not in run.config]
+    if std.required_provenance:
+        from .provenance import pillar_status
+
+        status = pillar_status(run.meta)
+        missing += [f"provenance {p!r} ({status.get(p, 'missing')})" for p in std.required_provenance
+                    if status.get(p) != "ok"]
     if not missing:
         return
     msg = f"run {run.name} breaks the team standard (trackkit.toml): missing {', '.join(missing)}"
