@@ -19,10 +19,10 @@ import pytest
 
 pytest.importorskip("mlflow")
 
-from trackkit.backend import BackendSpec, map_key  # noqa: E402
-from trackkit.backends.mlflow import MAX_PARAM_LENGTH, MlflowReader, MlflowSink, mlflow_key, shorten  # noqa: E402
-from trackkit.errors import BackendError  # noqa: E402
-from trackkit.events import (  # noqa: E402
+from trackkit.backend import BackendSpec, map_key
+from trackkit.backends.mlflow import MAX_PARAM_LENGTH, MlflowReader, MlflowSink, mlflow_key, shorten
+from trackkit.errors import BackendError
+from trackkit.events import (
     Artifact,
     ConfigUpdate,
     Metrics,
@@ -32,8 +32,8 @@ from trackkit.events import (  # noqa: E402
     StatusChange,
     Tags,
 )
-from trackkit.registry import parse_backend  # noqa: E402
-from trackkit.testing import BackendContract  # noqa: E402
+from trackkit.registry import parse_backend
+from trackkit.testing import BackendContract
 
 T0 = 1_700_000_000.0
 FMAX = 1.7976931348623157e308
@@ -191,7 +191,7 @@ def test_nested_config_params_long_value_and_artifact(spec: BackendSpec) -> None
     assert p["notes"] == "x" * (MAX_PARAM_LENGTH - 18) + f"…[sha256:{digest}]" == shorten(long, MAX_PARAM_LENGTH)
 
     client = client_for(spec)
-    path = client.download_artifacts(run.info.run_id, "config.json", str(spec.location if False else _tmp()))
+    path = client.download_artifacts(run.info.run_id, "config.json", _tmp())
     with open(path, encoding="utf-8") as fh:
         assert json.load(fh) == cfg  # complete, long value included
 
@@ -382,7 +382,7 @@ def test_credentials_are_not_recorded(mlflow_server: str, monkeypatch: pytest.Mo
     sink.emit([ev])
     info = MlflowReader(spec).list_runs(ev.project)[0]
     assert "s3cret" not in info.backend + info.location and "alice" not in info.backend
-    assert not any("s3cret" in v for v in mlflow_run(parse_backend(mlflow_server), ev).data.tags.values())
+    assert not any("s3cret" in v for v in mlflow_run(BackendSpec("mlflow", mlflow_server), ev).data.tags.values())
 
 
 def test_native_attaches_to_the_same_run(spec: BackendSpec) -> None:
