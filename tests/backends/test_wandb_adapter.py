@@ -31,6 +31,7 @@ from trackkit.events import (
     Tags,
 )
 from trackkit.registry import load_reader, load_sink, parse_backend
+from trackkit.testing import BackendContract
 
 from trackkit.backends import wandb as tkw  # isort: skip
 
@@ -349,7 +350,7 @@ def test_resume_on_a_fresh_sink_continues_the_same_run(tmp_path: Path) -> None:
     first.emit([ev0, Metrics(0, t, {"loss": 1.0}), Metrics(1, t, {"loss": 0.9})])
     first.emit([ev0])  # RunStarted twice on one sink: no second run
     first.emit([ConfigUpdate({"lr": 0.05}), Tags({"b": "2"}), Metrics(2, t, {"loss": 0.8})])
-    wid = first.native().id
+    wid = first.sdk_run.id
     first.close()  # the agent stops; the run is not over
     assert read(tmp_path, "resume-me").info.status is Status.KILLED
 
@@ -357,7 +358,7 @@ def test_resume_on_a_fresh_sink_continues_the_same_run(tmp_path: Path) -> None:
     with pytest.warns(RuntimeWarning):
         # the agent re-sends RunStarted and part of the last batch (steps 1, 2 again), then goes on
         second.emit([ev0, Metrics(1, t, {"loss": 0.9}), Metrics(2, t, {"loss": 0.8}), Metrics(3, t, {"loss": 0.7})])
-    assert second.native().id == wid
+    assert second.sdk_run.id == wid
     second.emit([Metrics(4, t, {"loss": 0.6}), RunFinished(Status.COMPLETED, t + 5)])
     second.close()
 
@@ -500,3 +501,57 @@ def test_no_scratch_left_behind(tmp_path: Path) -> None:
     before = scratch()
     deliver(tmp_path, [started("scratch", config={"a": 1}), ConfigUpdate({"b": 2}), RunFinished(Status.COMPLETED, 1.0)])
     assert scratch() <= before
+
+
+NATIVE_SCRIPT = """
+import sys, time
+from trackkit.backend import BackendSpec
+from trackkit.backends import wandb as tkw
+native = tkw.WandbSink.native(BackendSpec("wandb", "proj", {"mode": "offline", "dir": sys.argv[1]}), "nat", "proj", "n")
+assert native.id == tkw.wandb_run_id("nat")
+native.log({"native/grad_norm": 3.5}, step=0)
+native.finish(exit_code=0)
+"""
+
+
+def test_native_in_another_process_adds_metrics_but_not_status(tmp_path: Path) -> None:
+    t = time.time()
+    sink = tkw.WandbSink(spec(tmp_path))
+    sink.emit([started("nat", tags={"a": ""}), Metrics(0, t, {"loss": 1.0})])
+    # the trainer's own SDK run (Run.native("wandb")) while the agent holds the run: its own segment
+    out = subprocess.run(
+        [sys.executable, "-c", NATIVE_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    sink.emit([Metrics(1, t, {"loss": 0.5}), RunFinished(Status.CRASHED, t + 1, "boom", 2)])
+    sink.close()
+    rec = read(tmp_path, "nat")
+    assert rec.metrics() == {"loss": [(0, 1.0), (1, 0.5)], "native/grad_norm": [(0, 3.5)]}
+    assert rec.info.status is Status.CRASHED and rec.info.tags == {"a": "", "trackkit.status": "crashed"}
+    assert isinstance(rec.events[0], RunStarted) and isinstance(rec.events[-1], RunFinished)
+
+
+def test_native_in_the_agents_process_is_the_open_run(tmp_path: Path) -> None:
+    sink = tkw.WandbSink(spec(tmp_path))
+    sink.emit([started("nat-thread")])
+    assert tkw.WandbSink.native(spec(tmp_path), "nat-thread", "proj", "n") is sink.sdk_run
+    sink.emit([RunFinished(Status.COMPLETED, time.time())])
+    own = tkw.WandbSink.native(spec(tmp_path), "nat-thread", "proj", "n")  # no agent holds it: a new SDK run
+    assert own is not None and own.id == "nat-thread"
+    own.finish()
+
+
+class TestWandbContract(BackendContract):
+    """The shared contract end to end (trackkit.init, thread agent), read back from W&B's own files."""
+
+    agent = "thread"
+
+    def backend_string(self, tmp_path: str) -> str:
+        return f"wandb:contract?mode=offline&dir={tmp_path}/wb"
+
+
+@pytest.mark.slow
+class TestWandbProcessAgentContract(TestWandbContract):
+    """The same through the default process agent (~2.5 s a case: a fresh process and wandb-core each)."""
+
+    agent = "process"

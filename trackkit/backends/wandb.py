@@ -140,6 +140,10 @@ def _clear_inherited_service() -> None:
         os.environ.pop("WANDB_SERVICE", None)
 
 
+#: SDK runs the sinks of this process hold open, by W&B id (``native`` hands them out)
+_OPEN_RUNS: dict[str, Any] = {}
+
+
 def _default_root(options: Mapping[str, str]) -> str:
     return os.path.abspath(os.path.expanduser(options.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd()))
 
@@ -252,10 +256,46 @@ class WandbSink:
             self._wait_written(path)
         finally:
             self._finished = True
+            self._forget(run)
             self.run = None
 
-    def native(self) -> Any:
-        """The SDK run (``wandb.Run``) or None; using it bypasses trackkit's guarantees."""
+    @classmethod
+    def native(cls, spec: BackendSpec, run_id: str, project: str, name: str) -> Any:
+        """``Run.native("wandb")``: a W&B SDK run (``wandb.Run``) in the CALLER's process.
+
+        It attaches to the same W&B run id (``resume="allow"``) and writes its own segment
+        (offline: its own ``run-<id>.wandb``). Calls block on the SDK, can raise, are not
+        journaled and bypass trackkit's step, key and status rules; the reader takes metrics,
+        config updates and artifacts from it, never tags or status. Finish it yourself.
+        """
+        wandb = _import_wandb()
+        wid = wandb_run_id(run_id)
+        if wid in _OPEN_RUNS:  # the thread agent holds it in this process: W&B allows one writer per id
+            return _OPEN_RUNS[wid]
+        opts = dict(spec.options)
+        _clear_inherited_service()
+        settings_kw: dict[str, Any] = {"silent": True, "x_disable_stats": True, "x_save_requirements": False}
+        if opts.get("mode"):
+            settings_kw["mode"] = opts["mode"]
+        root = _default_root(opts)
+        os.makedirs(root, exist_ok=True)
+        with _seam("init (native)"):
+            return wandb.init(
+                project=_project_name(spec.location or project),
+                entity=opts.get("entity") or None,
+                group=opts.get("group") or None,
+                name=name or None,
+                id=wid,
+                resume="allow",
+                config={INTERNAL: {"native": True, "run_id": run_id}},
+                dir=root,
+                reinit="create_new",
+                settings=wandb.Settings(**settings_kw),
+            )
+
+    @property
+    def sdk_run(self) -> Any:
+        """The agent-side SDK run while it is open (for diagnostics), else None."""
         return self.run
 
     # ------------------------------------------------------------------ start / resume
@@ -335,6 +375,7 @@ class WandbSink:
                 settings=settings,
             )
         self._run_id = ev.run_id
+        _OPEN_RUNS[wid] = self.run
         if prior is None or prior.max_step is None:
             starting = getattr(self.run, "starting_step", 0) or 0
             if starting > 0:  # online resume: the server already holds steps below this
@@ -560,9 +601,16 @@ class WandbSink:
             )
             path = self._run_file(self.run)
             self.run.finish(exit_code=exit_code)
+        self._forget(self.run)
         self._finished = True
         self.run = None
         self._wait_written(path)
+
+    @staticmethod
+    def _forget(run: Any) -> None:
+        for wid, open_run in list(_OPEN_RUNS.items()):
+            if open_run is run:
+                del _OPEN_RUNS[wid]
 
     @staticmethod
     def _run_file(run: Any) -> str | None:
@@ -734,6 +782,8 @@ class _Segment:
     project: str = ""
     entity: str = ""
     start: float = 0.0
+    #: written by ``Run.native("wandb")`` in the trainer: metrics only, no say in tags or status
+    native: bool = False
     records: list[Any] = field(default_factory=list)
 
 
@@ -761,6 +811,10 @@ def _read_segment(path: str) -> _Segment | None:
                 r = rec.run
                 seg.wid, seg.project, seg.entity = r.run_id, r.project, r.entity
                 seg.start = r.start_time.seconds + r.start_time.nanos / 1e9
+                for it in r.config.update:
+                    if _item_key(it) == INTERNAL:
+                        tk = _loads(it.value_json)
+                        seg.native = isinstance(tk, dict) and bool(tk.get("native"))
     except (OSError, ValueError) as exc:
         log.warning("wandb: cannot read %s: %s", path, exc)
         return None
@@ -792,11 +846,16 @@ def _merge_internal(into: dict[str, Any], value: Any) -> None:
 
 
 def _decode(segments: list[_Segment]) -> _Decoded:
-    segments = sorted(segments, key=lambda s: (s.start, s.path))
+    # trackkit's own segments in time order, then native ones (trainer-side SDK runs)
+    segments = sorted(segments, key=lambda s: (s.native, s.start, s.path))
     first = segments[0]
+    last_own = max((i for i, s in enumerate(segments) if not s.native), default=len(segments) - 1)
+    has_own = not segments[last_own].native
     internal: dict[str, Any] = {"keys": {}, "config_keys": {}, "tags": {}}
     # bookkeeping first: every segment's _trackkit (mapped keys and tags may be learnt late)
     for seg in segments:
+        if seg.native and has_own:
+            continue
         for rec in seg.records:
             kind = rec.WhichOneof("record_type")
             items = rec.run.config.update if kind == "run" else rec.config.update if kind == "config" else ()
@@ -851,11 +910,14 @@ def _decode(segments: list[_Segment]) -> _Decoded:
             info.last_metrics.update(fresh)
             info.last_step = step if info.last_step is None else max(info.last_step, step)
 
+    tail: RunFinished | None = None
     for index, seg in enumerate(segments):
         exit_code, detached, preempting = None, False, False
         finished_here = False
         for rec in seg.records:
             kind = rec.WhichOneof("record_type")
+            if seg.native and has_own and kind in ("run", "summary", "exit", "preempting"):
+                continue
             if kind == "run":
                 r = rec.run
                 tags = list(r.tags)
@@ -951,12 +1013,13 @@ def _decode(segments: list[_Segment]) -> _Decoded:
                 exit_code = int(rec.exit.exit_code)
             elif kind == "preempting":
                 preempting = True
-        if finished_here and finished is not None:
-            events.append(finished)
-        if index < len(segments) - 1:
+        if index != last_own:
+            if finished_here and finished is not None:
+                events.append(finished)
             continue
-        # the last segment decides the status
+        # the last of trackkit's own segments decides the status
         if finished_here and finished is not None:
+            tail = finished
             info.status, info.reason, info.end_time = finished.status, finished.reason, finished.time or last_time
         elif status_ev is not None and status_ev.status.terminal and not finished_here:
             info.status, info.reason = status_ev.status, status_ev.reason
@@ -970,12 +1033,12 @@ def _decode(segments: list[_Segment]) -> _Decoded:
             info.status, info.reason = Status.CRASHED, f"exit code {exit_code}"
         if not finished_here:
             info.end_time = last_time if info.status is not Status.RUNNING else None
-            events.append(
-                RunFinished(status=info.status, time=info.end_time or 0.0, reason=info.reason, exit_code=exit_code)
-            )
+            tail = RunFinished(status=info.status, time=info.end_time or 0.0, reason=info.reason, exit_code=exit_code)
+    if tail is not None:
+        events.append(tail)
     info.tags = dict(tag_pair(t) for t in sorted(current_tags))
-    info.location = os.path.dirname(segments[-1].path)
-    info.backend = f"wandb:{segments[-1].project}"
+    info.location = os.path.dirname(segments[last_own].path)
+    info.backend = f"wandb:{segments[last_own].project}"
     return _Decoded(
         wid=first.wid,
         run_id=run_id,
