@@ -372,6 +372,23 @@ def test_resume_on_a_fresh_sink_continues_the_same_run(tmp_path: Path) -> None:
     assert len(tkw.WandbReader(spec(tmp_path)).list_runs()) == 1
 
 
+def test_a_retried_batch_is_not_duplicated(tmp_path: Path) -> None:
+    t = time.time()
+    f = tmp_path / "w.bin"
+    f.write_bytes(b"w")
+    art = Artifact(path=str(f), name="w", kind="model", sha256="a" * 64, size=1, aliases=("best",), time=t)
+    batch: list[Event] = [started("retry"), Metrics(0, t, {"x": 1.0}), Metrics(1, t, {"x": 2.0}), art]
+    sink = tkw.WandbSink(spec(tmp_path))
+    sink.emit(batch)
+    with pytest.warns(RuntimeWarning):
+        sink.emit(batch)  # the agent retries a whole batch after a failure
+    sink.emit([RunFinished(Status.COMPLETED, t)])
+    sink.close()
+    rec = read(tmp_path, "retry")
+    assert rec.metrics() == {"x": [(0, 1.0), (1, 2.0)]}
+    assert len([ev for ev in rec.events if isinstance(ev, Artifact)]) == 1
+
+
 def test_events_before_run_started_raise_backend_error(tmp_path: Path) -> None:
     sink = tkw.WandbSink(spec(tmp_path))
     with pytest.raises(BackendError):

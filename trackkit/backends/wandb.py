@@ -885,6 +885,7 @@ def _decode(segments: list[_Segment]) -> _Decoded:
     events: list[Event] = []
     info = RunInfo(run_id=run_id, project=first.project, name="", backend="wandb")
     seen_points: set[tuple[int, str, str]] = set()
+    seen_artifacts: set[str] = set()
     current_tags: set[str] = set()
     full_config: dict[str, Any] = {}
     started = False
@@ -1007,7 +1008,9 @@ def _decode(segments: list[_Segment]) -> _Decoded:
                         events.append(status_ev)
             elif kind == "artifact":
                 ev = _artifact_event(rec.artifact)
-                if ev is not None:
+                ident = repr((ev.name, ev.sha256, ev.version, ev.time, ev.aliases)) if ev is not None else ""
+                if ev is not None and ident not in seen_artifacts:  # a re-sent batch logs it again
+                    seen_artifacts.add(ident)
                     events.append(ev)
             elif kind == "exit":
                 exit_code = int(rec.exit.exit_code)
