@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "runs": ("trackkit.cli.runs", "runs", "List runs under the local journal root."),
     "show": ("trackkit.cli.runs", "show", "Show one run: config, tags, status, last metrics."),
     "sync": ("trackkit.cli.runs", "sync", "Deliver what the journal holds to the backends (after a crash or outage)."),
+    "doctor": ("trackkit.cli.doctor", "doctor", "Check a run's five reproducibility pillars, or the team standard."),
+    "reproduce": ("trackkit.cli.reproduce", "reproduce", "Write (and --run) a script that rebuilds a run."),
     "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend and write the team's trackkit.toml."),
 }
 
