@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--agent", default="process")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
-    import trackkit
     from torch.utils.tensorboard import SummaryWriter
+
+    import trackkit
 
     tmp = tempfile.mkdtemp(prefix="bench-log-")
     run = trackkit.init(project="bench", backend=f"tensorboard:{tmp}/tk", root=f"{tmp}/j", capture=False,

@@ -58,6 +58,8 @@ class Settings(BaseModel):
     capture: bool | dict[Literal["git", "environment", "invocation", "packages"], bool] = True
     #: seconds between agent polls of the journal
     poll_interval: float = Field(0.05, gt=0)
+    #: while the run is live, a backend gets a batch at most this often (seconds)
+    flush_interval: float = Field(1.0, ge=0)
     standard: Standard = Field(default_factory=Standard)
 
     @field_validator("backend", mode="before")
@@ -75,6 +77,7 @@ _FIXES = {
     "strict": "use true or false",
     "capture": "use true or false",
     "poll_interval": "use a number of seconds > 0, e.g. 0.05",
+    "flush_interval": "use a number of seconds >= 0, e.g. 1",
     "project": "use a project name string",
     "root": "use a directory path",
 }

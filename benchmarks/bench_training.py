@@ -1,0 +1,133 @@
+"""Training-step overhead: no logging vs trackkit (TensorBoard + W&B + MLflow attached) vs each native SDK.
+
+    python benchmarks/bench_training.py [--steps 2000] [--chunk 100]
+
+A 784-256-10 MLP on CPU, batch 64, one torch thread, the loss logged every step.
+All variants run in this one process, alternating in chunks of --chunk steps so
+they see the same machine state; each prints the median step time and its overhead
+over no logging. Native SDKs are called directly from the training loop, as users do:
+SummaryWriter.add_scalar, wandb.log (offline), MlflowClient.log_metric (sqlite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _env import offline_tmpdir
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=2000, help="steps per variant")
+    ap.add_argument("--chunk", type=int, default=100)
+    ap.add_argument("--mlflow-native-steps", type=int, default=400,
+                    help="native MLflow costs ~20 ms a step; fewer steps keep the run short")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    tmp = offline_tmpdir("bench-training-")
+
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    X = torch.randn(64, 784)
+    y = torch.randint(0, 10, (64,))
+
+    def train_step() -> float:
+        loss = loss_fn(model(X), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    import trackkit
+
+    run = trackkit.init(
+        project="bench",
+        backend=[f"tensorboard:{tmp}/tb", f"wandb:bench?mode=offline&dir={tmp}/wb", f"mlflow:{tmp}/tk-mlflow.db"],
+        root=f"{tmp}/journal",
+        capture=False,
+        drain_timeout=120,
+    )
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(f"{tmp}/native-tb")
+    import wandb
+
+    wb = wandb.init(project="bench-native", dir=f"{tmp}/native-wb", mode="offline", reinit="create_new")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp}/native-mlflow.db")
+    exp = client.create_experiment("bench-native")
+    mlrun = client.create_run(exp).info.run_id
+
+    counters = {"none": 0, "trackkit": 0, "tensorboard": 0, "wandb": 0, "mlflow": 0}
+
+    def log_none(step: int, loss: float) -> None:
+        pass
+
+    def log_tk(step: int, loss: float) -> None:
+        run.log({"train/loss": loss}, step=step)
+
+    def log_tb(step: int, loss: float) -> None:
+        writer.add_scalar("train/loss", loss, step)
+
+    def log_wb(step: int, loss: float) -> None:
+        wb.log({"train/loss": loss}, step=step)
+
+    def log_ml(step: int, loss: float) -> None:
+        client.log_metric(mlrun, "train/loss", loss, step=step)
+
+    variants = {"none": log_none, "trackkit": log_tk, "tensorboard": log_tb, "wandb": log_wb, "mlflow": log_ml}
+    budget = {k: args.steps for k in variants}
+    budget["mlflow"] = args.mlflow_native_steps
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for _ in range(5):  # warm-up
+        train_step()
+    while any(counters[k] < budget[k] for k in variants):
+        for name, fn in variants.items():
+            if counters[name] >= budget[name]:
+                continue
+            n = min(args.chunk, budget[name] - counters[name])
+            if name == "mlflow":
+                n = min(n, max(1, args.chunk // 5))
+            for _ in range(n):
+                t0 = time.perf_counter()
+                loss = train_step()
+                fn(counters[name], loss)
+                times[name].append(time.perf_counter() - t0)
+                counters[name] += 1
+    t0 = time.perf_counter()
+    run.finish()
+    drain = time.perf_counter() - t0
+    writer.close()
+    wb.finish()
+    base = statistics.median(times["none"])
+    print("torch threads 1, MLP 784-256-10, batch 64; steps per variant: "
+          + ", ".join(f"{k}={len(v)}" for k, v in times.items()))
+    print(f"{'variant':<34}{'median step':>14}{'overhead':>12}")
+    labels = {
+        "none": "no logging",
+        "trackkit": "trackkit -> TB + W&B + MLflow",
+        "tensorboard": "native SummaryWriter.add_scalar",
+        "wandb": "native wandb.log (offline)",
+        "mlflow": "native MlflowClient.log_metric",
+    }
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(f"{labels[name]:<34}{med * 1e3:>11.3f} ms{(med / base - 1) * 100:>+11.1f}%")
+    print(f"trackkit finish(): {drain:.2f} s to drain to all three; pending: {run._agent.pending()}")
+
+
+if __name__ == "__main__":
+    main()
