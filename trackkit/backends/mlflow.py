@@ -785,9 +785,21 @@ class MlflowReader:
         self, mid: str, mkeys: Iterable[str], keys: Mapping[str, str], infs: set[str]
     ) -> list[Metrics]:
         points: dict[tuple[int, int], dict[str, float]] = {}
-        for key in mkeys:
+        mkeys = list(mkeys)
+
+        def fetch(key: str) -> tuple[str, list[Any]]:
+            return key, list(self.client.get_metric_history(mid, key))  # follows MLflow's pages to the end
+
+        if self._conn.remote and len(mkeys) > 4:  # one request per key: overlap the round trips
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="trackkit-mlflow-read") as pool:
+                histories = list(pool.map(fetch, mkeys))
+        else:
+            histories = [fetch(k) for k in mkeys]
+        for key, hist in histories:
             original = keys.get(key, key)
-            for m in self.client.get_metric_history(mid, key):
+            for m in hist:
                 points.setdefault((int(m.timestamp), int(m.step)), {})[original] = _restore_inf(key, m.value, infs)
         return [Metrics(step=step, time=ts / 1000, values=vals) for (ts, step), vals in sorted(points.items())]
 
