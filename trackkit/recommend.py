@@ -36,6 +36,7 @@ __all__ = [
     "CLOUDS",
     "PRIORITY_ORDER",
     "RULES",
+    "STANDARD_TEMPLATE",
     "Alternative",
     "Answers",
     "Budget",
@@ -558,12 +559,17 @@ def recommend(
 # --------------------------------------------------------------------------- trackkit.toml
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_STANDARD_TEMPLATE: dict[str, str] = {
-    "naming": 'naming = "{project}-{date}-{user}"',
-    "required_tags": 'required_tags = ["owner", "purpose"]',
-    "required_config": 'required_config = ["seed", "lr", "batch_size"]',
-    "required_provenance": 'required_provenance = ["git", "environment", "seeds", "data"]',
+#: the keys of ``[trackkit.standard]`` (trackkit.settings.Standard), with the commented example written for each
+STANDARD_TEMPLATE: dict[str, str] = {
+    name: f"{line:<42}# {note}"
+    for name, line, note in (
+        ("name_template", 'name_template = "{project}-{date}-{id}"', "fields: project, date, id, group"),
+        ("required_tags", 'required_tags = ["owner"]', "tags every run must carry"),
+        ("required_config", 'required_config = ["seed"]', 'config keys (flattened with ".")'),
+        ("required_provenance", 'required_provenance = ["git", "seed"]', "of git, env, invocation, data, seed"),
+    )
 }
+PROVENANCE_PARTS = ("git", "env", "invocation", "data", "seed")
 
 
 def _toml_key(key: str) -> str:
@@ -587,61 +593,87 @@ def _toml_value(value: object, where: str) -> str:
         items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v, f'{where}.{k}')}" for k, v in value.items())
         return "{" + items + "}"
     raise ConfigError(
-        f"extra.{where}: cannot write {type(value).__name__} to TOML. "
-        "Fix: use strings, numbers, booleans, lists or tables."
+        f"{where}: cannot write {type(value).__name__} to TOML. Fix: use strings, numbers, booleans, lists or tables."
     )
 
 
+def _check_standard(standard: Mapping[str, object]) -> None:
+    for key, value in standard.items():
+        if key not in STANDARD_TEMPLATE:
+            raise ConfigError(f"standard.{key}: not a team-standard key. Fix: use {', '.join(STANDARD_TEMPLATE)}.")
+        if key == "name_template":
+            if not isinstance(value, str):
+                raise ConfigError(
+                    f"standard.name_template: expected a string, got {value!r}. "
+                    "Fix: e.g. '{project}-{date}-{id}'."
+                )
+        elif not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"standard.{key}: expected a list of strings, got {value!r}. Fix: e.g. ['owner'].")
+        elif key == "required_provenance" and (bad := [v for v in value if v not in PROVENANCE_PARTS]):
+            raise ConfigError(
+                f"standard.required_provenance: unknown part(s) {bad!r}. "
+                f"Fix: use some of {', '.join(PROVENANCE_PARTS)}."
+            )
+
+
 def render_team_config(
-    rec: Recommendation, project: str | None = None, extra: Mapping[str, object] | None = None
+    rec: Recommendation,
+    project: str | None = None,
+    extra: Mapping[str, object] | None = None,
+    *,
+    standard: Mapping[str, object] | None = None,
 ) -> str:
-    """The full trackkit.toml text for a team standard built on ``rec`` (checked to parse as TOML)."""
+    """The full trackkit.toml text for a team standard built on ``rec`` (checked to parse as TOML).
+
+    ``standard`` fills ``[trackkit.standard]`` (name_template, required_tags, required_config,
+    required_provenance); the keys not given are written as commented examples. ``extra`` adds other keys to
+    ``[trackkit]`` (e.g. ``{"strict": True}``).
+    """
     if project is not None and project != rec.answers.project:
         a = rec.answers
         rec = recommend(a.team_size, a.budget, a.privacy, a.production, a.cloud, a.want_all, project=project)
     extra = dict(extra or {})
-    for key in ("backend", "project"):
+    standard = dict(standard or {})
+    for key in ("backend", "project", "standard"):
         if key in extra:
-            raise ConfigError(
-                f"extra.{key}: set by the recommendation. Fix: pass project=... or choose the backend "
-                "with recommend(); use extra only for other keys."
+            how = (
+                "pass standard=..." if key == "standard" else "pass project=... or choose the backend with recommend()"
             )
-    scalars = {k: v for k, v in extra.items() if not isinstance(v, Mapping)}
-    tables = {k: v for k, v in extra.items() if isinstance(v, Mapping)}
+            raise ConfigError(f"extra.{key}: written by write_team_config itself. Fix: {how}.")
+    _check_standard(standard)
     lines = [
         "# trackkit.toml: the team standard for every run started in this repository.",
         "# Written by `trackkit recommend --write`; edit freely.",
         "",
         rec.toml_snippet.rstrip("\n"),
     ]
-    for key, value in scalars.items():
-        lines.append(f"{_toml_key(str(key))} = {_toml_value(value, str(key))}")
-    template = [line for key, line in _STANDARD_TEMPLATE.items() if key not in extra]
-    if template:
-        lines += [
-            "",
-            "# Team standard (uncomment and adapt). A run that breaks it warns once, naming what is missing",
-            "# (an error in strict mode); `trackkit doctor` checks the repository against it.",
-            *(f"# {line}" for line in template),
-        ]
-    for key, table in tables.items():
-        lines += ["", f"[trackkit.{_toml_key(str(key))}]"]
-        assert isinstance(table, Mapping)
-        for k, v in table.items():
-            lines.append(f"{_toml_key(str(k))} = {_toml_value(v, f'{key}.{k}')}")
+    lines += [f"{_toml_key(str(k))} = {_toml_value(v, f'extra.{k}')}" for k, v in extra.items()]
+    lines += [
+        "",
+        "# Team standard. A run that breaks it warns once at init, naming what is missing (an error in strict",
+        "# mode); `trackkit doctor` checks the repository and recent runs against it. Uncomment and adapt.",
+    ]
+    prefix = "" if standard else "# "
+    lines.append(f"{prefix}[trackkit.standard]")
+    for key, example in STANDARD_TEMPLATE.items():
+        if key in standard:
+            lines.append(f"{key} = {_toml_value(standard[key], f'standard.{key}')}")
+        else:
+            lines.append(f"# {example}")
     text = "\n".join(lines) + "\n"
-    _check_parses(text, rec.backend_string, rec.answers.project)
+    _check_parses(text, rec.backend_string, rec.answers.project, standard)
     return text
 
 
-def _check_parses(text: str, backend_string: str, project: str) -> None:
+def _check_parses(text: str, backend_string: str, project: str, standard: Mapping[str, object]) -> None:
     if sys.version_info < (3, 11):  # pragma: no cover - tomllib is 3.11+
         return
     import tomllib
 
-    data = tomllib.loads(text)
-    table = data.get("trackkit", {})
-    if table.get("backend") != backend_string or table.get("project") != project:  # pragma: no cover - a bug
+    table = tomllib.loads(text).get("trackkit", {})
+    got = table.get("standard", {})
+    want = {k: list(v) if isinstance(v, tuple) else v for k, v in standard.items()}
+    if table.get("backend") != backend_string or table.get("project") != project or got != want:  # pragma: no cover
         raise AssertionError(f"trackkit.toml writer produced {table!r}")
 
 
@@ -651,6 +683,7 @@ def write_team_config(
     project: str | None = None,
     extra: Mapping[str, object] | None = None,
     *,
+    standard: Mapping[str, object] | None = None,
     force: bool = False,
 ) -> Path:
     """Write trackkit.toml adopting ``rec`` as the team standard; returns the file written.
@@ -666,7 +699,7 @@ def write_team_config(
             f"{target}: already exists, not overwritten. Fix: edit it by hand, or pass force=True "
             "(`trackkit recommend --write --force`) to replace it."
         )
-    text = render_team_config(rec, project, extra)
+    text = render_team_config(rec, project, extra, standard=standard)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")

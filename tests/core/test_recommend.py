@@ -16,6 +16,7 @@ from trackkit.recommend import (
     BACKENDS,
     PRIORITY_ORDER,
     RULES,
+    STANDARD_TEMPLATE,
     Recommendation,
     TeamConfigExists,
     recommend,
@@ -288,8 +289,35 @@ def test_write_team_config_writes_a_parseable_team_standard(tmp_path: Path) -> N
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     assert data == {"trackkit": {"backend": "wandb:vision", "project": "vision"}}
     text = path.read_text(encoding="utf-8")
-    for key in ("naming", "required_tags", "required_config", "required_provenance"):
+    assert "# [trackkit.standard]" in text
+    for key in STANDARD_TEMPLATE:
         assert f"# {key} = " in text
+
+
+def test_written_file_is_what_trackkit_settings_reads(tmp_path: Path) -> None:
+    from trackkit.settings import load_settings
+
+    (tmp_path / ".git").mkdir()  # the repository root: settings look no further up
+    rec = recommend(10, "free", True, False)
+    standard = {"required_tags": ["owner"], "required_provenance": ["git", "seed"], "name_template": "{project}-{id}"}
+    write_team_config(rec, tmp_path, project="vision", extra={"strict": True}, standard=standard)
+    settings = load_settings(environ={}, cwd=str(tmp_path))
+    assert settings.backend == ["mlflow://mlflow.internal:5000"]
+    assert settings.project == "vision"
+    assert settings.strict is True
+    assert settings.standard.required_tags == ["owner"]
+    assert settings.standard.required_provenance == ["git", "seed"]
+    assert settings.standard.name_template == "{project}-{id}"
+
+    # the commented template, uncommented as is, is a valid standard too
+    text = render_team_config(rec, "vision")
+    uncommented = "\n".join(
+        line[2:] if (line.startswith("# ") and "=" in line) or line == "# [trackkit.standard]" else line
+        for line in text.splitlines()
+    )
+    (tmp_path / "trackkit.toml").write_text(uncommented, encoding="utf-8")
+    settings = load_settings(environ={}, cwd=str(tmp_path))
+    assert settings.standard.required_tags == ["owner"] and settings.standard.name_template
 
 
 def test_write_team_config_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
@@ -306,35 +334,44 @@ def test_write_team_config_refuses_to_overwrite_unless_forced(tmp_path: Path) ->
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_extra_keys_are_written_uncommented_and_escaped(tmp_path: Path) -> None:
+def test_extra_and_standard_are_written_uncommented_and_escaped(tmp_path: Path) -> None:
     rec = recommend(6, "free", True, False, project='a "quoted" name')
     extra = {
-        "required_tags": ["owner", "purpose"],
         "strict": True,
+        "drain_timeout": 2.5,
         "max_runs": 3,
-        "ratio": 0.5,
         "weird key": "tab\there\\",
-        "standard": {"naming": "{project}-{date}", "levels": [1, 2]},
+        "capture": {"git": True, "packages": False},
     }
-    path = write_team_config(rec, tmp_path / "sub" / "trackkit.toml", extra=extra)
+    standard = {"required_tags": ("owner", "purpose")}
+    path = write_team_config(rec, tmp_path / "sub" / "trackkit.toml", extra=extra, standard=standard)
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     table = data["trackkit"]
     assert table["project"] == 'a "quoted" name'
     assert table["backend"] == "mlflow://mlflow.internal:5000"
-    assert table["required_tags"] == ["owner", "purpose"]
-    assert table["strict"] is True and table["max_runs"] == 3 and table["ratio"] == 0.5
+    assert table["strict"] is True and table["drain_timeout"] == 2.5 and table["max_runs"] == 3
     assert table["weird key"] == "tab\there\\"
-    assert table["standard"] == {"naming": "{project}-{date}", "levels": [1, 2]}
+    assert table["capture"] == {"git": True, "packages": False}
+    assert table["standard"] == {"required_tags": ["owner", "purpose"]}
     text = path.read_text(encoding="utf-8")
+    assert "\n[trackkit.standard]\n" in text
     assert "# required_tags" not in text and "# required_config" in text
 
 
-def test_extra_cannot_override_backend_or_hold_unwritable_values(tmp_path: Path) -> None:
+def test_bad_extra_or_standard_names_the_field_and_the_fix() -> None:
     rec = recommend(2, "free", False, False)
-    with pytest.raises(ConfigError, match=r"extra.backend"):
+    with pytest.raises(ConfigError, match=r"extra.backend: .*Fix:"):
         render_team_config(rec, extra={"backend": "wandb:x"})
-    with pytest.raises(ConfigError, match=r"extra.when: cannot write"):
+    with pytest.raises(ConfigError, match=r"extra.standard: .*Fix: pass standard="):
+        render_team_config(rec, extra={"standard": {}})
+    with pytest.raises(ConfigError, match=r"extra.when: cannot write object.*Fix:"):
         render_team_config(rec, extra={"when": object()})
+    with pytest.raises(ConfigError, match=r"standard.naming: not a team-standard key. Fix: use name_template"):
+        render_team_config(rec, standard={"naming": "x"})
+    with pytest.raises(ConfigError, match=r"standard.required_provenance: unknown part\(s\) \['seeds'\]"):
+        render_team_config(rec, standard={"required_provenance": ["seeds"]})
+    with pytest.raises(ConfigError, match=r"standard.required_tags: expected a list of strings"):
+        render_team_config(rec, standard={"required_tags": "owner"})
 
 
 def test_snippet_of_every_recommendation_parses_in_the_full_file() -> None:
@@ -359,7 +396,7 @@ def _env() -> dict[str, str]:
 def test_import_pulls_in_no_backend_sdk() -> None:
     code = (
         "import sys, trackkit.recommend\n"
-        "heavy = [m for m in ('torch', 'wandb', 'mlflow', 'tensorboard', 'rich') if m in sys.modules]\n"
+        "heavy = [m for m in ('torch', 'wandb', 'mlflow', 'tensorboard') if m in sys.modules]\n"
         "print(heavy)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), check=True)
