@@ -33,7 +33,6 @@ from trackkit.events import (
     Tags,
 )
 from trackkit.registry import parse_backend
-from trackkit.testing import BackendContract
 
 T0 = 1_700_000_000.0
 FMAX = 1.7976931348623157e308
@@ -401,21 +400,8 @@ def test_capabilities() -> None:
     assert caps.max_param_length == 6000 and caps.stores_nan and caps.native_killed
 
 
-# ---------------------------------------------------------------- the shared contract, end to end
-
-
-class TestMlflowSqliteContract(BackendContract):
-    def backend_string(self, tmp_path: str) -> str:
-        return f"mlflow:{tmp_path}/mlflow.db"
-
-
-class TestMlflowServerContract(BackendContract):
-    @pytest.fixture(autouse=True)
-    def _server(self, mlflow_server: str) -> None:
-        self.url = mlflow_server
-
-    def backend_string(self, tmp_path: str) -> str:
-        return "mlflow://" + self.url.split("://", 1)[1]
+# The shared contract suite (trackkit.testing.BackendContract) runs on MLflow sqlite and the real server
+# in tests/backends/test_contract_sdks.py.
 
 
 # ---------------------------------------------------------------- helpers
