@@ -22,6 +22,7 @@ from .errors import (
     TrackkitWarning,
 )
 from .events import Status
+from .recommend import recommend
 from .run import Run, current_run, finish, init, log
 
 __version__ = "0.1.0"
@@ -47,15 +48,10 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .provenance import seed_everything
-    from .recommend import recommend
 
 
 def __getattr__(name: str) -> Any:
     # lazily loaded public helpers (keep `import trackkit` fast)
-    if name == "recommend":
-        from .recommend import recommend
-
-        return recommend
     if name == "seed_everything":
         from .provenance import seed_everything
 
