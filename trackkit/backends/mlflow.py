@@ -263,7 +263,27 @@ class _Conn:
             raise MissingDependency(
                 f"backend 'mlflow' needs the 'mlflow' package ({exc}). Fix: pip install 'trackkit[mlflow]'"
             ) from exc
-        self.client: Any = MlflowClient(tracking_uri=self.uri)
+        if self.uri.startswith("sqlite:///"):
+            self.client: Any = self._init_sqlite_store(self.uri[len("sqlite:///") :], MlflowClient)
+        else:
+            self.client = MlflowClient(tracking_uri=self.uri)
+
+    def _init_sqlite_store(self, path: str, client_cls: Any) -> Any:
+        """Create / migrate a sqlite store under an exclusive file lock.
+
+        MLflow creates and migrates the schema on first use; two processes doing it at
+        once (the agent and ``run.native``, parallel sweeps, DDP ranks) corrupt the store
+        for good ("table ... already exists"). The lock serialises the first touch."""
+        import fcntl
+
+        fd = os.open(path + ".trackkit-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            client = client_cls(tracking_uri=self.uri)
+            client.search_experiments(max_results=1)
+            return client
+        finally:
+            os.close(fd)
 
     @property
     def name(self) -> str:
