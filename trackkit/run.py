@@ -39,6 +39,8 @@ __all__ = ["Run", "current_run", "finish", "init", "log"]
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _isfinite = math.isfinite
+#: ints outside int64 become floats (every backend stores a double; the agent reads them with float())
+_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _time = time.time
 
 _active: Run | None = None
@@ -53,8 +55,10 @@ def current_run() -> Run | None:
 
 def _jsonable(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
     """Config values as JSON: non-serializable objects become their repr, cycles are cut."""
-    if obj is None or isinstance(obj, (bool, int, str)):
+    if obj is None or isinstance(obj, (bool, str)):
         return obj
+    if isinstance(obj, int):  # JSON cannot write an int of more than 4300 digits
+        return int(obj) if obj.bit_length() <= 10_000 else f"<int of {obj.bit_length()} bits>"
     if isinstance(obj, float):
         return obj if _isfinite(obj) else str(obj)
     seen = _seen if _seen is not None else set()
@@ -67,12 +71,19 @@ def _jsonable(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
         return out
     if isinstance(obj, (list, tuple, set, frozenset)):
         seen.add(id(obj))
-        items = sorted(obj, key=repr) if isinstance(obj, (set, frozenset)) else obj
+        items = sorted(obj, key=_safe_repr) if isinstance(obj, (set, frozenset)) else obj
         out_l = [_jsonable(v, seen, _depth + 1) for v in items]
         seen.discard(id(obj))
         return out_l
     if isinstance(obj, (bytes, bytearray)):
         return f"<{len(obj)} bytes>"
+    try:
+        return _jsonable_object(obj, seen, _depth)
+    except Exception:  # a user object whose attribute access raises
+        return _safe_repr(obj)
+
+
+def _jsonable_object(obj: Any, seen: set[int], _depth: int) -> Any:
     item = getattr(obj, "item", None)  # numpy / torch scalars
     if callable(item) and getattr(obj, "ndim", 1) == 0:
         try:
@@ -99,6 +110,20 @@ def _jsonable(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
         return repr(obj)
     except Exception:
         return f"<unrepresentable {type(obj).__name__}>"
+
+
+def _safe_repr(obj: Any, limit: int = 120) -> str:
+    """A short repr for warning messages that never raises (a user's ``__repr__`` may, and so does
+    ``repr`` of an int with more than 4300 digits) and never builds a huge string first."""
+    try:
+        import reprlib
+
+        r = reprlib.Repr()
+        r.maxstring = r.maxother = r.maxlong = limit
+        text = r.repr(obj)
+    except Exception:
+        text = f"<{type(obj).__name__} object>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _new_run_id() -> str:
@@ -144,6 +169,8 @@ class Run:
         self._strict = settings.strict
         self._on_nan = settings.on_nan
         self._artifact_versions: Counter[str] = Counter()
+        #: the process that owns the run; forked children (DataLoader workers) never finish it
+        self._pid = os.getpid()
 
         self.dir = os.path.join(os.path.abspath(settings.root), _safe(self.project), self.id)
         os.makedirs(self.dir, exist_ok=True)
@@ -189,7 +216,7 @@ class Run:
             bad = None
             for k, v in values.items():
                 t = type(v)
-                if t is not float and t is not int:
+                if t is not float and (t is not int or not _I64_MIN <= v <= _I64_MAX):
                     v = self._coerce_value(k, v)
                     if v is None:
                         continue
@@ -209,18 +236,18 @@ class Run:
         except OSError as exc:
             self._problem("journal", f"journal write failed ({exc}); this log() call was NOT saved")
         except Exception as exc:
-            self._problem("log", f"log() could not record {values!r:.200}: {exc!r}")
+            self._problem("log", f"log() could not record {_safe_repr(values, 200)}: {_safe_repr(exc)}")
 
     def _coerce_step(self, step: Any) -> int:
         try:
             s = int(step)
         except Exception as exc:
-            raise ConfigError(f"step: {step!r} is not an integer. Fix: pass step=int(...)") from exc
+            raise ConfigError(f"step: {_safe_repr(step)} is not an integer. Fix: pass step=int(...)") from exc
         return s
 
     def _coerce_value(self, key: Any, v: Any) -> float | int | None:
         if v is None or isinstance(v, (str, bytes)):
-            self._problem(f"value:{key}", f"log(): {key!r} has a non-numeric value {v!r:.60}; skipped")
+            self._problem(f"value:{key}", f"log(): {_safe_repr(key)} has a non-numeric value {_safe_repr(v, 60)}; skipped")
             return None
         if isinstance(v, bool):
             return int(v)
@@ -230,17 +257,19 @@ class Run:
             if n is not None and n != 1:
                 self._problem(
                     f"value:{key}",
-                    f"log(): {key!r} holds {n} elements; skipped. Fix: log a scalar (e.g. tensor.mean().item())",
+                    f"log(): {_safe_repr(key)} holds {n} elements; skipped. Fix: log a scalar (e.g. tensor.mean().item())",
                 )
                 return None
             if hasattr(v, "item"):
                 v = v.item()
-            out: float | int = v if isinstance(v, int) else float(v)
+            out: float | int = int(v) if isinstance(v, int) else float(v)
+            if not _I64_MIN <= out <= _I64_MAX:  # beyond int64: a float, or skipped when no float holds it
+                out = float(out)
         except Exception as exc:
-            self._problem(f"value:{key}", f"log(): {key!r}={v!r:.60} is not a number ({exc}); skipped")
+            self._problem(
+                f"value:{key}", f"log(): {_safe_repr(key)}={_safe_repr(v, 60)} is not a number ({_safe_repr(exc)}); skipped"
+            )
             return None
-        if isinstance(out, int) and not isinstance(out, bool) and abs(out) >= 2**63:
-            out = float(out)
         return out
 
     def _nonfinite(self, key: str, value: float, step: int) -> None:
@@ -334,7 +363,7 @@ class Run:
         for the backends; what is not delivered by then stays in the journal for
         ``trackkit sync``. Idempotent."""
         global _active
-        if self._finished:
+        if self._finished or os.getpid() != self._pid:
             return
         if status is None:
             st = Status.DIVERGED if self._diverged else Status.COMPLETED
@@ -466,15 +495,15 @@ class Run:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         prev = self._prev_handlers.get(signum, signal.SIG_DFL)
-        name = signal.Signals(signum).name
-        if signum == signal.SIGINT and callable(prev):
-            # KeyboardInterrupt (or the user's handler) decides; __exit__/excepthook record "killed"
-            prev(signum, frame)
-            return
-        self.finish(Status.KILLED, name, exit_code=128 + signum)
+        if os.getpid() == self._pid and signum != signal.SIGINT:
+            self.finish(Status.KILLED, signal.Signals(signum).name, exit_code=128 + signum)
+        # SIGINT: KeyboardInterrupt (or the user's handler) decides; __exit__/excepthook record "killed".
+        # A forked child (DataLoader worker) only chains: the run belongs to its parent.
         if callable(prev):
             prev(signum, frame)
         elif prev == signal.SIG_DFL:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
 

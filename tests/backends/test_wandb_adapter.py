@@ -565,10 +565,3 @@ class TestWandbContract(BackendContract):
 
     def backend_string(self, tmp_path: str) -> str:
         return f"wandb:contract?mode=offline&dir={tmp_path}/wb"
-
-
-@pytest.mark.slow
-class TestWandbProcessAgentContract(TestWandbContract):
-    """The same through the default process agent (~2.5 s a case: a fresh process and wandb-core each)."""
-
-    agent = "process"
