@@ -59,6 +59,14 @@ def main() -> None:
         capture=False,
         drain_timeout=120,
     )
+    run_thread = trackkit.init(
+        project="bench-thread",
+        backend=[f"tensorboard:{tmp}/tb2", f"wandb:bench2?mode=offline&dir={tmp}/wb2", f"mlflow:{tmp}/tk2-mlflow.db"],
+        root=f"{tmp}/journal2",
+        capture=False,
+        drain_timeout=120,
+        agent="thread",
+    )
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(f"{tmp}/native-tb")
@@ -71,13 +79,16 @@ def main() -> None:
     exp = client.create_experiment("bench-native")
     mlrun = client.create_run(exp).info.run_id
 
-    counters = {"none": 0, "trackkit": 0, "tensorboard": 0, "wandb": 0, "mlflow": 0}
+    counters = {"none": 0, "trackkit": 0, "trackkit-thread": 0, "tensorboard": 0, "wandb": 0, "mlflow": 0}
 
     def log_none(step: int, loss: float) -> None:
         pass
 
     def log_tk(step: int, loss: float) -> None:
         run.log({"train/loss": loss}, step=step)
+
+    def log_tk_thread(step: int, loss: float) -> None:
+        run_thread.log({"train/loss": loss}, step=step)
 
     def log_tb(step: int, loss: float) -> None:
         writer.add_scalar("train/loss", loss, step)
@@ -88,7 +99,8 @@ def main() -> None:
     def log_ml(step: int, loss: float) -> None:
         client.log_metric(mlrun, "train/loss", loss, step=step)
 
-    variants = {"none": log_none, "trackkit": log_tk, "tensorboard": log_tb, "wandb": log_wb, "mlflow": log_ml}
+    variants = {"none": log_none, "trackkit": log_tk, "trackkit-thread": log_tk_thread, "tensorboard": log_tb,
+                "wandb": log_wb, "mlflow": log_ml}
     budget = {k: args.steps for k in variants}
     budget["mlflow"] = args.mlflow_native_steps
     times: dict[str, list[float]] = {k: [] for k in variants}
@@ -110,22 +122,27 @@ def main() -> None:
     t0 = time.perf_counter()
     run.finish()
     drain = time.perf_counter() - t0
+    run_thread.finish()
     writer.close()
     wb.finish()
     base = statistics.median(times["none"])
     print("torch threads 1, MLP 784-256-10, batch 64; steps per variant: "
           + ", ".join(f"{k}={len(v)}" for k, v in times.items()))
-    print(f"{'variant':<34}{'median step':>14}{'overhead':>12}")
+    mean_base = statistics.fmean(times["none"])
+    print(f"{'variant':<34}{'median step':>14}{'overhead':>12}{'mean step':>12}{'overhead':>10}{'p99':>10}")
     labels = {
         "none": "no logging",
         "trackkit": "trackkit -> TB + W&B + MLflow",
+        "trackkit-thread": "  same, agent='thread'",
         "tensorboard": "native SummaryWriter.add_scalar",
         "wandb": "native wandb.log (offline)",
         "mlflow": "native MlflowClient.log_metric",
     }
     for name, ts in times.items():
-        med = statistics.median(ts)
-        print(f"{labels[name]:<34}{med * 1e3:>11.3f} ms{(med / base - 1) * 100:>+11.1f}%")
+        med, mean = statistics.median(ts), statistics.fmean(ts)
+        p99 = sorted(ts)[int(len(ts) * 0.99)]
+        print(f"{labels[name]:<34}{med * 1e3:>11.3f} ms{(med / base - 1) * 100:>+11.1f}%"
+              f"{mean * 1e3:>9.3f} ms{(mean / mean_base - 1) * 100:>+9.1f}%{p99 * 1e3:>7.2f} ms")
     print(f"trackkit finish(): {drain:.2f} s to drain to all three; pending: {run._agent.pending()}")
 
 
