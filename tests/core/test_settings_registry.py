@@ -89,3 +89,31 @@ def test_plugin_registration() -> None:
                           in_process=True))
     assert parse_backend("mine:x").scheme == "mine"
     assert "mine" in known_schemes()
+
+
+def test_entry_point_plugin_is_discovered(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third-party package registers a backend through the `trackkit.backends` entry-point group."""
+    import sys
+
+    from trackkit import registry
+
+    d = str(tmp_path)
+    os.makedirs(os.path.join(d, "tk_plugin_demo"))
+    with open(os.path.join(d, "tk_plugin_demo", "__init__.py"), "w") as fh:
+        fh.write("from trackkit.backends.memory import MemorySink\n\n"
+                 "class DemoSink(MemorySink):\n    reader = 'trackkit.backends.memory:MemoryReader'\n")
+    dist = os.path.join(d, "tk_plugin_demo-0.1.dist-info")
+    os.makedirs(dist)
+    with open(os.path.join(dist, "METADATA"), "w") as fh:
+        fh.write("Metadata-Version: 2.1\nName: tk-plugin-demo\nVersion: 0.1\n")
+    with open(os.path.join(dist, "entry_points.txt"), "w") as fh:
+        fh.write("[trackkit.backends]\ndemo = tk_plugin_demo:DemoSink\n")
+    monkeypatch.syspath_prepend(d)
+    monkeypatch.setattr(registry, "_entry_points_loaded", False)
+    monkeypatch.setattr(registry, "_PLUGINS", {})
+    assert "demo" in registry.known_schemes()
+    spec = parse_backend("demo:x")
+    sink = registry.load_sink(spec)
+    assert type(sink).__name__ == "DemoSink"
+    assert type(registry.load_reader(spec)).__name__ == "MemoryReader"
+    sys.modules.pop("tk_plugin_demo", None)
