@@ -22,7 +22,7 @@ import urllib.request
 import warnings
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _env import offline_tmpdir  # noqa: E402
+from _env import offline_tmpdir
 
 
 def raw_capacity(uri: str, n: int) -> float:
