@@ -126,8 +126,8 @@ class Delivery:
         for rec, end in records:
             try:
                 ev = event_from_record(rec)
-            except (ValueError, TypeError, KeyError) as exc:
-                self.log(f"skipping a damaged record at offset {end}: {exc}")
+            except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
+                self.log(f"skipping a damaged record at offset {end}: {exc!r}")
                 continue
             if isinstance(ev, RunStarted):
                 self.start_event = ev

@@ -111,7 +111,8 @@ def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: 
     ``allowed`` is a regular-expression character class body (e.g. ``/\\w.\\- :``).
     A key that is already valid is returned unchanged. Otherwise every character
     outside ``allowed`` becomes ``_``, empty path segments, ``.``/``..`` segments
-    and leading/trailing ``/`` are removed (``separator_rules``), the result is cut
+    and leading/trailing ``/`` are removed and a leading ``..`` gets a ``_`` in front
+    (``separator_rules``), the result is cut
     to leave room, and ``-h`` plus the first 8 hex digits of the SHA-1 of the
     *original* key is appended: two different keys never map to the same one
     (barring a SHA-1 prefix collision) and the same key always maps the same way.
@@ -131,6 +132,8 @@ def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: 
                 return False
             if any(seg in ("", ".", "..") for seg in k.split("/")):
                 return False
+            if k.startswith(".."):  # MLflow (posixpath.normpath) reads "..x" as a parent reference
+                return False
         return True
 
     if valid(key):
@@ -138,6 +141,8 @@ def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: 
     body = bad.sub("_", key)
     if separator_rules:
         body = "/".join(seg for seg in body.split("/") if seg not in ("", ".", ".."))
+        if body.startswith(".."):
+            body = "_" + body
     suffix = "-h" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     if max_length is not None:
         body = body[: max_length - len(suffix)].rstrip("/")

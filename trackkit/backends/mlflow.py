@@ -168,7 +168,34 @@ def _value_back(text: str) -> Any:
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, default=str, ensure_ascii=False, indent=2)
+    text = json.dumps(obj, default=str, ensure_ascii=False, indent=2)
+    return text if _encodable(text) else json.dumps(obj, default=str, ensure_ascii=True, indent=2)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates (from a filename, a bad decode): no store takes them
+        return False
+    return True
+
+
+def _storable(text: str) -> str:
+    """``text``, or its JSON form (ASCII, quoted) when it holds lone surrogates, which MLflow's stores
+    cannot encode: one such value would fail the whole batch on every retry."""
+    return text if _encodable(text) else json.dumps(text)
+
+
+def _unstorable(text: str) -> str:
+    """Inverse of :func:`_storable`."""
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            back = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(back, str) and not _encodable(back):
+            return back
+    return text
 
 
 def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
@@ -504,7 +531,7 @@ class MlflowSink:
     def _config(self, config: Mapping[str, Any]) -> None:
         for k, v in flatten_config(config).items():
             key = self._key(k)
-            value = shorten(_value_str(v), MAX_PARAM_LENGTH)
+            value = shorten(_storable(_value_str(v)), MAX_PARAM_LENGTH)
             old = self._params.get(key, self._p_params.get(key))
             if old is None:
                 self._p_params[key] = value
@@ -572,7 +599,7 @@ class MlflowSink:
         return mapped
 
     def _tag(self, key: str, value: str) -> None:
-        value = shorten(value, MAX_TAG_LENGTH)
+        value = shorten(_storable(value), MAX_TAG_LENGTH)
         if self._tags.get(key) == value and key not in self._p_tags:
             return
         self._p_tags[key] = value
@@ -860,7 +887,8 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 def _key_map(tags: Mapping[str, str]) -> dict[str, str]:
     """mapped key -> original key, from the ``trackkit.key.*`` tags."""
-    return {mlflow_key(v): v for k, v in tags.items() if k.startswith(T_KEY)}
+    originals = (_unstorable(v) for k, v in tags.items() if k.startswith(T_KEY))
+    return {mlflow_key(v): v for v in originals}
 
 
 def _inf_keys(tags: Mapping[str, str]) -> set[str]:
