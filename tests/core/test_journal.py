@@ -5,7 +5,16 @@ import os
 
 import pytest
 
-from trackkit.events import Artifact, Metrics, RunFinished, RunStarted, Status, StatusChange, event_from_record, event_to_record
+from trackkit.events import (
+    Artifact,
+    Metrics,
+    RunFinished,
+    RunStarted,
+    Status,
+    StatusChange,
+    event_from_record,
+    event_to_record,
+)
 from trackkit.journal import JournalReader, JournalWriter, read_journal
 
 
