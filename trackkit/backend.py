@@ -13,6 +13,7 @@ is what ``runs``, ``compare`` and ``migrate`` are built on.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -147,3 +148,13 @@ def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: 
     if max_length is not None:
         body = body[: max_length - len(suffix)].rstrip("/")
     return (body or "key") + suffix
+
+
+def shorten(value: str, limit: int) -> str:
+    """The one documented shortening of values a backend cannot hold whole: keep the head,
+    append ``…[sha256:<8 hex of the full value>]``, so the result is exactly ``limit``
+    characters and two different long values stay distinct."""
+    if len(value) <= limit:
+        return value
+    tail = "…[sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8] + "]"
+    return value[: limit - len(tail)] + tail

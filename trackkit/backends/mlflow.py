@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from ..backend import BackendSpec, Capabilities, map_key
+from ..backend import BackendSpec, Capabilities, map_key, shorten
 from ..errors import BackendError, ConfigError, MissingDependency, TrackkitError
 from ..events import (
     Artifact,
@@ -134,15 +134,6 @@ _FROM_MLFLOW = {
 def mlflow_key(key: str) -> str:
     """The key MLflow stores for ``key`` (the one key rule of ``backend.map_key``)."""
     return map_key(key, allowed=KEY_CHARS, max_length=MAX_KEY_LENGTH)
-
-
-def shorten(value: str, limit: int) -> str:
-    """The documented shortening: keep the head, append ``…[sha256:<8 hex of the full value>]``,
-    so the result is exactly ``limit`` characters and two different long values stay distinct."""
-    if len(value) <= limit:
-        return value
-    tail = "…[sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8] + "]"
-    return value[: limit - len(tail)] + tail
 
 
 def _sha(text: str, n: int = 16) -> str:
