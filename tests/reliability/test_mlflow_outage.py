@@ -1,0 +1,360 @@
+"""A real MLflow tracking server goes away: training never waits, nothing is lost or doubled.
+
+One ``mlflow server`` per module on a fixed loopback port with one sqlite store; the tests stop
+it, restart it on the SAME port, or put a listener there that accepts connections and never
+answers. Points are counted with ``MlflowClient.get_metric_history`` (the raw rows, so a
+duplicate would show).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import trackkit
+from trackkit.journal import read_journal
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+#: a generous bound on one log() call: it only appends to the journal (a few microseconds)
+MAX_LOG_S = 0.010
+MAX_INIT_S = 1.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1:PORT that can be stopped and started again on the same port
+    with the same sqlite store and artifact root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = root / "mlflow.db"
+        self.art = root / "artifacts"
+        self.art.mkdir(exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
+        cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
+        cmd += [
+            "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.db}", "--no-serve-artifacts",
+            "--default-artifact-root", self.art.as_uri(),
+        ]  # fmt: skip
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        with open(self.root / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (self.root / "server.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"mlflow server did not come up on {self.url}:\n{tail}")
+            time.sleep(0.2)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        # the port must be free again before anyone binds it
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", self.port))
+                return
+            except OSError:
+                time.sleep(0.1)
+
+
+class Blackhole:
+    """Listens on a port, accepts every connection and never answers a byte."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(64)
+        self.conns: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.conns.append(conn)  # held open, never read from, never written to
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    pytest.importorskip("mlflow")
+    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-outage"))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _raw_steps(url: str, run_id: str, key: str = "loss") -> list[int]:
+    """Every stored point of ``key`` (raw rows: a duplicate shows), by trackkit run id."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=url)
+    exps = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(exps, filter_string=f"tags.`trackkit.run_id` = '{run_id}'")
+    assert len(runs) == 1, f"expected one MLflow run for {run_id}, found {len(runs)}"
+    return sorted(m.step for m in client.get_metric_history(runs[0].info.run_id, key))
+
+
+def _read_back(url: str, run_id: str) -> Any:
+    from trackkit.registry import load_reader, parse_backend
+
+    return load_reader(parse_backend(f"mlflow:{url[len('http:'):]}")).read_run(run_id)
+
+
+class Loop:
+    """A training loop logging at ~``hz`` until told to stop; records the slowest log() call."""
+
+    def __init__(self, run: trackkit.Run, hz: float = 200.0) -> None:
+        self.run, self.period = run, 1.0 / hz
+        self.n = 0
+        self.worst = 0.0
+
+    def until(self, done: threading.Event | None = None, seconds: float | None = None) -> None:
+        end = None if seconds is None else time.monotonic() + seconds
+        perf = time.perf_counter
+        while not ((done is not None and done.is_set()) or (end is not None and time.monotonic() >= end)):
+            t0 = perf()
+            self.run.log({"loss": 1.0 / (self.n + 1), "acc": self.n * 1e-3}, step=self.n)
+            dt = perf() - t0
+            if dt > self.worst:
+                self.worst = dt
+            self.n += 1
+            time.sleep(self.period)
+
+
+def _in_background(fn: Any) -> threading.Event:
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            fn()
+        finally:
+            done.set()
+
+    threading.Thread(target=work, daemon=True).start()
+    return done
+
+
+def _init(url: str, root: Path, drain: float) -> tuple[trackkit.Run, float]:
+    t0 = time.perf_counter()
+    run = trackkit.init(
+        project="outage", backend=f"mlflow:{url[len('http:'):]}", root=str(root), agent="process",
+        capture=False, drain_timeout=drain,
+    )
+    return run, time.perf_counter() - t0
+
+
+@pytest.fixture(autouse=True)
+def _steady_gc() -> Iterator[None]:
+    # keep a full collection of the test process's (large) heap out of the timed calls
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+# ---------------------------------------------------------------- (a) stopped mid-run, restarted
+
+
+def test_server_stopped_mid_run_and_restarted(server: MlflowServer, tmp_path: Path) -> None:
+    server.start()
+    run, init_s = _init(server.url, tmp_path / "j", drain=90.0)
+    loop = Loop(run)
+    loop.until(seconds=1.5)  # delivered live
+    def outage() -> None:
+        server.stop()
+        time.sleep(2.0)
+        server.start()
+    loop.until(_in_background(outage))
+    loop.until(seconds=1.0)
+    run.finish()
+    assert init_s <= MAX_INIT_S, init_s
+    assert loop.worst <= MAX_LOG_S, f"a log() call blocked {loop.worst * 1000:.1f} ms"
+    assert not run._agent.pending(), (tmp_path / "j").joinpath("outage", run.id, "agent.log").read_text()[-3000:]
+    assert _raw_steps(server.url, run.id) == list(range(loop.n))  # every point exactly once
+    assert _raw_steps(server.url, run.id, "acc") == list(range(loop.n))
+    rec = _read_back(server.url, run.id)
+    assert rec.info.status.value == "completed"
+
+
+# ---------------------------------------------------------------- (b) down at start
+
+
+def test_server_down_at_start(server: MlflowServer, tmp_path: Path) -> None:
+    server.stop()
+    run, init_s = _init(server.url, tmp_path / "j", drain=90.0)
+    loop = Loop(run)
+    loop.until(seconds=1.0)  # nothing listens
+    loop.until(_in_background(server.start))
+    loop.until(seconds=1.0)
+    run.finish()
+    assert init_s <= MAX_INIT_S, init_s
+    assert loop.worst <= MAX_LOG_S, f"a log() call blocked {loop.worst * 1000:.1f} ms"
+    assert not run._agent.pending()
+    assert _raw_steps(server.url, run.id) == list(range(loop.n))
+    assert _read_back(server.url, run.id).info.status.value == "completed"
+
+
+# ---------------------------------------------------------------- (c) accepts, never answers; then sync
+
+
+def _wait_agent_done(run_dir: str, timeout: float = 60.0) -> None:
+    path = os.path.join(run_dir, "agent.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and "agent done" in Path(path).read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the agent did not end within {timeout}s")
+
+
+def test_server_that_never_answers_then_trackkit_sync(server: MlflowServer, tmp_path: Path) -> None:
+    server.stop()
+    hole = Blackhole(server.port)
+    drain = 2.0
+    try:
+        run, init_s = _init(server.url, tmp_path / "j", drain=drain)
+        loop = Loop(run)
+        loop.until(seconds=2.0)
+        t0 = time.monotonic()
+        run.finish()
+        finish_s = time.monotonic() - t0
+        assert hole.conns, "the agent never connected to the silent server"
+    finally:
+        hole.close()
+    assert init_s <= MAX_INIT_S, init_s
+    assert loop.worst <= MAX_LOG_S, f"a log() call blocked {loop.worst * 1000:.1f} ms"
+    assert finish_s <= drain + 2.0, finish_s  # AgentHandle.wait: drain_timeout + 1 s
+    # the data waits in the journal
+    assert run._agent.pending()
+    steps = [r["s"] for r in read_journal(os.path.join(run.dir, "journal.jsonl")) if r.get("k") == "m"]
+    assert steps == list(range(loop.n))
+    _wait_agent_done(run.dir)  # its last blocked request timed out; it gave up
+    # the real server comes up where the journal says the backend is; sync delivers
+    server.start()
+    env = dict(os.environ, TRACKKIT_ROOT=str(tmp_path / "j"))
+    out = subprocess.run(
+        [sys.executable, "-m", "trackkit", "sync", run.id], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert _raw_steps(server.url, run.id) == list(range(loop.n))
+    assert _raw_steps(server.url, run.id, "acc") == list(range(loop.n))
+    assert _read_back(server.url, run.id).info.status.value == "completed"
+    # a second sync has nothing to do and doubles nothing
+    again = subprocess.run(
+        [sys.executable, "-m", "trackkit", "sync", run.id], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _raw_steps(server.url, run.id) == list(range(loop.n))
+
+
+# ---------------------------------------------------------------- (d) nothing reachable: the process exits
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time, trackkit
+    run = trackkit.init(project="outage", backend=sys.argv[1], root=sys.argv[2], capture=False,
+                        drain_timeout=float(sys.argv[3]))
+    for i in range(200):
+        run.log({"loss": 1.0 / (i + 1)}, step=i)
+    print("LOGGED", run.dir, flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize("kind", ["refused", "silent"])
+def test_process_exits_within_the_drain_deadline_when_nothing_is_reachable(tmp_path: Path, kind: str) -> None:
+    port = _free_port()
+    hole = Blackhole(port) if kind == "silent" else None
+    drain = 3.0
+    try:
+        env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, f"mlflow://127.0.0.1:{port}", str(tmp_path / "j"), str(drain)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        t0 = time.monotonic()
+        assert line.startswith("LOGGED"), proc.stderr.read() if proc.stderr else ""
+        run_dir = line.split()[1]
+        proc.wait(timeout=60)
+        exit_s = time.monotonic() - t0
+    finally:
+        if hole is not None:
+            hole.close()
+    assert proc.returncode == 0
+    assert exit_s <= drain + 4.0, f"the process took {exit_s:.1f}s to exit (drain_timeout {drain}s)"
+    steps = [r["s"] for r in read_journal(os.path.join(run_dir, "journal.jsonl")) if r.get("k") == "m"]
+    assert steps == list(range(200))  # kept for `trackkit sync`
+    _wait_agent_done(run_dir)
