@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import BackendSpec
-from .events import Event, RunStarted, event_from_record
+from .events import Event, RunStarted, Status, event_from_record
 from .journal import JOURNAL_NAME, JournalReader, JournalWriter
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ __all__ = ["AgentHandle", "Delivery", "main", "pending_sinks", "start_agent"]
 BATCH = 10_000
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
+#: the trainer's final status when the journal could not hold its finish record (disk full)
+FINISH_NOTE = "finish.json"
 
 
 def sink_key(spec: BackendSpec) -> str:
@@ -200,14 +203,32 @@ class Delivery:
 
     def mark_killed(self, reason: str) -> None:
         """Append the killed status for a trainer that died without finishing."""
+        self._mark("killed", reason, self.last_step, None)
+        self.log(f"marked the run killed: {reason}")
+
+    def mark_ended(self) -> None:
+        """The trainer is gone and the journal has no finish record: use the status the trainer
+        left in ``finish.json`` when its journal was full, else the run was killed."""
+        try:
+            with open(os.path.join(self.run_dir, FINISH_NOTE)) as fh:
+                note = json.load(fh)
+            status, reason = str(note["status"]), str(note.get("reason") or "")
+            Status(status)
+        except (OSError, ValueError, KeyError, TypeError):
+            self.mark_killed("the training process ended without finishing (SIGKILL, OOM or hard crash)")
+            return
+        lost = note.get("journal_lost", 0)
+        reason = (f"{reason}; " if reason else "") + f"the journal lost {lost} record(s) (disk full or file too large)"
+        self._mark(status, reason, note.get("step", self.last_step), note.get("exit_code"))
+        self.log(f"marked the run {status} from {FINISH_NOTE}: {reason}")
+
+    def _mark(self, status: str, reason: str, step: int | None, exit_code: int | None) -> None:
         run_id = self.start_event.run_id if self.start_event else ""
         w = JournalWriter(self.journal_path, run_id, time.time())
         now = time.time()
-        w.write({"k": "status", "status": "killed", "reason": reason, "step": self.last_step, "time": now,
-                 "details": {}})
-        w.write({"k": "finish", "status": "killed", "time": now, "reason": reason, "exit_code": None})
+        w.write({"k": "status", "status": status, "reason": reason, "step": step, "time": now, "details": {}})
+        w.write({"k": "finish", "status": status, "time": now, "reason": reason, "exit_code": exit_code})
         w.close()
-        self.log(f"marked the run killed: {reason}")
 
     def run(self, writer_alive: Callable[[], bool], stop: threading.Event | None = None) -> bool:
         """Deliver until the run is finished and every sink caught up, or the drain
@@ -222,7 +243,7 @@ class Delivery:
             if not self.finished and not writer_alive():
                 self.read_new()  # the last records the trainer wrote before dying
                 if not self.finished:
-                    self.mark_killed("the training process ended without finishing (SIGKILL, OOM or hard crash)")
+                    self.mark_ended()
                 continue
             if self.finished and deadline is None:
                 deadline = time.monotonic() + self.drain_timeout
@@ -377,10 +398,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.nice(args.nice)
     except (OSError, AttributeError):
         pass
+    # SIGTERM (scancel, systemd, docker stop signal every process, the agent too): drain within
+    # drain_timeout, then exit, instead of dying with accepted data undelivered
+    stop = threading.Event()
+
+    def _on_term(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_term)
     log(f"agent started (pid {os.getpid()}) for {[str(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
                         flush_interval=args.flush_interval, log=log)
-    ok = delivery.run(lambda: lock_is_held(args.run_dir))
+    ok = delivery.run(lambda: lock_is_held(args.run_dir), stop)
+    if stop.is_set():
+        log("agent got SIGTERM: drained before exiting")
     left = pending_sinks(args.run_dir, specs)
     log("agent done: everything delivered" if ok else f"agent done: left in the journal for {left}")
     return 0 if ok else 1

@@ -1,11 +1,19 @@
 """A training process for the reliability tests: logs at --hz and prints each step after log() returned.
 
 Usage: python child.py BACKEND ROOT [--hz N] [--steps N] [--mode normal|raise|exit3|sigterm-self]
+                                    [--project P] [--name N] [--start-at UNIX_TIME] [--user-sigterm]
+                                    [--fsize-extra BYTES] [--drain-timeout S]
+
+Lines on stdout: ``RUN <id> <dir>`` after init, ``ACK <step>`` after each log() returned,
+``DONE <step>`` after the loop, ``PROBLEMS <json>`` after finish().
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import sys
 import time
 
@@ -18,12 +26,41 @@ p.add_argument("--hz", type=float, default=100.0)
 p.add_argument("--steps", type=int, default=10**9)
 p.add_argument("--mode", default="normal")
 p.add_argument("--agent", default="process")
+p.add_argument("--project", default="rel")
+p.add_argument("--name", default=None)
+#: wait until this wall-clock time before init (several processes start in the same instant)
+p.add_argument("--start-at", type=float, default=0.0)
+#: install the program's own SIGTERM handler before init (trackkit must chain to it)
+p.add_argument("--user-sigterm", action="store_true")
+#: after init, limit file sizes (RLIMIT_FSIZE) to the journal's size + this many bytes: the disk "fills up"
+p.add_argument("--fsize-extra", type=int, default=-1)
+p.add_argument("--drain-timeout", type=float, default=None)
 a = p.parse_args()
 
-run = trackkit.init(project="rel", backend=a.backend.split(","), root=a.root, capture=False, agent=a.agent,
-                    config={"hz": a.hz})
+if a.user_sigterm:
+
+    def _user_handler(signum: int, frame: object) -> None:
+        print("USER HANDLER", flush=True)
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, _user_handler)
+
+if a.start_at:
+    time.sleep(max(0.0, a.start_at - time.time()))
+
+run = trackkit.init(project=a.project, name=a.name, backend=a.backend.split(","), root=a.root, capture=False,
+                    agent=a.agent, config={"hz": a.hz}, drain_timeout=a.drain_timeout)
 print(f"RUN {run.id} {run.dir}", flush=True)
+
+if a.fsize_extra >= 0:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    limit = os.path.getsize(os.path.join(run.dir, "journal.jsonl")) + a.fsize_extra
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
 period = 1.0 / a.hz
+step = -1
 for step in range(a.steps):
     run.log({"loss": 1.0 / (step + 1), "step_copy": step}, step=step)
     print(f"ACK {step}", flush=True)
@@ -32,4 +69,6 @@ for step in range(a.steps):
     if a.mode == "exit3" and step == 20:
         sys.exit(3)
     time.sleep(period)
+print(f"DONE {step}", flush=True)
 run.finish()
+print(f"PROBLEMS {json.dumps(dict(run.problems))} {run.records_written} {getattr(run, 'logs_lost', -1)}", flush=True)

@@ -51,3 +51,69 @@ def wait_agent_done(run_dir: str, timeout: float = 90.0) -> str:
             return text
         time.sleep(0.1)
     raise AssertionError(f"agent did not finish within {timeout}s; log:\n{text}")
+
+
+def read_run(backend: str, run_id: str):  # type: ignore[no-untyped-def]
+    """The run as the backend's own Reader reads it back."""
+    from trackkit.registry import load_reader, parse_backend
+
+    return load_reader(parse_backend(backend)).read_run(run_id)
+
+
+def journal_steps(run_dir: str) -> list[int]:
+    """Metric steps in the run's journal, in order."""
+    from trackkit.journal import read_journal
+
+    return [r["s"] for r in read_journal(os.path.join(run_dir, "journal.jsonl")) if r.get("k") == "m"]
+
+
+def run_line(out: str) -> tuple[str, str]:
+    """(run id, run dir) from the child's ``RUN`` line."""
+    for line in out.splitlines():
+        if line.startswith("RUN "):
+            _, run_id, run_dir = line.split()
+            return run_id, run_dir
+    raise AssertionError(f"child printed no RUN line:\n{out[-2000:]}")
+
+
+_MLFLOW_TEMPLATE: list[str] = []
+
+
+def mlflow_db(dest_dir: str) -> str:
+    """A fresh MLflow sqlite store at ``dest_dir/m.db``, copied from one migrated once per
+    session (a new store migrates its schema for 2-5 s; the copy is instant)."""
+    import shutil
+    import tempfile
+
+    if not _MLFLOW_TEMPLATE:
+        from mlflow.tracking import MlflowClient
+
+        d = tempfile.mkdtemp(prefix="trackkit-mlflow-template-")
+        path = os.path.join(d, "m.db")
+        MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+        _MLFLOW_TEMPLATE.append(path)
+    os.makedirs(dest_dir, exist_ok=True)
+    dest = os.path.join(dest_dir, "m.db")
+    shutil.copyfile(_MLFLOW_TEMPLATE[0], dest)
+    return dest
+
+
+def three_backends(tmp: str) -> list[str]:
+    """TensorBoard + W&B (offline) + MLflow (sqlite) under ``tmp``."""
+    return [f"tensorboard:{tmp}/tb", f"wandb:rel?mode=offline&dir={tmp}/wb", f"mlflow:{mlflow_db(tmp)}"]
+
+
+def agent_pid(run_dir: str, timeout: float = 30.0) -> int:
+    """The pid of the run's delivery agent, from its ``agent started (pid N)`` line."""
+    path = os.path.join(run_dir, "agent.log")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    if "agent started (pid " in line:
+                        return int(line.split("(pid ")[1].split(")")[0])
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"no agent started in {run_dir}")

@@ -66,18 +66,25 @@ def _dumps(obj: Any) -> str:
 
 
 def run_dir_for(root: str, project: str, group: str | None, name: str, run_id: str) -> str:
-    """The directory of a run; the name gets ``-<run id>`` when another run holds it."""
+    """The directory of a run; the name gets ``-<run id>`` when another run holds it.
+
+    The name's directory is claimed with an atomic ``mkdir``: two runs of one name whose
+    agents open it in the same instant never share it (a check-then-create would let both in)."""
     base = os.path.join(root, _safe(project), *([_safe(group)] if group else []))
     d = os.path.join(base, _safe(name))
-    marker = os.path.join(d, MARKER)
-    if os.path.exists(d):
-        try:
-            with open(marker) as fh:
-                owner = fh.read().strip()
-        except OSError:
-            owner = ""
-        if owner != run_id:
-            d = os.path.join(base, f"{_safe(name)}-{run_id}")
+    os.makedirs(base, exist_ok=True)
+    try:
+        os.mkdir(d)
+        return d  # ours
+    except FileExistsError:
+        pass
+    try:
+        with open(os.path.join(d, MARKER)) as fh:
+            owner = fh.read().strip()
+    except OSError:
+        owner = ""  # not ours, or another run claimed it and has not written its marker yet
+    if owner != run_id:
+        d = os.path.join(base, f"{_safe(name)}-{run_id}")
     return d
 
 
