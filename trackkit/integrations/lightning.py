@@ -1,0 +1,238 @@
+"""PyTorch Lightning logger.
+
+    from trackkit.integrations.lightning import TrackkitLogger
+
+    logger = TrackkitLogger(project="mnist", backend="tensorboard:./runs", config=cfg)
+    trainer = pytorch_lightning.Trainer(logger=logger, ...)
+    trainer.fit(model)          # status: completed / crashed / killed / diverged
+
+The run is created lazily, on global rank 0 only: Lightning calls every logger method
+on every rank, and each is guarded here, so a DDP job makes exactly one run (and one
+delivery agent). Hyperparameters (``save_hyperparameters()``) become config, metrics
+keep Lightning's step, checkpoints saved by ``ModelCheckpoint`` become artifacts with the
+aliases ``best`` / ``latest``, and how ``fit`` ended becomes the run's status.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from argparse import Namespace
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import MissingDependency, TrackkitWarning
+from ..events import Status
+from ..run import Run, current_run, init
+from . import _check_init_kwargs
+
+try:
+    from lightning_fabric.loggers.logger import rank_zero_experiment
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers.logger import Logger
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise MissingDependency(
+        "trackkit.integrations.lightning needs PyTorch Lightning. Fix: pip install 'trackkit[lightning]'"
+    ) from exc
+
+__all__ = ["TrackkitLogger"]
+
+
+def _rank() -> int:
+    """This process's global rank as Lightning knows it (set from the environment, then by the strategy)."""
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
+class TrackkitLogger(Logger):
+    """A Lightning ``Logger`` that records into a trackkit run.
+
+    ``TrackkitLogger(**init_kwargs)`` takes the keywords of :func:`trackkit.init`
+    (``project``, ``name``, ``group``, ``tags``, ``backend``, ``config``, ``seed`` ...) and
+    creates the run on first use, on rank 0 only; the logger then owns it and finishes it
+    when Lightning finalizes (``success`` -> completed, or diverged after a NaN/inf metric;
+    ``failed`` -> crashed with the exception and traceback, killed for Ctrl-C, diverged for
+    ``on_nan="stop"``; ``finished`` (SLURM auto-requeue) -> killed).
+
+    ``TrackkitLogger(run=run)`` logs into a run you created (and finish yourself, e.g. with a
+    ``with trackkit.init(...) as run:`` block): use it to keep ``fit`` and ``test`` in one run.
+    ``TrackkitLogger()`` with no arguments reuses the active run when there is one.
+
+    ``log_checkpoints`` (default on): every checkpoint ``ModelCheckpoint`` saves is snapshotted
+    as artifact ``checkpoint`` (kind ``model``), aliased ``latest``, plus ``best`` when it is the
+    callback's best model so far and ``last`` when it is ``last.ckpt``.
+
+    ``save_dir``: where Lightning puts checkpoints (``save_dir/<project>/<run id>/checkpoints``);
+    default ``Trainer(default_root_dir=...)``.
+    """
+
+    def __init__(
+        self,
+        run: Run | None = None,
+        *,
+        log_checkpoints: bool = True,
+        save_dir: str | os.PathLike[str] | None = None,
+        **init_kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if run is not None and init_kwargs:
+            from ..errors import ConfigError
+
+            raise ConfigError(
+                f"TrackkitLogger: pass either run= or trackkit.init keywords, not both (got {sorted(init_kwargs)}). "
+                "Fix: set them on trackkit.init(...) and pass the run"
+            )
+        _check_init_kwargs("TrackkitLogger", init_kwargs)
+        self._init_kwargs = init_kwargs
+        self._run = run
+        self._owned = False
+        self._log_checkpoints = log_checkpoints
+        self._save_dir = os.fspath(save_dir) if save_dir is not None else None
+        self._logged_checkpoints: set[tuple[str, float]] = set()
+        self._warned_finished = False
+
+    # ------------------------------------------------------------------ Logger API
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> Run:
+        """The trackkit :class:`~trackkit.Run` (created on first access, rank 0 only; a no-op stand-in elsewhere)."""
+        if self._run is None:
+            active = current_run()
+            if not self._init_kwargs and active is not None:
+                self._run = active
+            else:
+                self._run = init(**self._init_kwargs)
+                self._owned = True
+        return self._run
+
+    @property
+    def name(self) -> str | None:
+        """The project (Lightning's "experiment name"; checkpoints go under ``save_dir/name/version``)."""
+        if _rank() == 0:
+            return str(self.experiment.project)
+        project = self._init_kwargs.get("project")
+        return str(project) if project is not None else None
+
+    @property
+    def version(self) -> str | None:
+        """The run id (None on ranks other than 0, which Lightning replaces by rank 0's value)."""
+        if _rank() == 0:
+            return str(self.experiment.id)
+        return None
+
+    @property
+    def save_dir(self) -> str | None:
+        return self._save_dir
+
+    @property
+    def root_dir(self) -> str | None:
+        return self._save_dir
+
+    @rank_zero_only
+    def log_hyperparams(self, params: dict[str, Any] | Namespace | None, *args: Any, **kwargs: Any) -> None:
+        """Record hyperparameters (dict, ``Namespace`` or ``AttributeDict``) as config; nested values stay nested."""
+        if params is None:
+            return
+        if isinstance(params, Namespace):
+            data: Mapping[str, Any] = vars(params)
+        elif isinstance(params, Mapping):
+            data = params
+        else:
+            data = {"hparams": params}
+        run = self._live_run()
+        if run is not None and data:
+            run.log_config(dict(data))
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        run = self._live_run()
+        if run is not None:
+            run.log(metrics, step=step)
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: ModelCheckpoint) -> None:
+        if not self._log_checkpoints:
+            return
+        run = self._live_run()
+        if run is None:
+            return
+        cb = checkpoint_callback
+        best = str(getattr(cb, "best_model_path", "") or "")
+        last = str(getattr(cb, "last_model_path", "") or "")
+        saved = str(getattr(cb, "_last_checkpoint_saved", "") or "")
+        # the file this call is about; older Lightning versions lack _last_checkpoint_saved
+        candidates = [saved] if saved else [p for p in (best, last) if p]
+        for path in candidates:
+            if not os.path.exists(path):
+                continue
+            key = (os.path.abspath(path), os.path.getmtime(path))
+            if key in self._logged_checkpoints:
+                continue
+            self._logged_checkpoints.add(key)
+            aliases = ["latest"]
+            if path == best:
+                aliases.append("best")
+            if path == last:
+                aliases.append("last")
+            score: Any = getattr(cb, "best_model_score", None)
+            metadata = {
+                "source": os.path.abspath(path),
+                "monitor": getattr(cb, "monitor", None),
+                "best_model_score": score.item() if score is not None and hasattr(score, "item") else score,
+                "step": run._step if run._step >= 0 else None,
+            }
+            run.log_artifact(path, name="checkpoint", kind="model", aliases=aliases, metadata=metadata)
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        """Lightning's end of ``fit``/``validate``/``test``: finish the run this logger created.
+
+        ``failed`` is called from inside Lightning's ``except`` block, so the exception itself
+        (and its traceback) is at hand; a run passed in by the user is left to the user."""
+        run = self._run
+        if run is None or not self._owned or run._finished:
+            return
+        if status == "success":
+            run.finish()  # completed, or diverged when a NaN/inf was logged
+        elif status == "failed":
+            exc = sys.exc_info()[1]
+            if exc is not None:
+                run._finish_from_exception(exc, exc.__traceback__)
+            else:
+                run.finish(Status.CRASHED, "Lightning fit failed", exit_code=1)
+        elif status == "finished":  # SLURM auto-requeue (SIGUSR1): the job is preempted and resubmitted
+            run.finish(Status.KILLED, "preempted: Lightning auto-requeue (finalize('finished'))")
+        else:
+            run.finish(reason=f"Lightning finalize({status!r})")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _live_run(self) -> Run | None:
+        run = self.experiment
+        if not isinstance(run, Run):  # rank > 0: a dummy
+            return None
+        if run._finished:
+            if not self._warned_finished:
+                self._warned_finished = True
+                warnings.warn(
+                    f"TrackkitLogger: run {run.name} already finished (Lightning finalized it at the end of fit); "
+                    "later metrics are not recorded. Fix: keep one run across fit and test with "
+                    "`with trackkit.init(...) as run:` and TrackkitLogger(run=run)",
+                    TrackkitWarning,
+                    stacklevel=3,
+                )
+            return None
+        return run
+
+    def __getstate__(self) -> dict[str, Any]:
+        # ddp_spawn pickles the logger into its workers: a Run (open journal, lock, agent) cannot travel
+        state = self.__dict__.copy()
+        if state.get("_run") is not None:
+            raise RuntimeError(
+                "TrackkitLogger: a trackkit Run cannot be sent to another process (ddp_spawn pickles the logger). "
+                "Fix: with strategy='ddp_spawn' pass trackkit.init keywords (not run=) and do not touch "
+                "logger.experiment/name/version before trainer.fit; or use strategy='ddp'"
+            )
+        return state
