@@ -5,7 +5,8 @@ Usage: python child.py BACKEND ROOT [--hz N] [--steps N] [--mode normal|raise|ex
                                     [--fsize-extra BYTES] [--drain-timeout S]
 
 Lines on stdout: ``RUN <id> <dir>`` after init, ``ACK <step>`` after each log() returned,
-``DONE <step>`` after the loop, ``PROBLEMS <json>`` after finish().
+``DONE <step>`` after the loop, ``PROBLEMS <problems json> <records written> <log() calls lost>``
+after finish().
 """
 
 from __future__ import annotations
