@@ -286,7 +286,7 @@ def pending_sinks(run_dir: str, specs: Sequence[BackendSpec]) -> list[str]:
         except (OSError, ValueError, KeyError):
             offset = 0
         if offset < size:
-            out.append(str(spec))
+            out.append(_public(spec))
     return out
 
 
@@ -375,10 +375,29 @@ def _file_logger(path: str) -> Callable[[str], None]:
     lock = threading.Lock()
 
     def log(msg: str) -> None:
-        with lock, open(path, "a", encoding="utf-8") as fh:
+        msg = _scrub(msg)
+        with lock, open(path, "a", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {msg}\n")
 
     return log
+
+
+def _public(spec: BackendSpec) -> str:
+    """A backend string fit for logs and warnings: no ``user:pass@``, no secret options."""
+    from .registry import strip_credentials
+
+    return strip_credentials(spec)
+
+
+def _scrub(msg: str) -> str:
+    """agent.log is a file on disk: URL credentials and token formats (an SDK error or traceback
+    may quote them) are removed from every line."""
+    try:
+        from .provenance import redact_text
+
+        return redact_text(msg, assignments=False)[0]
+    except Exception:  # pragma: no cover - never lose the log line
+        return msg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -406,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, _on_term)
-    log(f"agent started (pid {os.getpid()}) for {[str(s) for s in specs]}")
+    log(f"agent started (pid {os.getpid()}) for {[_public(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
                         flush_interval=args.flush_interval, log=log)
     ok = delivery.run(lambda: lock_is_held(args.run_dir), stop)

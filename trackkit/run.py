@@ -743,7 +743,7 @@ def init(
         seed_everything(seed)
     meta_p, files = _capture(settings, data)
     meta.update(meta_p)
-    config = _redact(_jsonable(dict(config or {})))
+    config = _redact(_jsonable(dict(config or {})), settings.redact_patterns)
     with _active_lock:
         prev = _active
     if prev is not None and not prev._finished:
@@ -782,12 +782,12 @@ def _version() -> str:
     return __version__
 
 
-def _redact(config: Mapping[str, Any]) -> Mapping[str, Any]:
+def _redact(config: Mapping[str, Any], patterns: list[str] | None = None) -> Mapping[str, Any]:
     try:
         from .provenance import redact_config
     except ImportError:  # pragma: no cover - provenance is part of the package
         return config
-    out = redact_config(config)
+    out = redact_config(config, patterns)
     return out if isinstance(out, Mapping) else config
 
 
@@ -808,6 +808,7 @@ def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, b
         prov = capture(
             git=on("git"), environment=on("environment"), invocation=on("invocation"),
             packages=on("packages") and on("environment"), data=data,
+            extra_patterns=settings.redact_patterns or None,
         )
     except Exception as exc:  # capture never fails the run
         warnings.warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning, stacklevel=3)

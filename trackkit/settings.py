@@ -61,6 +61,24 @@ class Settings(BaseModel):
     #: while the run is live, a backend gets a batch at most this often (seconds)
     flush_interval: float = Field(1.0, ge=0)
     standard: Standard = Field(default_factory=Standard)
+    #: extra secret formats (regular expressions) redacted from the config and provenance, on top of
+    #: the built-in rules (docs/security.md); in TRACKKIT_REDACT_PATTERNS one pattern per line
+    redact_patterns: list[str] = Field(default_factory=list)
+
+    @field_validator("redact_patterns", mode="before")
+    @classmethod
+    def _split_patterns(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [p for p in v.splitlines() if p.strip()]
+        if isinstance(v, list):
+            import re
+
+            for p in v:
+                try:
+                    re.compile(p)
+                except (re.error, TypeError) as exc:
+                    raise ValueError(f"{p!r} is not a regular expression ({exc})") from None
+        return v
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -80,6 +98,7 @@ _FIXES = {
     "flush_interval": "use a number of seconds >= 0, e.g. 1",
     "project": "use a project name string",
     "root": "use a directory path",
+    "redact_patterns": "use a list of regular expressions, e.g. ['ACME-[0-9a-f]{32}']",
 }
 
 

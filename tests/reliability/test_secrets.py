@@ -1,0 +1,198 @@
+"""Secrets canary: plant unique strings everywhere a secret can come from, run a real training
+process to all three backends, then byte-search every file anything wrote. None may appear.
+
+Sources: the config (secret-named keys, a URL with a password), the environment (``*_TOKEN``,
+``SLURM_*``), argv (``--token X``), the git remote URL, an uncommitted change to a tracked file,
+and a tracking URI with ``user:pass@`` (the MLflow server does not check it).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .test_mlflow_outage import MlflowServer
+
+pytestmark = pytest.mark.slow
+
+TRAIN = textwrap.dedent(
+    """
+    import os, sys
+    import trackkit
+    from settings import API_KEY  # noqa: F401  (the tracked file with an uncommitted secret)
+
+    canary = os.environ["CANARY_PREFIX"]
+    run = trackkit.init(
+        {
+            "lr": 0.1,
+            "api_token": canary + "1",
+            "db": {"host": "db.local", "password": canary + "2"},
+            "url": "https://u:" + canary + "3@host.example/x",
+            "layers": [{"name": "enc", "secret_key": canary + "2b"}],
+            "note": os.environ["CUSTOM_SECRET"],  # innocent key: caught only by a configured pattern
+        },
+        project="canary",
+        backend=sys.argv[1].split(","),
+        seed=7,
+        drain_timeout=120,
+    )
+    for step in range(30):
+        run.log({"loss": 1.0 / (step + 1)}, step=step)
+    run.set_tags({"team": "ml"})
+    print("RUN", run.id, run.dir, flush=True)
+    run.finish()
+    """
+)
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True,
+                   env={**os.environ, "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(repo.parent)})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    pytest.importorskip("mlflow")
+    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-canary-server"))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_no_canary_reaches_any_output(tmp_path: Path, server: MlflowServer) -> None:
+    pytest.importorskip("wandb")
+    pytest.importorskip("tensorboard")
+    prefix = "CANARY" + secrets.token_hex(6).upper() + "X"
+    custom = "ACME-" + secrets.token_hex(8).upper()
+    canaries = {f"{prefix}{i}" for i in ("1", "2", "2b", "3", "4", "5", "5b", "6", "6b", "7", "8", "9")} | {custom}
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.com")
+    _git(repo, "config", "user.name", "t")
+    (repo / "train.py").write_text(TRAIN)
+    (repo / "settings.py").write_text('API_KEY = "placeholder"\nDEBUG = False\n')
+    _git(repo, "add", "train.py", "settings.py")
+    _git(repo, "commit", "-q", "-m", "init")
+    _git(repo, "remote", "add", "origin", f"https://user:{prefix}7@github.com/x/y.git")
+    # an uncommitted change to a tracked file: captured as uncommitted_changes.patch
+    (repo / "settings.py").write_text(f'API_KEY = "{prefix}8"\nDEBUG = False\n')
+
+    out = tmp_path / "out"
+    dirs = {name: out / name for name in ("journal", "tb", "wandb", "wandb-data", "wandb-cache", "wandb-config",
+                                          "mlflow", "home")}
+    for d in dirs.values():
+        d.mkdir(parents=True)
+    backends = [
+        f"tensorboard:{dirs['tb']}",
+        f"wandb:canary?dir={dirs['wandb']}&mode=offline",
+        f"mlflow:{dirs['mlflow'] / 'mlflow.db'}",
+        f"mlflow://user:{prefix}9@127.0.0.1:{server.port}",
+    ]
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SERVICE", "WANDB_API_KEY")}
+    env.update(
+        CANARY_PREFIX=prefix,
+        CUSTOM_SECRET=custom,
+        TRACKKIT_REDACT_PATTERNS=r"ACME-[0-9A-F]{16}",
+        MY_SERVICE_TOKEN=f"{prefix}4",
+        SLURM_JOB_COMMENT=f"{prefix}5",
+        SLURM_JOB_ACCOUNT=f"{prefix}5b",
+        TRACKKIT_ROOT=str(dirs["journal"]),
+        WANDB_DIR=str(dirs["wandb"]),
+        WANDB_DATA_DIR=str(dirs["wandb-data"]),
+        WANDB_CACHE_DIR=str(dirs["wandb-cache"]),
+        WANDB_CONFIG_DIR=str(dirs["wandb-config"]),
+        WANDB_MODE="offline",
+        HOME=str(dirs["home"]),
+        PYTHONPATH=str(repo),
+    )
+    stdout, stderr = out / "stdout.txt", out / "stderr.txt"
+    with open(stdout, "wb") as so, open(stderr, "wb") as se:
+        proc = subprocess.run(
+            [sys.executable, "train.py", ",".join(backends), "--token", f"{prefix}6", f"--api-key={prefix}6b",
+             "--lr", "0.1", "--note", custom],
+            cwd=repo, env=env, stdout=so, stderr=se, timeout=300,
+        )
+    assert proc.returncode == 0, stderr.read_text()[-3000:]
+    line = next(x for x in stdout.read_text().splitlines() if x.startswith("RUN "))
+    _, _run_id, run_dir = line.split()
+    # the agent delivered everything (so each backend really holds the run)
+    deadline = time.monotonic() + 120
+    agent_log = Path(run_dir) / "agent.log"
+    while "agent done" not in agent_log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "everything delivered" in agent_log.read_text(), agent_log.read_text()[-3000:]
+
+    # the run really recorded what the canaries ride on (so a pass is not an empty search)
+    journal = (Path(run_dir) / "journal.jsonl").read_text()
+    assert "api_token" in journal and "--token" in journal and "***REDACTED***" in journal
+    assert "uncommitted_changes.patch" in journal, "the git patch was not captured"
+
+    searched = [out, server.root]
+    found: dict[str, list[str]] = {}
+    n_files = 0
+    for root in searched:
+        for path in root.rglob("*"):
+            if not path.is_file():
+                continue
+            n_files += 1
+            data = path.read_bytes()
+            for c in canaries:
+                for enc in (c.encode(), c.encode("utf-16-le")):
+                    if enc in data:
+                        found.setdefault(c, []).append(str(path))
+    assert n_files > 20, n_files
+    assert not found, "canaries leaked:\n" + "\n".join(f"{c}: {sorted(set(p))}" for c, p in sorted(found.items()))
+
+
+def _search(roots: list[Path], canaries: set[str]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_file():
+                data = path.read_bytes()
+                found.update({c: [*found.get(c, []), str(path)] for c in canaries if c.encode() in data})
+    return found
+
+
+def test_undelivered_warning_and_agent_log_hide_uri_credentials(tmp_path: Path) -> None:
+    """When delivery fails (nothing listens), the "not yet delivered to ..." warning on stderr, the
+    agent's error lines in agent.log and the journal never show the URI's password."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    canary = "CANARY" + secrets.token_hex(6).upper()
+    code = (
+        "import sys, trackkit\n"
+        "run = trackkit.init(project='c', backend=sys.argv[1], capture=False, drain_timeout=1.0)\n"
+        "run.log({'x': 1.0})\n"
+        "run.finish()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env["TRACKKIT_ROOT"] = str(tmp_path / "journal")
+    proc = subprocess.run(
+        [sys.executable, "-c", code, f"mlflow://user:{canary}@127.0.0.1:{port}"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "not yet delivered to mlflow" in proc.stderr  # the warning is there, without the password
+    assert canary not in proc.stdout + proc.stderr
+    deadline = time.monotonic() + 60
+    logs = list((tmp_path / "journal").rglob("agent.log"))
+    while time.monotonic() < deadline and not any("agent done" in p.read_text() for p in logs):
+        time.sleep(0.2)
+        logs = list((tmp_path / "journal").rglob("agent.log"))
+    assert logs and "delivery failed" in logs[0].read_text()
+    assert not _search([tmp_path], {canary})
