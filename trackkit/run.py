@@ -172,6 +172,8 @@ class Run:
         self._strict = settings.strict
         self._on_nan = settings.on_nan
         self._artifact_versions: Counter[str] = Counter()
+        #: SDK objects handed out by native(), finished with the run
+        self._natives: dict[str, Any] = {}
         #: metric key -> its JSON text plus ":" (keys repeat every step; encode each once)
         self._key_json: dict[Any, str] = {}
         #: the process that owns the run; forked children (DataLoader workers) never finish it
@@ -417,6 +419,7 @@ class Run:
                     f"status: {status!r} is not a status. Fix: use one of {[s.value for s in Status]}"
                 ) from None
         self._finished = True
+        self._close_natives()
         try:
             now = _time()
             last_step = self._step if self._step >= 0 else None
@@ -615,13 +618,29 @@ class Run:
         and are not journaled."""
         from .registry import load_native
 
+        if backend in self._natives:
+            return self._natives[backend]
         for spec in self.specs:
             if spec.scheme == backend:
-                return load_native(spec, self)
+                obj = self._natives[backend] = load_native(spec, self)
+                return obj
         raise ConfigError(
             f"native({backend!r}): this run has no {backend!r} backend. "
             f"Fix: use one of {[s.scheme for s in self.specs]}"
         )
+
+    def _close_natives(self) -> None:
+        """Finish what ``native()`` handed out (a W&B run, a TensorBoard writer) with the run."""
+        for name, obj in self._natives.items():
+            for method in ("finish", "close"):
+                fn = getattr(obj, method, None)
+                if callable(fn):
+                    try:
+                        fn()
+                    except Exception as exc:
+                        self._problem("native", f"closing the native {name} object failed: {exc!r}")
+                    break
+        self._natives.clear()
 
     def __repr__(self) -> str:
         return f"<trackkit.Run {self.name} id={self.id} status={self.status.value} dir={self.dir}>"
