@@ -10,12 +10,14 @@ import click
 
 #: command name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "runs": ("trackkit.cli.runs", "runs", "List runs under the local journal root."),
+    "runs": ("trackkit.cli.runs", "runs", "List runs in the local journal, or query backends (--backend, --where)."),
     "show": ("trackkit.cli.runs", "show", "Show one run: config, tags, status, last metrics."),
     "sync": ("trackkit.cli.runs", "sync", "Deliver what the journal holds to the backends (after a crash or outage)."),
     "doctor": ("trackkit.cli.doctor", "doctor", "Check a run's five reproducibility pillars, or the team standard."),
     "reproduce": ("trackkit.cli.reproduce", "reproduce", "Write (and --run) a script that rebuilds a run."),
     "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend and write the team's trackkit.toml."),
+    "compare": ("trackkit.cli.compare", "compare", "Compare runs: config differences, last/min/max of each metric."),
+    "migrate": ("trackkit.cli.migrate", "migrate", "Copy runs between backends and verify every point of the copy."),
 }
 
 

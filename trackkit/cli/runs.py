@@ -70,9 +70,28 @@ _STATUS_STYLE = {"completed": "green", "running": "cyan", "diverged": "yellow", 
 @click.option("--root", help="Journal root (default: settings `root`, ./.trackkit).")
 @click.option("--project", "-p", help="Only this project.")
 @click.option("--limit", "-n", default=50, show_default=True, help="Newest N runs.")
-def runs(root: str | None, project: str | None, limit: int) -> None:
-    """List runs under the local journal root: name, status, start, duration, last metrics."""
+@click.option("--backend", "-b", "backends", multiple=True,
+              help="Query this backend's stored runs instead of the journal (repeatable), e.g. mlflow:./mlflow.db")
+@click.option("--where", "-w", multiple=True,
+              help="Filter, repeatable (all must hold): status=completed, config.optimizer.lr<0.1, "
+                   "metrics.eval/acc>=0.9, tag.team=vision, name~resnet*")
+@click.option("--sort", help="Sort by a field, '-' for descending, e.g. -metrics.eval/acc (default: newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+def runs(root: str | None, project: str | None, limit: int, backends: tuple[str, ...], where: tuple[str, ...],
+         sort: str | None, as_json: bool) -> None:
+    """List runs under the local journal root (or, with --backend, in any backends):
+    name, status, start, duration, last metrics."""
+    if backends:
+        from .compare import query_rows
+
+        query_rows(backends, project, where, sort, limit, as_json)
+        return
     r = _root(root)
+    if where or sort or as_json:
+        from .compare import filter_rows, show_rows
+
+        show_rows(filter_rows([rec.info for rec in _records(r, project)], where, sort, limit), r, as_json)
+        return
     recs = _records(r, project)[-limit:]
     console = Console(width=None if sys.stdout.isatty() else 200)
     if not recs:

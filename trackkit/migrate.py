@@ -1,0 +1,540 @@
+"""Copy runs between backends (Reader -> Sink) and prove the copy by reading it back.
+
+::
+
+    from trackkit.migrate import migrate, migrate_all
+
+    report = migrate("a1b2c3", "tensorboard:./runs", "mlflow:./mlflow.db")
+    print(report.summary())          # points, artifacts, every mismatch
+    assert report.ok
+
+What happens (``docs/reading-back.md``):
+
+1. the run is read through the source backend's Reader;
+2. when the target already holds a run with that id, nothing is replayed (a second
+   replay would duplicate points in TensorBoard and W&B): the report says so and the
+   existing copy is verified;
+3. otherwise its events are replayed into the target's Sink, ``RunStarted`` first, in
+   batches; artifacts whose stored file is local are handed to the sink (which copies
+   them), others are skipped with the reason; the sink is closed;
+4. verification reads the run back through the target's Reader and compares every
+   metric point (step and value; float32 tolerance when TensorBoard is on either side;
+   NaN equals NaN, ±inf equals itself), the flattened config, the tags, the status and
+   its reason, the name/project/group and every copied artifact's sha256 (recorded, and
+   recomputed from the file when the target's copy is a local file). Every difference
+   is one ``Mismatch`` in the report.
+
+The run keeps its trackkit run id, so the target's own resume key finds it again; the
+source is recorded in the copy's run metadata as ``migrated_from``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backend import BackendSpec
+from .errors import ConfigError, TrackkitError
+from .events import Artifact, Event, RunFinished, RunInfo, RunRecord, RunStarted, Tags, flatten_config
+
+__all__ = ["Mismatch", "Report", "SkippedArtifact", "migrate", "migrate_all", "migrate_many", "sha256_of", "verify"]
+
+#: the status tag every sink writes by its own rule: not replayed, not compared as a user tag
+STATUS_TAG = "trackkit.status"
+#: events per ``emit`` call
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between the source run and what the target holds."""
+
+    #: run, config, tag, status, metric, artifact
+    kind: str
+    key: str
+    expected: Any
+    got: Any
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.key}: expected {_show(self.expected)}, got {_show(self.got)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "expected": _jsonable(self.expected), "got": _jsonable(self.got)}
+
+
+@dataclass(frozen=True)
+class SkippedArtifact:
+    name: str
+    version: int
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}: {self.reason}"
+
+
+@dataclass
+class Report:
+    """The outcome of migrating one run."""
+
+    run_id: str
+    source: str
+    target: str
+    name: str = ""
+    #: events were replayed into the target by this call
+    copied: bool = False
+    #: the target held the run before this call (nothing was replayed)
+    already_present: bool = False
+    #: verification ran (``verify=True``)
+    verified: bool = False
+    events: int = 0
+    points: int = 0
+    metric_keys: int = 0
+    artifacts: list[str] = field(default_factory=list)
+    skipped: list[SkippedArtifact] = field(default_factory=list)
+    mismatches: list[Mismatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    #: where the target keeps the copy (read back), when verified
+    target_location: str = ""
+    #: set when the migration itself failed (the run could not be read or written)
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """No error and no mismatch (skipped artifacts are listed, not failures)."""
+        return not self.error and not self.mismatches
+
+    def summary(self, max_mismatches: int = 20) -> str:
+        head = f"{self.run_id} ({self.name}) {self.source} -> {self.target}: "
+        if self.error:
+            return head + f"FAILED: {self.error}"
+        what = "copied" if self.copied else ("already there, not copied again" if self.already_present else "")
+        lines = [head + f"{what}; {self.points} points in {self.metric_keys} metrics, "
+                 f"{len(self.artifacts)} artifacts, {len(self.skipped)} skipped"]
+        lines += [f"  skipped artifact {s}" for s in self.skipped]
+        lines += [f"  note: {n}" for n in self.notes]
+        if self.verified:
+            lines.append(f"  verified: {'OK' if not self.mismatches else f'{len(self.mismatches)} mismatches'}")
+        lines += [f"  mismatch: {m}" for m in self.mismatches[:max_mismatches]]
+        if len(self.mismatches) > max_mismatches:
+            lines.append(f"  ... and {len(self.mismatches) - max_mismatches} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "name": self.name, "source": self.source, "target": self.target,
+            "ok": self.ok, "copied": self.copied, "already_present": self.already_present,
+            "verified": self.verified, "events": self.events, "points": self.points,
+            "metric_keys": self.metric_keys, "artifacts": list(self.artifacts),
+            "skipped": [{"name": s.name, "version": s.version, "path": s.path, "reason": s.reason}
+                        for s in self.skipped],
+            "mismatches": [m.to_dict() for m in self.mismatches], "notes": list(self.notes),
+            "target_location": self.target_location, "error": self.error, "seconds": round(self.seconds, 3),
+        }
+
+
+def _show(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return str(v)
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, Mapping):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return str(v)
+
+
+# ---------------------------------------------------------------- hashing
+
+
+def sha256_of(path: str) -> str:
+    """sha256 of a file, or of a directory tree the way ``Run.log_artifact`` hashes one
+    (sorted walk; each file's relative path, a NUL byte, then its bytes)."""
+    h = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                full = os.path.join(root, f)
+                h.update(os.path.relpath(full, path).encode("utf-8", "surrogatepass") + b"\0")
+                _feed(h, full)
+        return h.hexdigest()
+    _feed(h, path)
+    return h.hexdigest()
+
+
+def _feed(h: Any, path: str) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+
+
+def _artifact_problem(ev: Artifact) -> str:
+    """Why an artifact cannot be copied, or ``""``."""
+    if not ev.path:
+        return "the source records no stored file for it"
+    if "://" in ev.path:
+        return f"stored at a URI ({ev.path}); only local files are copied — download it and log it again"
+    if not os.path.exists(ev.path):
+        return f"its stored file {ev.path} no longer exists"
+    if ev.sha256:
+        try:
+            actual = sha256_of(ev.path)
+        except OSError as exc:
+            return f"its stored file {ev.path} cannot be read ({exc})"
+        if actual != ev.sha256:
+            return f"its stored file {ev.path} does not match the recorded sha256 (changed since it was logged)"
+    return ""
+
+
+# ---------------------------------------------------------------- verification
+
+
+def _f32(v: float) -> float:
+    try:
+        return float(struct.unpack("f", struct.pack("f", v))[0])
+    except OverflowError:
+        return math.copysign(math.inf, v)
+
+
+def _close(a: float, b: float, float32: bool) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    if math.isinf(a) or math.isinf(b):
+        return a == b
+    if a == b:
+        return True
+    if float32:
+        return _f32(a) == _f32(b) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-30)
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
+
+
+def _same(a: Any, b: Any, float32: bool = False) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return _close(float(a), float(b), float32)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y, float32) for x, y in zip(a, b))
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return a.keys() == b.keys() and all(_same(a[k], b[k], float32) for k in a)
+    return bool(a == b)
+
+
+def _by_step(points: list[tuple[int, float]]) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for s, v in points:
+        out.setdefault(s, []).append(v)
+    for vals in out.values():
+        vals.sort(key=lambda x: (math.isnan(x), x if not math.isnan(x) else 0.0))
+    return out
+
+
+def _artifacts(rec: RunRecord) -> list[Artifact]:
+    return [e for e in rec.events if isinstance(e, Artifact)]
+
+
+def verify(
+    expected: RunRecord,
+    got: RunRecord,
+    *,
+    float32: bool = False,
+    artifacts: Sequence[Artifact] | None = None,
+) -> list[Mismatch]:
+    """Every difference between a source run and its copy.
+
+    ``float32``: metric values are compared as float32 (TensorBoard on either side).
+    ``artifacts``: the artifacts expected in the copy (default: every artifact of ``expected``)."""
+    out: list[Mismatch] = []
+    e, g = expected.info, got.info
+    for attr in ("name", "project", "group"):
+        if (getattr(e, attr) or None) != (getattr(g, attr) or None):
+            out.append(Mismatch("run", attr, getattr(e, attr), getattr(g, attr)))
+    if e.status is not g.status:
+        out.append(Mismatch("status", "status", e.status.value, g.status.value))
+    if (e.reason or "") != (g.reason or ""):
+        out.append(Mismatch("status", "reason", e.reason, g.reason))
+
+    ec, gc = flatten_config(e.config), flatten_config(g.config)
+    for k in sorted(set(ec) | set(gc)):
+        if k not in gc:
+            out.append(Mismatch("config", k, ec[k], "<missing>"))
+        elif k not in ec:
+            out.append(Mismatch("config", k, "<missing>", gc[k]))
+        elif not _same(ec[k], gc[k]):
+            out.append(Mismatch("config", k, ec[k], gc[k]))
+
+    et = {k: v for k, v in e.tags.items() if k != STATUS_TAG}
+    gt = {k: v for k, v in g.tags.items() if k != STATUS_TAG}
+    for k in sorted(set(et) | set(gt)):
+        if k not in gt:
+            out.append(Mismatch("tag", k, et[k], "<missing>"))
+        elif k not in et:
+            out.append(Mismatch("tag", k, "<missing>", gt[k]))
+        elif str(et[k]) != str(gt[k]):
+            out.append(Mismatch("tag", k, et[k], gt[k]))
+
+    em, gm = expected.metrics(), got.metrics()
+    for key in sorted(set(em) | set(gm)):
+        if key not in gm:
+            out.append(Mismatch("metric", key, f"{len(em[key])} points", "<missing>"))
+            continue
+        if key not in em:
+            out.append(Mismatch("metric", key, "<missing>", f"{len(gm[key])} points"))
+            continue
+        es, gs = _by_step(em[key]), _by_step(gm[key])
+        for step in sorted(set(es) | set(gs)):
+            ev, gv = es.get(step, []), gs.get(step, [])
+            if len(ev) != len(gv):
+                out.append(Mismatch("metric", f"{key}@{step}", ev or "<no point>", gv or "<no point>"))
+            elif not all(_close(a, b, float32) for a, b in zip(ev, gv)):
+                out.append(Mismatch("metric", f"{key}@{step}", ev[0] if len(ev) == 1 else ev,
+                                    gv[0] if len(gv) == 1 else gv))
+
+    want = list(_artifacts(expected) if artifacts is None else artifacts)
+    have = _artifacts(got)
+    for a in want:
+        match = next((h for h in have if h.name == a.name and h.version == a.version), None)
+        label = f"{a.name} v{a.version}"
+        if match is None:
+            out.append(Mismatch("artifact", label, a.sha256 or "present", "<missing>"))
+            continue
+        have.remove(match)
+        if a.sha256 and match.sha256 and match.sha256 != a.sha256:
+            out.append(Mismatch("artifact", f"{label} sha256 (recorded)", a.sha256, match.sha256))
+        if a.sha256 and match.path and "://" not in match.path and os.path.exists(match.path):
+            try:
+                actual = sha256_of(match.path)
+            except OSError as exc:
+                actual = f"<unreadable: {exc}>"
+            if actual != a.sha256:
+                out.append(Mismatch("artifact", f"{label} sha256 (file {match.path})", a.sha256, actual))
+    if artifacts is None:
+        for h in have:
+            out.append(Mismatch("artifact", f"{h.name} v{h.version}", "<missing>", h.sha256 or "present"))
+    return out
+
+
+# ---------------------------------------------------------------- migrate
+
+
+def _spec(text: str | BackendSpec) -> BackendSpec:
+    from .registry import parse_backend
+
+    return text if isinstance(text, BackendSpec) else parse_backend(text)
+
+
+def _label(spec: BackendSpec) -> str:
+    from .query import backend_label
+
+    return backend_label(spec)
+
+
+def _read(reader: Any, run_id: str, where: str) -> RunRecord:
+    try:
+        rec: RunRecord = reader.read_run(run_id)
+    except KeyError:
+        raise ConfigError(
+            f"no run {run_id!r} in {where}. Fix: `trackkit runs --backend '{where}'` lists its runs"
+        ) from None
+    return rec
+
+
+def _try_read(reader: Any, run_id: str) -> RunRecord | None:
+    try:
+        rec: RunRecord = reader.read_run(run_id)
+    except KeyError:
+        return None
+    return rec
+
+
+def _count(reader: Any, run_id: str, project: str | None) -> int | None:
+    try:
+        return sum(1 for i in reader.list_runs(project) if i.run_id == run_id)
+    except Exception:  # counting is a courtesy check; a Reader that cannot list must not fail the copy
+        return None
+
+
+def _plan(rec: RunRecord, source: str) -> tuple[list[Event], list[Artifact], list[SkippedArtifact]]:
+    """The events to replay: RunStarted first (with ``migrated_from``), status tags dropped,
+    artifacts without a local stored file left out."""
+    events = list(rec.events)
+    start = next((ev for ev in events if isinstance(ev, RunStarted)), None)
+    if start is None:
+        i = rec.info
+        start = RunStarted(run_id=i.run_id, project=i.project, name=i.name, start_time=i.start_time or 0.0,
+                           group=i.group, tags=dict(i.tags), config=dict(i.config))
+    meta = dict(start.meta)
+    meta["migrated_from"] = {"backend": source, "location": rec.info.location}
+    first = RunStarted(run_id=start.run_id, project=start.project, name=start.name, start_time=start.start_time,
+                       group=start.group, tags={k: v for k, v in start.tags.items() if k != STATUS_TAG},
+                       config=dict(start.config), meta=meta)
+    out: list[Event] = [first]
+    copied: list[Artifact] = []
+    skipped: list[SkippedArtifact] = []
+    for ev in events:
+        if ev is start:
+            continue
+        if isinstance(ev, RunStarted):
+            continue  # a second segment's start: the run is already open
+        if isinstance(ev, Tags):
+            tags = {k: v for k, v in ev.tags.items() if k != STATUS_TAG}
+            if tags:
+                out.append(Tags(tags, ev.time))
+            continue
+        if isinstance(ev, Artifact):
+            why = _artifact_problem(ev)
+            if why:
+                skipped.append(SkippedArtifact(ev.name, ev.version, ev.path, why))
+                continue
+            copied.append(ev)
+        out.append(ev)
+    finished = [i for i, ev in enumerate(out) if isinstance(ev, RunFinished)]
+    if finished and finished[-1] != len(out) - 1:  # a reader that sorted by time: the finish goes last
+        last = out.pop(finished[-1])
+        out.append(last)
+    return out, copied, skipped
+
+
+def _replay(sink: Any, events: Sequence[Event]) -> None:
+    try:
+        for i in range(0, len(events), BATCH):
+            sink.emit(events[i : i + BATCH])
+    finally:
+        sink.close()
+
+
+def _migrate_one(
+    run_id: str,
+    src: tuple[BackendSpec, Any],
+    tgt: tuple[BackendSpec, Any],
+    verify_copy: bool,
+) -> Report:
+    from .registry import load_sink
+
+    t0 = time.monotonic()
+    (src_spec, src_reader), (tgt_spec, tgt_reader) = src, tgt
+    source, target = _label(src_spec), _label(tgt_spec)
+    rec = _read(src_reader, run_id, source)
+    info: RunInfo = rec.info
+    report = Report(run_id=info.run_id, source=source, target=target, name=info.name)
+    events, copied, skipped = _plan(rec, source)
+    report.skipped = skipped
+    report.artifacts = [f"{a.name} v{a.version}" for a in copied]
+    report.events = len(events)
+    metrics = rec.metrics()
+    report.metric_keys = len(metrics)
+    report.points = sum(len(p) for p in metrics.values())
+    if not info.status.terminal:
+        report.notes.append("the source run is still running: the copy is a snapshot of what it holds now")
+
+    before = _count(tgt_reader, info.run_id, info.project)
+    existing = _try_read(tgt_reader, info.run_id)
+    if existing is not None:
+        report.already_present = True
+        report.notes.append(f"{target} already holds run {info.run_id}: not copied again (a second copy would "
+                            "duplicate its points); the existing copy is verified")
+    else:
+        sink = load_sink(tgt_spec)
+        _replay(sink, events)
+        report.copied = True
+    after = _count(tgt_reader, info.run_id, info.project)
+    if before is not None and after is not None:
+        expected_after = before if existing is not None else before + 1
+        if after > expected_after or after > 1:
+            report.notes.append(f"{target} now holds {after} runs with id {info.run_id}: the backend created a new "
+                                "run instead of re-attaching to the existing one")
+
+    if verify_copy:
+        got = _try_read(tgt_reader, info.run_id)
+        report.verified = True
+        if got is None:
+            report.mismatches.append(Mismatch("run", "run_id", info.run_id, "<not found in target>"))
+        else:
+            report.target_location = got.info.location
+            float32 = "tensorboard" in (src_spec.scheme, tgt_spec.scheme)
+            report.mismatches = verify(rec, got, float32=float32, artifacts=copied)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _pair(source: str | BackendSpec, target: str | BackendSpec) -> tuple[tuple[BackendSpec, Any],
+                                                                          tuple[BackendSpec, Any]]:
+    from .registry import load_reader
+
+    src_spec, tgt_spec = _spec(source), _spec(target)
+    if (src_spec.scheme, src_spec.location, dict(src_spec.options)) == (
+        tgt_spec.scheme, tgt_spec.location, dict(tgt_spec.options)
+    ):
+        raise ConfigError(f"migrate: source and target are the same backend ({src_spec}). Fix: name another --to")
+    return (src_spec, load_reader(src_spec)), (tgt_spec, load_reader(tgt_spec))
+
+
+def migrate(run_id: str, source: str | BackendSpec, target: str | BackendSpec, *, verify: bool = True) -> Report:
+    """Copy one run from ``source`` to ``target`` (backend strings) and, with ``verify``, read it
+    back through the target's Reader and list every difference in ``Report.mismatches``.
+
+    Raises ``ConfigError`` when the run is not in the source or both are the same backend,
+    and ``BackendError`` when a backend fails."""
+    src, tgt = _pair(source, target)
+    return _migrate_one(run_id, src, tgt, verify)
+
+
+def migrate_many(
+    run_ids: Sequence[str],
+    source: str | BackendSpec,
+    target: str | BackendSpec,
+    *,
+    verify: bool = True,
+    progress: Callable[[Report], None] | None = None,
+) -> list[Report]:
+    """Migrate several runs; a run that fails is reported with ``Report.error`` and the others still go."""
+    src, tgt = _pair(source, target)
+    return _many([(rid, "") for rid in run_ids], src, tgt, verify, progress)
+
+
+def migrate_all(
+    source: str | BackendSpec,
+    target: str | BackendSpec,
+    project: str | None = None,
+    *,
+    verify: bool = True,
+    progress: Callable[[Report], None] | None = None,
+) -> list[Report]:
+    """Migrate every run of ``source`` (of one ``project``). A run that fails is reported
+    with ``Report.error`` and the others still go."""
+    src, tgt = _pair(source, target)
+    return _many([(i.run_id, i.name) for i in src[1].list_runs(project)], src, tgt, verify, progress)
+
+
+def _many(
+    runs: Sequence[tuple[str, str]],
+    src: tuple[BackendSpec, Any],
+    tgt: tuple[BackendSpec, Any],
+    verify: bool,
+    progress: Callable[[Report], None] | None,
+) -> list[Report]:
+    reports = []
+    for run_id, name in runs:
+        try:
+            rep = _migrate_one(run_id, src, tgt, verify)
+        except Exception as exc:  # one bad run must not stop the others; it is reported
+            msg = str(exc) if isinstance(exc, TrackkitError) else f"{type(exc).__name__}: {exc}"
+            rep = Report(run_id=run_id, source=_label(src[0]), target=_label(tgt[0]), name=name, error=msg)
+        reports.append(rep)
+        if progress is not None:
+            progress(rep)
+    return reports
