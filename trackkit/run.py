@@ -502,6 +502,26 @@ class Run:
         else:
             self._finish_from_exception(ev, tb)
 
+    @property
+    def finished(self) -> bool:
+        """True once the run ended (whatever its status)."""
+        return self._finished
+
+    @property
+    def step(self) -> int | None:
+        """The highest step logged so far (None before the first ``log()``)."""
+        return self._step if self._step >= 0 else None
+
+    def pending(self) -> list[str]:
+        """Backends that have not yet received everything the journal holds."""
+        return self._agent.pending()
+
+    def finish_from_exception(self, exc: BaseException, tb: TracebackType | None = None) -> None:
+        """End the run with the status an exception means: ``SystemExit`` by its code,
+        ``KeyboardInterrupt`` killed, ``DivergedError`` diverged, anything else crashed
+        (with the traceback). For integrations that catch exceptions themselves."""
+        self._finish_from_exception(exc, tb if tb is not None else exc.__traceback__)
+
     def _finish_from_exception(self, exc: BaseException, tb: TracebackType | None) -> None:
         if isinstance(exc, SystemExit):
             code = exc.code

@@ -142,9 +142,9 @@ class BackendContract:
         except BaseException as exc:
             if expect_exc is None or not isinstance(exc, expect_exc):
                 raise
-            run._finish_from_exception(exc, exc.__traceback__)
+            run.finish_from_exception(exc)
         run.finish()
-        assert not run._agent.pending(), f"not delivered: {run._agent.pending()} (see {run.dir}/agent.log)"
+        assert not run.pending(), f"not delivered: {run.pending()} (see {run.dir}/agent.log)"
         reader = load_reader(parse_backend(backend))
         return reader.read_run(run.id)  # type: ignore[no-any-return]
 

@@ -181,7 +181,7 @@ class TrackkitLogger(Logger):
                 "source": os.path.abspath(path),
                 "monitor": getattr(cb, "monitor", None),
                 "best_model_score": score.item() if score is not None and hasattr(score, "item") else score,
-                "step": run._step if run._step >= 0 else None,
+                "step": run.step,
             }
             run.log_artifact(path, name="checkpoint", kind="model", aliases=aliases, metadata=metadata)
 
@@ -192,14 +192,14 @@ class TrackkitLogger(Logger):
         ``failed`` is called from inside Lightning's ``except`` block, so the exception itself
         (and its traceback) is at hand; a run passed in by the user is left to the user."""
         run = self._run
-        if run is None or not self._owned or run._finished:
+        if run is None or not self._owned or run.finished:
             return
         if status == "success":
             run.finish()  # completed, or diverged when a NaN/inf was logged
         elif status == "failed":
             exc = sys.exc_info()[1]
             if exc is not None:
-                run._finish_from_exception(exc, exc.__traceback__)
+                run.finish_from_exception(exc)
             else:
                 run.finish(Status.CRASHED, "Lightning fit failed", exit_code=1)
         elif status == "finished":  # SLURM auto-requeue (SIGUSR1): the job is preempted and resubmitted
@@ -213,7 +213,7 @@ class TrackkitLogger(Logger):
         run = self.experiment
         if not isinstance(run, Run):  # rank > 0: a dummy
             return None
-        if run._finished:
+        if run.finished:
             if not self._warned_finished:
                 self._warned_finished = True
                 warnings.warn(

@@ -79,7 +79,7 @@ class TrackkitCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         run = self._run
-        if run is None or run._finished:
+        if run is None or run.finished:
             active = current_run()
             if self._given is not None:
                 run, self._owned = self._given, False
@@ -150,4 +150,4 @@ class TrackkitCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return None
         run = self._run
-        return None if run is None or run._finished else run
+        return None if run is None or run.finished else run
