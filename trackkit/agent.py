@@ -256,9 +256,13 @@ class Delivery:
                 time.sleep(self.poll_interval)
 
 
-def lock_is_held(run_dir: str) -> bool:
-    """True while the trainer that owns ``run_dir`` is alive."""
-    path = os.path.join(run_dir, "lock")
+AGENT_LOCK = "agent.lock"
+
+
+def lock_is_held(run_dir: str, name: str = "lock") -> bool:
+    """True while the trainer that owns ``run_dir`` is alive (``name="agent.lock"``: while an
+    agent or ``trackkit sync`` is delivering it)."""
+    path = os.path.join(run_dir, name)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     except OSError:
@@ -400,6 +404,18 @@ def _scrub(msg: str) -> str:
         return msg
 
 
+def hold_agent_lock(run_dir: str) -> int | None:
+    """Take the run's delivery lock (one deliverer per run, so nothing is sent twice);
+    returns the fd to keep open, or None when another agent or sync holds it."""
+    fd = os.open(os.path.join(run_dir, AGENT_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
@@ -413,6 +429,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
     log = _file_logger(os.path.join(args.run_dir, "agent.log"))
+    if hold_agent_lock(args.run_dir) is None:
+        log("another agent is delivering this run; exiting")
+        return 0
     try:  # background work: let the scheduler favour the training process
         os.nice(args.nice)
     except (OSError, AttributeError):

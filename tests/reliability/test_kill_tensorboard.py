@@ -70,3 +70,32 @@ def test_uncaught_exception_and_exit_code(tmp_path: object, mode: str, status: S
     assert rec.info.status is status
     assert reason in rec.info.reason
     assert {s for s, _ in rec.metrics()["loss"]} == set(range(21))
+
+
+def test_sync_never_runs_beside_a_live_agent(tmp_path: object) -> None:
+    """One deliverer per run: while an agent holds the run's delivery lock, sync skips it (nothing sent twice)."""
+    import subprocess
+    import sys
+
+    import trackkit
+    from trackkit.agent import hold_agent_lock
+
+    run = trackkit.init(project="p", backend=f"tensorboard:{tmp_path}/runs", root=f"{tmp_path}/j", capture=False,
+                        agent="thread")
+    run.log({"x": 1.0}, step=0)
+    run.finish()
+    fd = hold_agent_lock(run.dir)  # stands for an agent that is still delivering
+    assert fd is not None
+    try:
+        env = dict(os.environ, TRACKKIT_ROOT=f"{tmp_path}/j")
+        # make the run look undelivered so sync would otherwise act on it
+        os.remove(os.path.join(run.dir, "cursors", os.listdir(os.path.join(run.dir, "cursors"))[0]))
+        out = subprocess.run([sys.executable, "-m", "trackkit", "sync", run.id], env=env, capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 1 and "still delivering" in out.stdout, out.stdout + out.stderr
+        assert hold_agent_lock(run.dir) is None  # a second agent would also stand down
+    finally:
+        os.close(fd)
+    out = subprocess.run([sys.executable, "-m", "trackkit", "sync", run.id], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr

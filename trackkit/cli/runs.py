@@ -145,7 +145,7 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
 
     Without RUN, every run under the root with undelivered data is synced.
     A run whose process is gone without finishing is marked killed first."""
-    from ..agent import Delivery, lock_is_held, pending_sinks
+    from ..agent import Delivery, hold_agent_lock, lock_is_held, pending_sinks
     from ..registry import parse_backend
 
     r = _root(root)
@@ -162,8 +162,16 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
             continue
         if not pending_sinks(d, specs) and rec.info.status is not Status.RUNNING:
             continue
-        delivery = Delivery(d, specs, drain_timeout=timeout, log=lambda m: console.print(f"  {m}"))
-        ok = delivery.run(lambda: False)
+        lock = hold_agent_lock(d)
+        if lock is None:
+            console.print(f"{rec.info.run_id}: its agent is still delivering; skipped (run sync again later)")
+            failed += 1
+            continue
+        try:
+            delivery = Delivery(d, specs, drain_timeout=timeout, log=lambda m: console.print(f"  {m}"))
+            ok = delivery.run(lambda: False)
+        finally:
+            os.close(lock)
         left = pending_sinks(d, specs)
         if ok and not left:
             console.print(f"[green]{rec.info.run_id}[/]: delivered to {', '.join(backends)}")
