@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import gc
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tk_mlflow_server import MlflowServer, free_port
 
 import trackkit
 from trackkit.journal import read_journal
@@ -33,79 +31,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 #: a generous bound on one log() call: it only appends to the journal (a few microseconds)
 MAX_LOG_S = 0.010
 MAX_INIT_S = 1.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class MlflowServer:
-    """``mlflow server`` on 127.0.0.1:PORT that can be stopped and started again on the same port
-    with the same sqlite store and artifact root."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.db = root / "mlflow.db"
-        self.art = root / "artifacts"
-        self.art.mkdir(exist_ok=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 90.0) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
-        cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
-        cmd += [
-            "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.db}", "--no-serve-artifacts",
-            "--default-artifact-root", self.art.as_uri(),
-        ]  # fmt: skip
-        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-        with open(self.root / "server.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while not self.healthy():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                tail = (self.root / "server.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"mlflow server did not come up on {self.url}:\n{tail}")
-            time.sleep(0.2)
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
-                return bool(resp.status == 200)
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        # the port must be free again before anyone binds it
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind(("127.0.0.1", self.port))
-                return
-            except OSError:
-                time.sleep(0.1)
 
 
 class Blackhole:
@@ -334,7 +259,7 @@ CHILD = textwrap.dedent(
 
 @pytest.mark.parametrize("kind", ["refused", "silent"])
 def test_process_exits_within_the_drain_deadline_when_nothing_is_reachable(tmp_path: Path, kind: str) -> None:
-    port = _free_port()
+    port = free_port()
     hole = Blackhole(port) if kind == "silent" else None
     drain = 3.0
     try:

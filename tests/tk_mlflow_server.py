@@ -1,0 +1,88 @@
+"""A real ``mlflow server`` on 127.0.0.1 for tests: started, stopped and restarted on the same port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class MlflowServer:
+    """``mlflow server`` on 127.0.0.1:PORT that can be stopped and started again on the same port
+    with the same sqlite store and artifact root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.db = root / "mlflow.db"
+        self.art = root / "artifacts"
+        self.art.mkdir(exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
+        cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
+        cmd += [
+            "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{self.db}", "--no-serve-artifacts",
+            "--default-artifact-root", self.art.as_uri(),
+        ]  # fmt: skip
+        env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        with open(self.root / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = (self.root / "server.log").read_text(errors="replace")[-3000:]
+                pytest.fail(f"mlflow server did not come up on {self.url}:\n{tail}")
+            time.sleep(0.2)
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        # the port must be free again before anyone binds it
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("127.0.0.1", self.port))
+                return
+            except OSError:
+                time.sleep(0.1)
