@@ -14,7 +14,10 @@ Each ``log()`` is exactly one ``write(2)`` of one whole line to a file opened
 with ``O_APPEND``: once ``log()`` returned, the record is in the kernel's page
 cache and survives SIGKILL of the process (not a power cut: ``fsync`` happens at
 ``finish``). A reader ignores a torn last line (no ``\\n`` yet) and skips, and
-counts, any line that does not parse, so one damaged record never hides the rest.
+counts, any line that does not parse, so one damaged record never hides the rest. A writer
+that finds a torn tail (its own short write, or a journal it resumes) seals it with a NUL
+and a newline, so the torn piece can never parse later — not even when only its newline
+was lost — and a record reported as not saved never reappears.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ FORMAT_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+#: ends a torn record before the next one. The NUL makes the torn piece unparseable even when
+#: only its newline was cut off, so a record its writer reported as NOT saved never reappears.
+SEAL = "\x00\n"
 
 
 class JournalWriter:
@@ -56,7 +63,7 @@ class JournalWriter:
         fd = self._fd
         if fd is None:
             raise OSError("journal is closed")
-        data = (("\n" if self._torn else "") + line + "\n").encode("utf-8", "surrogatepass")
+        data = ((SEAL if self._torn else "") + line + "\n").encode("utf-8", "surrogatepass")
         n = os.write(fd, data)
         if n != len(data):
             # a short write (disk filled up mid-record): the tail is torn, the record is lost

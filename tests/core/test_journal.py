@@ -74,3 +74,17 @@ def test_newer_format_is_refused(tmp_path: object) -> None:
         fh.write('{"trackkit_journal": 99, "run_id": "r", "created": 0}\n')
     with pytest.raises(ValueError, match="upgrade trackkit"):
         JournalReader(path).read()
+
+
+def test_a_torn_record_missing_only_its_newline_never_reappears(tmp_path: object) -> None:
+    """Its writer reported it NOT saved (short write): a later writer must not make it parse."""
+    path = os.path.join(str(tmp_path), "journal.jsonl")
+    w = JournalWriter(path, "r1", 1.0)
+    w.write({"k": "m", "s": 0, "t": 1.0, "v": {"x": 0.0}})
+    w.close()
+    with open(path, "ab") as fh:  # the whole record but its newline (a write cut at the very end)
+        fh.write(b'{"k":"m","s":1,"t":1.0,"v":{"x":1.0}}')
+    w2 = JournalWriter(path, "r1", 1.0)
+    w2.write({"k": "m", "s": 2, "t": 1.0, "v": {"x": 2.0}})
+    w2.close()
+    assert [rec["s"] for rec in read_journal(path)] == [0, 2]
