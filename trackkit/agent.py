@@ -26,6 +26,7 @@ import fcntl
 import hashlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -33,6 +34,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["AgentHandle", "Delivery", "main", "pending_sinks", "start_agent"]
 
 BATCH = 10_000
+#: bytes of journal parsed per loop turn (~20k metric records): sending starts while the rest is read
+READ_SLICE = 2 << 20
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
 #: the trainer's final status when the journal could not hold its finish record (disk full)
@@ -70,6 +74,47 @@ class _SinkState:
     last_error: str = ""
     delivered: int = 0
     last_emit: float = 0.0
+    #: the batch being sent by this backend's sender thread, and its size
+    inflight: Future[None] | None = None
+    inflight_n: int = 0
+    sender: _Sender | None = None
+
+
+class _Sender:
+    """One daemon thread per backend: every SDK call of that backend runs on it, in order.
+
+    While a backend's call is in flight (an HTTP request waiting on a server), the agent
+    goes on reading the journal and feeding the other backends: a slow or hung backend
+    never holds up another, and reading overlaps sending. Daemon, so a call hung on a
+    dead server can never keep the agent process from exiting at its deadline."""
+
+    def __init__(self, name: str) -> None:
+        self._q: queue.SimpleQueue[tuple[Callable[[], None], Future[None]] | None] = queue.SimpleQueue()
+        self._t = threading.Thread(target=self._loop, name=f"trackkit-send-{name}", daemon=True)
+        self._t.start()
+
+    def submit(self, fn: Callable[[], None]) -> Future[None]:
+        fut: Future[None] = Future()
+        self._q.put((fn, fut))
+        return fut
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            fn, fut = item
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fn()
+            except BaseException as exc:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(None)
+
+    def stop(self) -> None:
+        self._q.put(None)
 
 
 class Delivery:
@@ -125,7 +170,7 @@ class Delivery:
     # ---------------------------------------------------------------- the loop
 
     def read_new(self) -> int:
-        records = self.reader.read()
+        records = self.reader.read(max_bytes=READ_SLICE)
         for rec, end in records:
             try:
                 ev = event_from_record(rec)
@@ -145,61 +190,98 @@ class Delivery:
         return len(records)
 
     def deliver(self, urgent: bool = False) -> bool:
-        """One delivery attempt per due sink. True when something was delivered.
+        """Collect finished sends and start a send for every due backend that has none in
+        flight. True when a batch completed (delivered or failed) or a send started.
 
         While the run is live a sink gets a batch at most every ``flush_interval``
         seconds (or when ``BATCH`` records wait): fewer, larger SDK calls cost the
         machine the trainer runs on much less. Safety does not depend on it: what is
         accepted is already in the journal. ``urgent`` (draining) sends at once."""
         progressed = False
-        now = time.monotonic()
         for st in self.sinks:
+            if st.inflight is not None:
+                if not st.inflight.done():
+                    continue
+                self._collect(st)
+                progressed = True
+            now = time.monotonic()
             if not st.pending or now < st.next_try:
                 continue
             if not urgent and len(st.pending) < BATCH and now - st.last_emit < self.flush_interval:
                 continue
-            chunk = st.pending[:BATCH]
-            batch = [ev for ev, _ in chunk]
-            try:
-                if st.sink is None:
-                    st.sink = self._load_sink(st.spec)
-                if not st.started and not isinstance(batch[0], RunStarted):
-                    if self.start_event is None:
-                        raise RuntimeError("journal has no start record")
-                    batch.insert(0, self.start_event)
-                st.sink.emit(batch)
-            except Exception as exc:
-                st.failures += 1
-                st.next_try = now + min(MAX_BACKOFF, 0.25 * 2 ** min(st.failures, 10))
-                st.last_error = f"{type(exc).__name__}: {exc}"
-                self.log(f"{st.spec.scheme}: delivery failed (attempt {st.failures}): {st.last_error}")
-                if st.failures == 1:
-                    self.log(traceback.format_exc())
-                continue
-            st.started = True
-            st.last_emit = time.monotonic()
-            st.failures = 0
-            st.delivered += len(chunk)
-            st.cursor = chunk[-1][1]
-            del st.pending[: len(chunk)]
-            try:
-                self._save_cursor(st)
-            except OSError as exc:
-                self.log(f"could not save cursor of {st.spec.scheme}: {exc}")
+            batch = [ev for ev, _ in st.pending[:BATCH]]
+            if st.sender is None:
+                st.sender = _Sender(st.spec.scheme)
+            st.inflight_n = len(batch)
+            st.inflight = st.sender.submit(lambda st=st, batch=batch: self._send(st, batch))  # type: ignore[misc]
             progressed = True
         return progressed
 
-    def caught_up(self) -> bool:
-        return all(not st.pending for st in self.sinks)
+    def _send(self, st: _SinkState, batch: list[Event]) -> None:
+        """On the backend's sender thread."""
+        if st.sink is None:
+            st.sink = self._load_sink(st.spec)
+        if not st.started and not isinstance(batch[0], RunStarted):
+            if self.start_event is None:
+                raise RuntimeError("journal has no start record")
+            batch.insert(0, self.start_event)
+        st.sink.emit(batch)
 
-    def close(self) -> None:
+    def _collect(self, st: _SinkState) -> None:
+        fut, n = st.inflight, st.inflight_n
+        st.inflight, st.inflight_n = None, 0
+        assert fut is not None
+        exc = fut.exception()
+        if exc is not None:
+            st.failures += 1
+            st.next_try = time.monotonic() + min(MAX_BACKOFF, 0.25 * 2 ** min(st.failures, 10))
+            st.last_error = f"{type(exc).__name__}: {exc}"
+            self.log(f"{st.spec.scheme}: delivery failed (attempt {st.failures}): {st.last_error}")
+            if st.failures == 1:
+                self.log("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            return
+        st.started = True
+        st.last_emit = time.monotonic()
+        st.failures = 0
+        st.delivered += n
+        st.cursor = st.pending[n - 1][1]
+        del st.pending[:n]
+        try:
+            self._save_cursor(st)
+        except OSError as exc2:
+            self.log(f"could not save cursor of {st.spec.scheme}: {exc2}")
+
+    def wait_any(self, timeout: float) -> None:
+        """Sleep until a send finishes, or ``timeout``."""
+        futs = [st.inflight for st in self.sinks if st.inflight is not None]
+        if futs:
+            wait(futs, timeout=timeout, return_when=FIRST_COMPLETED)
+        else:
+            time.sleep(timeout)
+
+    def caught_up(self) -> bool:
+        return all(not st.pending and st.inflight is None for st in self.sinks)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Close every backend on its own sender thread. A backend still stuck in a send
+        (a server that never answers) is left behind: its data stays in the journal."""
+        closing: list[tuple[_SinkState, Future[None]]] = []
         for st in self.sinks:
-            if st.sink is not None:
-                try:
-                    st.sink.close()
-                except Exception as exc:
-                    self.log(f"{st.spec.scheme}: close failed: {exc}")
-                st.sink = None
+            if st.inflight is not None and st.inflight.done():
+                self._collect(st)
+            if st.inflight is not None:
+                self.log(f"{st.spec.scheme}: a send is still in flight at the deadline; left in the journal")
+            elif st.sink is not None and st.sender is not None:
+                sink = st.sink
+                closing.append((st, st.sender.submit(sink.close)))
+            if st.sender is not None:
+                st.sender.stop()
+        for st, fut in closing:
+            try:
+                fut.result(timeout=timeout)
+            except Exception as exc:
+                self.log(f"{st.spec.scheme}: close failed: {exc!r}")
+            st.sink = None
 
     def mark_killed(self, reason: str) -> None:
         """Append the killed status for a trainer that died without finishing."""
@@ -241,7 +323,8 @@ class Delivery:
                 self.close()
                 return True
             if not self.finished and not writer_alive():
-                self.read_new()  # the last records the trainer wrote before dying
+                while self.read_new():  # to the end: the last records the trainer wrote before dying
+                    pass
                 if not self.finished:
                     self.mark_ended()
                 continue
@@ -253,7 +336,7 @@ class Delivery:
                 self.close()
                 return self.caught_up()
             if not got and not progressed:
-                time.sleep(self.poll_interval)
+                self.wait_any(self.poll_interval)
 
 
 AGENT_LOCK = "agent.lock"
@@ -424,7 +507,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--poll", type=float, default=0.05)
     p.add_argument("--drain-timeout", type=float, default=10.0)
     p.add_argument("--flush-interval", type=float, default=1.0)
-    p.add_argument("--nice", type=int, default=10)
+    p.add_argument("--nice", type=int, default=int(os.environ.get("TRACKKIT_AGENT_NICE", "10")))
     args = p.parse_args(argv)
     raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]

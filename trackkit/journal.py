@@ -98,14 +98,18 @@ class JournalReader:
     skipped: int = 0
     header: dict[str, Any] | None = None
 
-    def read(self, max_records: int | None = None) -> list[tuple[dict[str, Any], int]]:
+    def read(self, max_records: int | None = None, max_bytes: int | None = None) -> list[tuple[dict[str, Any], int]]:
         """Return ``[(record, end_offset), ...]`` of whole lines after ``self.offset``
-        and advance. A torn tail stays unread until it is completed."""
+        and advance. A torn tail stays unread until it is completed. ``max_bytes`` bounds
+        one read (a tailing agent parses a backlog in slices, sending as it goes); a
+        single record longer than that is still read whole."""
         out: list[tuple[dict[str, Any], int]] = []
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
-                data = fh.read()
+                data = fh.read(max_bytes if max_bytes else -1)
+                if max_bytes and len(data) == max_bytes and b"\n" not in data:
+                    data += fh.read()  # one record longer than a slice
         except FileNotFoundError:
             return out
         pos = 0

@@ -60,3 +60,32 @@ def test_a_failing_backend_never_blocks_the_others(tmp_path: object) -> None:
         rec = load_reader(parse_backend(b)).read_run(run.id)
         assert [s for s, _ in rec.metrics()["loss"]] == list(range(20)), b
         assert rec.info.status is Status.COMPLETED, b
+
+
+@pytest.mark.slow
+def test_a_backend_that_hangs_never_holds_up_the_others(tmp_path: object) -> None:
+    """MLflow's server accepts connections and never answers (each call waits its full HTTP timeout):
+    TensorBoard still receives every point while the run is live, not after MLflow gives up."""
+    from tk_mlflow_server import Blackhole, free_port
+
+    tmp = str(tmp_path)
+    port = free_port()
+    hole = Blackhole(port)
+    try:
+        # MLflow first: a serial agent would reach TensorBoard only after MLflow's call gave up
+        run = trackkit.init(project="fan", backend=[f"mlflow://127.0.0.1:{port}", f"tensorboard:{tmp}/tb"],
+                            root=f"{tmp}/j", capture=False, drain_timeout=3, flush_interval=0.2)
+        for i in range(20):
+            run.log({"loss": float(i)}, step=i)
+        deadline = time.monotonic() + 8  # well under MLflow's 15 s HTTP timeout
+        while any(p.startswith("tensorboard") for p in run.pending()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in run.pending() if p.startswith("tensorboard")] == []
+        assert any(p.startswith("mlflow") for p in run.pending())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run.finish()
+    finally:
+        hole.close()
+    rec = load_reader(parse_backend(f"tensorboard:{tmp}/tb")).read_run(run.id)
+    assert [s for s, _ in rec.metrics()["loss"]] == list(range(20))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tk_mlflow_server import MlflowServer, free_port
+from tk_mlflow_server import Blackhole, MlflowServer, free_port
 
 import trackkit
 from trackkit.journal import read_journal
@@ -31,36 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning"
 #: a generous bound on one log() call: it only appends to the journal (a few microseconds)
 MAX_LOG_S = 0.010
 MAX_INIT_S = 1.0
-
-
-class Blackhole:
-    """Listens on a port, accepts every connection and never answers a byte."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.conns: list[socket.socket] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        self.sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            self.conns.append(conn)  # held open, never read from, never written to
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(5)
-        for c in self.conns:
-            c.close()
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
