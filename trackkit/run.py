@@ -154,7 +154,8 @@ class Run:
         self.group = group
         self.start_time = _time()
         self.name = name or _default_name(settings.standard.name_template, self)
-        self.config: dict[str, Any] = _jsonable(dict(config or {}))
+        #: the config as recorded: init() already made it JSON and redacted it
+        self.config: dict[str, Any] = dict(config or {})
         self.tags: dict[str, str] = _norm_tags(tags)
         #: provenance and run facts recorded at init (the journal's start record)
         self.meta: dict[str, Any] = _jsonable(dict(meta or {}))
@@ -777,7 +778,6 @@ def init(
     if config is not None and not isinstance(config, Mapping):
         config = _config_from_object(config)
     meta: dict[str, Any] = {"trackkit_version": _version(), "backends": [_public_spec(s) for s in specs]}
-    files: dict[str, bytes | str] = {}
     if seed is not None:
         from .provenance import seed_everything
 
