@@ -66,6 +66,7 @@ def main() -> None:
         capture=False,
         drain_timeout=120,
         agent="thread",
+        reinit="create_new",  # both runs stay open: the variants alternate
     )
     from torch.utils.tensorboard import SummaryWriter
 
@@ -119,6 +120,7 @@ def main() -> None:
                 fn(counters[name], loss)
                 times[name].append(time.perf_counter() - t0)
                 counters[name] += 1
+    assert not run.finished and not run_thread.finished and not run.problems and not run_thread.problems
     t0 = time.perf_counter()
     run.finish()
     drain = time.perf_counter() - t0

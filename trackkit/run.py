@@ -275,6 +275,10 @@ class Run:
         except DivergedError:
             raise
         except OSError as exc:
+            if self._finished:  # not a disk problem: the caller logs into a run that has ended
+                self._problem("finished", f"log() on run {self.name}, which is finished; not recorded. "
+                              "Fix: log before finish(), or start a new run with trackkit.init()")
+                return
             self.logs_lost += 1
             self._problem("journal", f"journal write failed ({exc}); this log() call was NOT saved")
         except Exception as exc:
@@ -750,9 +754,14 @@ def init(
     capture: bool | Mapping[str, bool] | None = None,
     seed: int | None = None,
     data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
+    reinit: str = "finish_previous",
 ) -> Run:
     """Start a run. Setup problems (bad settings, unknown backend, missing SDK) raise
-    here with a message naming the fix; after this, logging never raises into the loop."""
+    here with a message naming the fix; after this, logging never raises into the loop.
+
+    ``reinit``: what happens to a run still active in this process — ``"finish_previous"``
+    (default: it is finished, completed, with a warning) or ``"create_new"`` (it stays open;
+    several runs side by side, e.g. a sweep; module-level ``trackkit.log`` goes to the newest)."""
     global _active
     from .registry import check_available, parse_backends, warn_capabilities
     from .settings import load_settings
@@ -785,9 +794,11 @@ def init(
     meta_p, files = _capture(settings, data)
     meta.update(meta_p)
     config = _redact(_jsonable(dict(config or {})), settings.redact_patterns)
+    if reinit not in ("finish_previous", "create_new"):
+        raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")
     with _active_lock:
         prev = _active
-    if prev is not None and not prev._finished:
+    if prev is not None and not prev._finished and reinit == "finish_previous":
         warnings.warn(
             f"trackkit.init: run {prev.name} is still active; it is finished (completed) before the new one starts",
             TrackkitWarning,

@@ -206,3 +206,22 @@ def test_two_runs_in_one_root_same_second_do_not_share_files(tmp_path: object) -
         b.finish()
         assert a.dir != b.dir and a.id != b.id
     assert len(cap.runs) == 2
+
+
+def test_reinit_create_new_keeps_both_runs_open_and_log_after_finish_is_named() -> None:
+    with capture():
+        a = trackkit.init(project="p")
+        b = trackkit.init(project="p", reinit="create_new")
+        assert not a.finished and not b.finished
+        a.log({"x": 1.0}, step=0)
+        b.log({"x": 2.0}, step=0)
+        assert not a.problems and not b.problems
+        a.finish()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a.log({"x": 3.0}, step=1)
+        assert a.problems["finished"] == 1 and a.logs_lost == 0
+        assert "is finished" in str(caught[0].message)
+        b.finish()
+        with pytest.raises(trackkit.ConfigError, match="reinit"):
+            trackkit.init(project="p", reinit="sometimes")
