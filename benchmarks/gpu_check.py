@@ -63,8 +63,8 @@ x = torch.randn(512, 4096, device="cuda")
 y = torch.randint(0, 10, (512,), device="cuda")
 run = trackkit.init(project="gpu-bench", backend=backend, root=f"{tmp}/j", capture=False)
 times: dict[str, list[float]] = {"item only": [], "trackkit log": []}
-for _round in range(20):
-    for arm in times:
+for rnd in range(40):
+    for arm in (list(times) if rnd % 2 else list(times)[::-1]):  # alternate which arm goes first
         for _ in range(50):
             t0 = time.perf_counter()
             loss = nn.functional.cross_entropy(model(x), y)
