@@ -98,7 +98,7 @@ class JournalReader:
     skipped: int = 0
     header: dict[str, Any] | None = None
 
-    def read(self, max_records: int | None = None, max_bytes: int | None = None) -> list[tuple[dict[str, Any], int]]:
+    def read(self, max_bytes: int | None = None) -> list[tuple[dict[str, Any], int]]:
         """Return ``[(record, end_offset), ...]`` of whole lines after ``self.offset``
         and advance. A torn tail stays unread until it is completed. ``max_bytes`` bounds
         one read (a tailing agent parses a backlog in slices, sending as it goes); a
@@ -138,8 +138,6 @@ class JournalReader:
                     )
                 continue
             out.append((rec, self.offset + pos))
-            if max_records is not None and len(out) >= max_records:
-                break
         self.offset += pos
         return out
 
