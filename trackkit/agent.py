@@ -6,8 +6,11 @@
 * batches (up to ``BATCH`` records per ``emit``);
 * retry with exponential backoff per sink; a failing sink never blocks or
   breaks another, and its data waits in the journal;
-* a bounded drain: after the run's ``finish`` record (or the trainer's death)
-  the agent delivers for at most ``drain_timeout`` seconds, then exits;
+* a bounded drain: ``finish()`` waits for delivery at most ``drain_timeout``
+  seconds; after the run's ``finish`` record (or the trainer's death) the process
+  agent, which nobody waits for, goes on delivering for at most ``linger``
+  seconds (a slow SDK start-up or a backend that comes back still gets
+  everything), then exits; on SIGTERM it drains for ``drain_timeout`` and exits;
 * trainer death is seen through the run's lock file: the trainer holds an
   ``flock`` for its lifetime and the kernel drops it however the process dies
   (SIGKILL, OOM killer). The agent then appends ``status: killed`` and
@@ -78,6 +81,8 @@ class _SinkState:
     inflight: Future[None] | None = None
     inflight_n: int = 0
     sender: _Sender | None = None
+    #: the in-flight call is the backend's close, not a batch
+    closing: bool = False
 
 
 class _Sender:
@@ -127,6 +132,7 @@ class Delivery:
         *,
         poll_interval: float = 0.05,
         drain_timeout: float = 10.0,
+        linger: float | None = None,
         flush_interval: float = 1.0,
         log: Callable[[str], None] | None = None,
     ) -> None:
@@ -138,6 +144,9 @@ class Delivery:
         self.reader = JournalReader(self.journal_path)
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
+        #: how long delivery goes on once the run is finished (or its trainer dead) with nobody
+        #: waiting: the process agent lingers; thread mode and sync use drain_timeout
+        self.linger = drain_timeout if linger is None else linger
         self.flush_interval = flush_interval
         self.log = log or (lambda msg: None)
         self.start_event: RunStarted | None = None
@@ -204,6 +213,14 @@ class Delivery:
                     continue
                 self._collect(st)
                 progressed = True
+            if self.finished and not st.pending and st.sink is not None and st.sender is not None:
+                # this backend has the whole run: close it now (W&B writes its exit record, TensorBoard
+                # its session end) rather than when the slowest backend is done or given up on
+                sink = st.sink
+                st.closing = True
+                st.inflight = st.sender.submit(sink.close)
+                progressed = True
+                continue
             now = time.monotonic()
             if not st.pending or now < st.next_try:
                 continue
@@ -232,6 +249,11 @@ class Delivery:
         st.inflight, st.inflight_n = None, 0
         assert fut is not None
         exc = fut.exception()
+        if st.closing:
+            st.closing, st.sink = False, None
+            if exc is not None:
+                self.log(f"{st.spec.scheme}: close failed: {exc!r}")
+            return
         if exc is not None:
             st.failures += 1
             st.next_try = time.monotonic() + min(MAX_BACKOFF, 0.25 * 2 ** min(st.failures, 10))
@@ -269,7 +291,10 @@ class Delivery:
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
                 self._collect(st)
-            if st.inflight is not None:
+            if st.inflight is not None and st.closing:
+                closing.append((st, st.inflight))
+                st.inflight, st.closing = None, False
+            elif st.inflight is not None:
                 self.log(f"{st.spec.scheme}: a send is still in flight at the deadline; left in the journal")
             elif st.sink is not None and st.sender is not None:
                 sink = st.sink
@@ -316,6 +341,7 @@ class Delivery:
         """Deliver until the run is finished and every sink caught up, or the drain
         deadline passes. Returns True when everything was delivered."""
         deadline: float | None = None
+        stop_deadline: float | None = None
         while True:
             got = self.read_new()
             progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
@@ -328,11 +354,16 @@ class Delivery:
                 if not self.finished:
                     self.mark_ended()
                 continue
-            if self.finished and deadline is None:
-                deadline = time.monotonic() + self.drain_timeout
-            if stop is not None and stop.is_set() and deadline is None:
-                deadline = time.monotonic() + self.drain_timeout
-            if deadline is not None and time.monotonic() >= deadline:
+            now = time.monotonic()
+            if stop is not None and stop.is_set():
+                # asked to stop (finish() in thread mode, SIGTERM to the process agent):
+                # the drain deadline, counted from the request, caps any linger already running
+                if stop_deadline is None:
+                    stop_deadline = now + self.drain_timeout
+                    deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
+            elif self.finished and deadline is None:
+                deadline = now + self.linger
+            if deadline is not None and now >= deadline:
                 self.close()
                 return self.caught_up()
             if not got and not progressed:
@@ -444,6 +475,7 @@ def start_agent(run: Run) -> AgentHandle:
             [
                 sys.executable, "-m", "trackkit.agent", run.dir,
                 "--poll", str(run.settings.poll_interval), "--drain-timeout", str(run.settings.drain_timeout),
+                "--linger", str(run.settings.linger),
                 "--flush-interval", str(run.settings.flush_interval),
             ],
             env=env,
@@ -506,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.add_argument("--poll", type=float, default=0.05)
     p.add_argument("--drain-timeout", type=float, default=10.0)
+    p.add_argument("--linger", type=float, default=120.0)
     p.add_argument("--flush-interval", type=float, default=1.0)
     p.add_argument("--nice", type=int, default=int(os.environ.get("TRACKKIT_AGENT_NICE", "10")))
     args = p.parse_args(argv)
@@ -529,7 +562,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_term)
     log(f"agent started (pid {os.getpid()}) for {[_public(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
-                        flush_interval=args.flush_interval, log=log)
+                        linger=args.linger, flush_interval=args.flush_interval, log=log)
     ok = delivery.run(lambda: lock_is_held(args.run_dir), stop)
     if stop.is_set():
         log("agent got SIGTERM: drained before exiting")

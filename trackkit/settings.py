@@ -50,6 +50,9 @@ class Settings(BaseModel):
     agent: Literal["process", "thread"] = "process"
     #: seconds finish() waits for delivery before leaving the rest in the journal
     drain_timeout: float = Field(10.0, ge=0)
+    #: seconds the background agent process goes on delivering after the trainer has finished or
+    #: died (nobody waits for it: a slow SDK start-up or a backend coming back still gets everything)
+    linger: float = Field(120.0, ge=0)
     #: what a NaN/inf logged value does: mark the run diverged, or also raise DivergedError
     on_nan: Literal["mark", "stop", "ignore"] = "mark"
     #: raise logging problems into the caller instead of counting and warning once
@@ -91,6 +94,7 @@ _FIXES = {
     "backend": "use a backend string such as 'tensorboard:./runs', 'wandb:PROJECT', 'mlflow:./mlflow.db' or a list",
     "agent": "use 'process' (default) or 'thread'",
     "drain_timeout": "use a number of seconds >= 0, e.g. 10",
+    "linger": "use a number of seconds >= 0, e.g. 120",
     "on_nan": "use 'mark', 'stop' or 'ignore'",
     "strict": "use true or false",
     "capture": "use true or false",

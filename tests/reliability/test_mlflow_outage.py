@@ -96,11 +96,11 @@ def _in_background(fn: Any) -> threading.Event:
     return done
 
 
-def _init(url: str, root: Path, drain: float) -> tuple[trackkit.Run, float]:
+def _init(url: str, root: Path, drain: float, linger: float = 120.0) -> tuple[trackkit.Run, float]:
     t0 = time.perf_counter()
     run = trackkit.init(
         project="outage", backend=f"mlflow:{url[len('http:'):]}", root=str(root), agent="process",
-        capture=False, drain_timeout=drain,
+        capture=False, drain_timeout=drain, linger=linger,
     )
     return run, time.perf_counter() - t0
 
@@ -176,7 +176,8 @@ def test_server_that_never_answers_then_trackkit_sync(server: MlflowServer, tmp_
     hole = Blackhole(server.port)
     drain = 2.0
     try:
-        run, init_s = _init(server.url, tmp_path / "j", drain=drain)
+        # linger: the background agent gives up soon after finish, so the test can sync
+        run, init_s = _init(server.url, tmp_path / "j", drain=drain, linger=drain)
         loop = Loop(run)
         loop.until(seconds=2.0)
         t0 = time.monotonic()
@@ -218,7 +219,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time, trackkit
     run = trackkit.init(project="outage", backend=sys.argv[1], root=sys.argv[2], capture=False,
-                        drain_timeout=float(sys.argv[3]))
+                        drain_timeout=float(sys.argv[3]), linger=float(sys.argv[-1]))
     for i in range(200):
         run.log({"loss": 1.0 / (i + 1)}, step=i)
     print("LOGGED", run.dir, flush=True)
@@ -252,3 +253,33 @@ def test_process_exits_within_the_drain_deadline_when_nothing_is_reachable(tmp_p
     steps = [r["s"] for r in read_journal(os.path.join(run_dir, "journal.jsonl")) if r.get("k") == "m"]
     assert steps == list(range(200))  # kept for `trackkit sync`
     _wait_agent_done(run_dir)
+
+
+# ---------------------------------------------------------------- (e) back after the trainer exited
+
+
+def test_server_back_after_the_trainer_exited_the_lingering_agent_delivers(
+    server: MlflowServer, tmp_path: Path
+) -> None:
+    """The trainer finishes while the server is down and exits after ``drain_timeout``; the
+    background agent lingers, and when the server returns it delivers every point exactly
+    once and the final status, with no ``trackkit sync``."""
+    server.stop()
+    drain = 1.0
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, f"mlflow:{server.url[len('http:'):]}", str(tmp_path / "j"), str(drain), "120"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "not yet delivered to mlflow" in err  # the trainer said so when it left
+    run_dir = out.split()[1]
+    run_id = os.path.basename(run_dir)
+    agent_log = Path(run_dir, "agent.log")
+    assert "agent done" not in agent_log.read_text(errors="replace")  # still lingering
+    server.start()
+    _wait_agent_done(run_dir, timeout=90)
+    assert "everything delivered" in agent_log.read_text(errors="replace")
+    assert _raw_steps(server.url, run_id) == list(range(200))
+    assert _read_back(server.url, run_id).info.status.value == "completed"

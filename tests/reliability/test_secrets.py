@@ -178,7 +178,7 @@ def test_undelivered_warning_and_agent_log_hide_uri_credentials(tmp_path: Path) 
     canary = "CANARY" + secrets.token_hex(6).upper()
     code = (
         "import sys, trackkit\n"
-        "run = trackkit.init(project='c', backend=sys.argv[1], capture=False, drain_timeout=6.0)\n"
+        "run = trackkit.init(project='c', backend=sys.argv[1], capture=False, drain_timeout=6.0, linger=6.0)\n"
         "run.log({'x': 1.0})\n"
         "run.finish()\n"
     )
