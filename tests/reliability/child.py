@@ -1,12 +1,13 @@
 """A training process for the reliability tests: logs at --hz and prints each step after log() returned.
 
 Usage: python child.py BACKEND ROOT [--hz N] [--steps N] [--mode normal|raise|exit3|sigterm-self]
-                                    [--project P] [--name N] [--start-at UNIX_TIME] [--user-sigterm]
+                                    [--project P] [--name N] [--go-file PATH] [--user-sigterm]
                                     [--fsize-extra BYTES] [--drain-timeout S]
 
-Lines on stdout: ``RUN <id> <dir>`` after init, ``ACK <step>`` after each log() returned,
-``DONE <step>`` after the loop, ``PROBLEMS <problems json> <records written> <log() calls lost>``
-after finish().
+Lines on stdout: ``READY`` (with --go-file) once imported, ``RUN <id> <dir>`` after init,
+``ACK <step>`` after each log() returned, ``DONE <step>`` after the loop,
+``PROBLEMS <problems json> <records written> <log() calls lost>`` after finish(), then
+``FINISH_S <seconds finish() took>``.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ p.add_argument("--mode", default="normal")
 p.add_argument("--agent", default="process")
 p.add_argument("--project", default="rel")
 p.add_argument("--name", default=None)
-#: wait until this wall-clock time before init (several processes start in the same instant)
-p.add_argument("--start-at", type=float, default=0.0)
+#: print READY, then wait until this file exists before init: several processes start in the same
+#: instant however long each took to start (a start time fixed in advance assumes a fast machine)
+p.add_argument("--go-file", default="")
 #: install the program's own SIGTERM handler before init (trackkit must chain to it)
 p.add_argument("--user-sigterm", action="store_true")
 #: after init, limit file sizes (RLIMIT_FSIZE) to the journal's size + this many bytes: the disk "fills up"
@@ -46,8 +48,10 @@ if a.user_sigterm:
 
     signal.signal(signal.SIGTERM, _user_handler)
 
-if a.start_at:
-    time.sleep(max(0.0, a.start_at - time.time()))
+if a.go_file:
+    print("READY", flush=True)
+    while not os.path.exists(a.go_file):
+        time.sleep(0.001)
 
 run = trackkit.init(project=a.project, name=a.name, backend=a.backend.split(","), root=a.root, capture=False,
                     agent=a.agent, config={"hz": a.hz}, drain_timeout=a.drain_timeout)
@@ -71,5 +75,8 @@ for step in range(a.steps):
         sys.exit(3)
     time.sleep(period)
 print(f"DONE {step}", flush=True)
+t_finish = time.monotonic()
 run.finish()
+finish_s = time.monotonic() - t_finish
 print(f"PROBLEMS {json.dumps(dict(run.problems))} {run.records_written} {getattr(run, 'logs_lost', -1)}", flush=True)
+print(f"FINISH_S {finish_s:.3f}", flush=True)

@@ -90,12 +90,21 @@ def test_processes_starting_same_named_runs_in_the_same_second(tmp_path: object)
     each gets its own journal directory and its own TensorBoard directory, every point counted."""
     tmp = str(tmp_path)
     backend = f"tensorboard:{tmp}/tb"
-    start_at = time.time() + 4.0  # every child has imported trackkit by then
+    # a start gate: each child says READY once it has imported trackkit, and all of them call
+    # init() the moment the go file appears (a start time fixed in advance, e.g. "now + 4 s",
+    # is missed by children that need longer to start on a loaded machine)
+    go = os.path.join(tmp, "go")
     procs = [
         start_child(backend, f"{tmp}/j", "--hz", "1000", "--steps", str(STEPS), "--project", "same",
-                    "--name", "same-name", "--start-at", str(start_at))
+                    "--name", "same-name", "--go-file", go)
         for _ in range(PROCS)
     ]
+    for proc in procs:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # blocks until READY, or '' if the child died
+        assert line.strip() == "READY", line + (proc.stderr.read() if proc.stderr else "")
+    with open(go, "w"):
+        pass
     runs = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)
