@@ -13,7 +13,7 @@ from trackkit.events import Status
 from trackkit.journal import read_journal
 from trackkit.registry import load_reader, parse_backend
 
-from .helpers import acked_steps, read_until_ack, start_child, wait_agent_done
+from .helpers import acked_steps, read_until_ack, run_line, start_child, wait_agent_done
 
 
 def _read(backend: str, run_id: str):  # type: ignore[no-untyped-def]
@@ -46,11 +46,14 @@ def test_sigkill_at_random_step_loses_nothing_acknowledged(tmp_path: object, see
 def test_sigterm_marks_killed_and_keeps_exit_code(tmp_path: object) -> None:
     backend = f"tensorboard:{tmp_path}/runs"
     proc = start_child(backend, f"{tmp_path}/j", "--hz", "100")
-    run_id, _ = read_until_ack(proc, 10)
+    run_id, run_dir = read_until_ack(proc, 10)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGTERM, err
     acked = [*range(11), *acked_steps(out)]
+    # finish() waits at most drain_timeout for delivery; on a slow machine the agent, which outlives
+    # the trainer, may still be delivering when the trainer exits: read the backend once it is done
+    wait_agent_done(run_dir)
     rec = _read(backend, run_id)
     assert rec.info.status is Status.KILLED and rec.info.reason == "SIGTERM"
     assert set(acked) <= {s for s, _ in rec.metrics()["loss"]}
@@ -65,7 +68,8 @@ def test_uncaught_exception_and_exit_code(tmp_path: object, mode: str, status: S
     proc = start_child(backend, f"{tmp_path}/j", "--hz", "1000", "--mode", mode)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
-    run_id = next(line.split()[1] for line in out.splitlines() if line.startswith("RUN "))
+    run_id, run_dir = run_line(out)
+    wait_agent_done(run_dir)  # the agent may outlive the trainer's drain_timeout on a slow machine
     rec = _read(backend, run_id)
     assert rec.info.status is status
     assert reason in rec.info.reason
@@ -80,8 +84,10 @@ def test_sync_never_runs_beside_a_live_agent(tmp_path: object) -> None:
     import trackkit
     from trackkit.agent import hold_agent_lock
 
+    # drain_timeout: finish() returns as soon as the thread agent delivered; the default 10 s may
+    # be too short for a loaded machine, and the test needs the run delivered (a cursor) below
     run = trackkit.init(project="p", backend=f"tensorboard:{tmp_path}/runs", root=f"{tmp_path}/j", capture=False,
-                        agent="thread")
+                        agent="thread", drain_timeout=120)
     run.log({"x": 1.0}, step=0)
     run.finish()
     fd = hold_agent_lock(run.dir)  # stands for an agent that is still delivering
