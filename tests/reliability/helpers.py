@@ -103,7 +103,7 @@ def three_backends(tmp: str) -> list[str]:
     return [f"tensorboard:{tmp}/tb", f"wandb:rel?mode=offline&dir={tmp}/wb", f"mlflow:{mlflow_db(tmp)}"]
 
 
-def agent_pid(run_dir: str, timeout: float = 30.0) -> int:
+def agent_pid(run_dir: str, timeout: float = 90.0) -> int:
     """The pid of the run's delivery agent, from its ``agent started (pid N)`` line."""
     path = os.path.join(run_dir, "agent.log")
     deadline = time.monotonic() + timeout

@@ -105,21 +105,30 @@ def test_crash_and_exit_code_in_every_backend(tmp_path: object, mode: str, code:
 
 @pytest.mark.slow
 def test_slurm_sigterm_then_sigkill_mid_finish(tmp_path: object) -> None:
-    """SIGTERM, then SIGKILL after a 1.5 s grace period while the trainer is still inside
-    finish() waiting for delivery (the agent is paused to make that certain): the run is
-    still ``killed`` everywhere and nothing acknowledged is lost, because the agent outlives."""
+    """SIGTERM, then SIGKILL after a grace period while the trainer is still inside finish()
+    waiting for delivery (the agent is paused to make that certain): the run is still
+    ``killed`` everywhere and nothing acknowledged is lost, because the agent outlives."""
     tmp = str(tmp_path)
     backends = three_backends(tmp)
-    proc = start_child(",".join(backends), f"{tmp}/j", "--hz", "100")
+    # drain_timeout 60: the trainer waits that long inside finish() for the paused agent, so it is
+    # certainly still mid-finish when the "grace period" ends, however slow the machine
+    proc = start_child(",".join(backends), f"{tmp}/j", "--hz", "100", "--drain-timeout", "60")
     run_id, run_dir = read_until_ack(proc, 10)
     apid = agent_pid(run_dir)
     os.kill(apid, signal.SIGSTOP)  # a slow agent: finish() cannot complete within the grace period
     try:
         proc.send_signal(signal.SIGTERM)
-        time.sleep(1.5)
+        # the grace period ends once the trainer is inside finish(): its finish record is in the
+        # journal (waited for, not assumed after a fixed sleep)
+        journal = os.path.join(run_dir, "journal.jsonl")
+        deadline = time.monotonic() + 30
+        records = list(read_journal(journal))
+        while records[-1]["k"] != "finish" and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            records = list(read_journal(journal))
+        assert records[-1]["k"] == "finish" and records[-1]["status"] == "killed", records[-1]
+        time.sleep(0.5)  # a little into the drain wait
         assert proc.poll() is None, "the trainer should still be draining (mid-finish) when the grace period ends"
-        records = list(read_journal(os.path.join(run_dir, "journal.jsonl")))
-        assert records[-1]["k"] == "finish" and records[-1]["status"] == "killed"
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL
@@ -137,15 +146,17 @@ def test_scancel_sigterm_to_trainer_and_agent_delivers_everything(tmp_path: obje
     (bounded by drain_timeout) before it exits instead of dying with undelivered data."""
     tmp = str(tmp_path)
     backends = _tb_mlflow(tmp)
-    proc = start_child(",".join(backends), f"{tmp}/j", "--hz", "100")
+    # drain_timeout 60 (the agent's too): the agent was started a moment ago and may still be
+    # importing the SDKs when SIGTERM comes; the default 10 s is short for that on a loaded machine
+    proc = start_child(",".join(backends), f"{tmp}/j", "--hz", "100", "--drain-timeout", "60")
     run_id, run_dir = read_until_ack(proc, 10)
     apid = agent_pid(run_dir)
     proc.send_signal(signal.SIGTERM)
     os.kill(apid, signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGTERM, err
     acked = set(range(11)) | set(acked_steps(out))
-    log = wait_agent_done(run_dir, timeout=60)
+    log = wait_agent_done(run_dir, timeout=120)
     assert "everything delivered" in log, log
     _check_all(backends, run_id, run_dir, Status.KILLED, acked)
 
