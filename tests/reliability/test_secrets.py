@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import textwrap
@@ -167,9 +168,9 @@ def _search(roots: list[Path], canaries: set[str]) -> dict[str, list[str]]:
 
 def test_undelivered_warning_and_agent_log_hide_uri_credentials(tmp_path: Path) -> None:
     """When delivery fails (nothing listens), the "not yet delivered to ..." warning on stderr, the
-    agent's error lines in agent.log and the journal never show the URI's password. The drain
-    deadline leaves the agent time to import mlflow and fail (a send still in flight at the
-    deadline is abandoned without an error line)."""
+    agent's error lines in agent.log and the journal never show the URI's password. The agent
+    lingers after the trainer left, so however long it takes to import mlflow it gets to fail
+    (and log it) before the test stops it with SIGTERM."""
     import socket
 
     with socket.socket() as sock:
@@ -178,7 +179,7 @@ def test_undelivered_warning_and_agent_log_hide_uri_credentials(tmp_path: Path) 
     canary = "CANARY" + secrets.token_hex(6).upper()
     code = (
         "import sys, trackkit\n"
-        "run = trackkit.init(project='c', backend=sys.argv[1], capture=False, drain_timeout=6.0, linger=6.0)\n"
+        "run = trackkit.init(project='c', backend=sys.argv[1], capture=False, drain_timeout=6.0, linger=300.0)\n"
         "run.log({'x': 1.0})\n"
         "run.finish()\n"
     )
@@ -191,10 +192,24 @@ def test_undelivered_warning_and_agent_log_hide_uri_credentials(tmp_path: Path) 
     assert proc.returncode == 0, proc.stderr
     assert "not yet delivered to mlflow" in proc.stderr  # the warning is there, without the password
     assert canary not in proc.stdout + proc.stderr
-    deadline = time.monotonic() + 60
-    logs = list((tmp_path / "journal").rglob("agent.log"))
-    while time.monotonic() < deadline and not any("agent done" in p.read_text() for p in logs):
+    (log,) = list((tmp_path / "journal").rglob("agent.log"))
+    # wait for the agent's error line (the real condition), then stop the lingering agent: on
+    # SIGTERM it drains for drain_timeout (6 s) and exits, writing its last lines
+    deadline = time.monotonic() + 120
+    while "delivery failed" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
-        logs = list((tmp_path / "journal").rglob("agent.log"))
-    assert logs and "delivery failed" in logs[0].read_text()
+    text = log.read_text()
+    assert "agent started (pid " in text, text[-3000:]
+    pid = int(text.split("agent started (pid ")[1].split(")")[0])
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            if b"trackkit.agent" in fh.read():  # that agent, not a process that reused its pid
+                os.kill(pid, signal.SIGTERM)
+    except OSError:
+        pass
+    deadline = time.monotonic() + 60
+    while "agent done" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    text = log.read_text()
+    assert "delivery failed" in text and "agent done" in text, text[-3000:]
     assert not _search([tmp_path], {canary})
