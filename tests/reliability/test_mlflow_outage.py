@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,18 @@ from trackkit.journal import read_journal
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
-#: a generous bound on one log() call: it only appends to the journal (a few microseconds)
+#: a generous bound on one log() call: it only appends to the journal (a few microseconds). Measured
+#: without the time the thread spent waiting for a CPU (``_RunQueueClock``): on a loaded machine the
+#: kernel may give the CPU to another process in the middle of any call, for tens of milliseconds,
+#: which says nothing about trackkit
 MAX_LOG_S = 0.010
 MAX_INIT_S = 1.0
+#: the same calls measured by the wall clock, run-queue waits included: far above scheduling delays,
+#: far below what waiting on the network would cost (an outage lasts seconds, MLflow's HTTP timeout
+#: is 15 s), so a call that blocked on the server fails here even where the kernel keeps no schedstats;
+#: init by the wall clock: it starts the agent process, which a loaded machine may schedule late
+MAX_WALL_S = 1.0
+MAX_INIT_WALL_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -62,25 +72,75 @@ def _read_back(url: str, run_id: str) -> Any:
     return load_reader(parse_backend(f"mlflow:{url[len('http:'):]}")).read_run(run_id)
 
 
+class _RunQueueClock:
+    """Seconds the calling thread has spent runnable but waiting for a CPU (another process had
+    it), from the kernel's ``/proc/thread-self/schedstat``; 0.0 where the kernel does not keep it.
+    Open it in the thread that is measured."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def __call__(self) -> float:
+        if self._fd is None:
+            return 0.0
+        try:
+            return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return 0.0
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _timed(fn: Any) -> tuple[Any, float, float]:
+    """(fn(), wall seconds, wall seconds less the time the thread waited for a CPU)."""
+    clock = _RunQueueClock()
+    try:
+        q0, t0 = clock(), time.perf_counter()
+        out = fn()
+        dt = time.perf_counter() - t0
+        waited = clock() - q0
+    finally:
+        clock.close()
+    return out, dt, dt - min(dt, waited)
+
+
 class Loop:
-    """A training loop logging at ~``hz`` until told to stop; records the slowest log() call."""
+    """A training loop logging at ~``hz`` until told to stop; records the slowest log() call, by the
+    wall clock (``worst_wall``) and without the time the thread waited for a CPU (``worst``)."""
 
     def __init__(self, run: trackkit.Run, hz: float = 200.0) -> None:
         self.run, self.period = run, 1.0 / hz
         self.n = 0
         self.worst = 0.0
+        self.worst_wall = 0.0
+        self._queued = _RunQueueClock()
 
     def until(self, done: threading.Event | None = None, seconds: float | None = None) -> None:
         end = None if seconds is None else time.monotonic() + seconds
-        perf = time.perf_counter
+        perf, queued = time.perf_counter, self._queued
         while not ((done is not None and done.is_set()) or (end is not None and time.monotonic() >= end)):
+            q0 = queued()
             t0 = perf()
             self.run.log({"loss": 1.0 / (self.n + 1), "acc": self.n * 1e-3}, step=self.n)
             dt = perf() - t0
-            if dt > self.worst:
-                self.worst = dt
+            own = dt - min(dt, queued() - q0)
+            if own > self.worst:
+                self.worst = own
+            if dt > self.worst_wall:
+                self.worst_wall = dt
             self.n += 1
             time.sleep(self.period)
+
+    def check(self) -> None:
+        self._queued.close()
+        assert self.worst <= MAX_LOG_S, f"a log() call blocked {self.worst * 1000:.1f} ms"
+        assert self.worst_wall <= MAX_WALL_S, f"a log() call took {self.worst_wall * 1000:.1f} ms (wall clock)"
 
 
 def _in_background(fn: Any) -> threading.Event:
@@ -97,12 +157,27 @@ def _in_background(fn: Any) -> threading.Event:
 
 
 def _init(url: str, root: Path, drain: float, linger: float = 120.0) -> tuple[trackkit.Run, float]:
-    t0 = time.perf_counter()
-    run = trackkit.init(
+    """The run, and how long init took without the time the thread waited for a CPU (see MAX_LOG_S)."""
+    run, wall, own = _timed(lambda: trackkit.init(
         project="outage", backend=f"mlflow:{url[len('http:'):]}", root=str(root), agent="process",
         capture=False, drain_timeout=drain, linger=linger,
-    )
-    return run, time.perf_counter() - t0
+    ))
+    assert wall <= MAX_INIT_WALL_S, f"init took {wall:.1f}s (wall clock)"
+    return run, own
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _warm(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # the first init in a process imports trackkit's settings and backend modules (pydantic, ~0.5 s,
+    # more on a loaded machine): a one-time cost of the test process, not of init, kept out of MAX_INIT_S
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = trackkit.init(project="warm", backend="memory:outage-warm", capture=False,
+                            root=str(tmp_path_factory.mktemp("outage-warm")))
+        run.finish()
+    from trackkit.backends.memory import clear
+
+    clear("outage-warm")
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +207,7 @@ def test_server_stopped_mid_run_and_restarted(server: MlflowServer, tmp_path: Pa
     loop.until(seconds=1.0)
     run.finish()
     assert init_s <= MAX_INIT_S, init_s
-    assert loop.worst <= MAX_LOG_S, f"a log() call blocked {loop.worst * 1000:.1f} ms"
+    loop.check()
     assert not run._agent.pending(), (tmp_path / "j").joinpath("outage", run.id, "agent.log").read_text()[-3000:]
     assert _raw_steps(server.url, run.id) == list(range(loop.n))  # every point exactly once
     assert _raw_steps(server.url, run.id, "acc") == list(range(loop.n))
@@ -152,13 +227,19 @@ def test_server_down_at_start(server: MlflowServer, tmp_path: Path) -> None:
     loop.until(seconds=1.0)
     run.finish()
     assert init_s <= MAX_INIT_S, init_s
-    assert loop.worst <= MAX_LOG_S, f"a log() call blocked {loop.worst * 1000:.1f} ms"
+    loop.check()
     assert not run._agent.pending()
     assert _raw_steps(server.url, run.id) == list(range(loop.n))
     assert _read_back(server.url, run.id).info.status.value == "completed"
 
 
 # ---------------------------------------------------------------- (c) accepts, never answers; then sync
+
+
+def _wait_for(cond: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _wait_agent_done(run_dir: str, timeout: float = 60.0) -> None:
@@ -180,15 +261,21 @@ def test_server_that_never_answers_then_trackkit_sync(server: MlflowServer, tmp_
         run, init_s = _init(server.url, tmp_path / "j", drain=drain, linger=drain)
         loop = Loop(run)
         loop.until(seconds=2.0)
+        # train on until the agent's first call hangs on the silent server (the agent must start and
+        # import mlflow first: seconds on a loaded machine); finish() then meets a hung call for sure
+        loop.until(_in_background(lambda: _wait_for(lambda: bool(hole.conns), 120)))
+        assert hole.conns, "the agent never connected to the silent server"
         t0 = time.monotonic()
         run.finish()
         finish_s = time.monotonic() - t0
-        assert hole.conns, "the agent never connected to the silent server"
     finally:
         hole.close()
     assert init_s <= MAX_INIT_S, init_s
-    assert loop.worst <= MAX_LOG_S, f"a log() call blocked {loop.worst * 1000:.1f} ms"
-    assert finish_s <= drain + 2.0, finish_s  # AgentHandle.wait: drain_timeout + 1 s
+    loop.check()
+    # AgentHandle.wait gives the agent drain_timeout + 1 s; 3 s more for writing and fsyncing the
+    # journal's last records on a loaded machine. A finish() that waited for the hung call would
+    # take MLflow's 15 s HTTP timeout.
+    assert finish_s <= drain + 1 + 3, finish_s
     # the data waits in the journal
     assert run._agent.pending()
     steps = [r["s"] for r in read_journal(os.path.join(run.dir, "journal.jsonl")) if r.get("k") == "m"]
@@ -249,7 +336,9 @@ def test_process_exits_within_the_drain_deadline_when_nothing_is_reachable(tmp_p
         if hole is not None:
             hole.close()
     assert proc.returncode == 0
-    assert exit_s <= drain + 4.0, f"the process took {exit_s:.1f}s to exit (drain_timeout {drain}s)"
+    # finish() at exit waits at most drain_timeout + 1 s; 4 s more for the interpreter's shutdown on a
+    # loaded machine. Waiting for a hung call instead would take MLflow's 15 s HTTP timeout.
+    assert exit_s <= drain + 1 + 4, f"the process took {exit_s:.1f}s to exit (drain_timeout {drain}s)"
     steps = [r["s"] for r in read_journal(os.path.join(run_dir, "journal.jsonl")) if r.get("k") == "m"]
     assert steps == list(range(200))  # kept for `trackkit sync`
     _wait_agent_done(run_dir)
