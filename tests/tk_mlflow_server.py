@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,8 +17,31 @@ from pathlib import Path
 import pytest
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            lo, hi = (int(x) for x in fh.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A free loopback port BELOW the kernel's ephemeral range. A port chosen now is bound later
+    (and a stopped server's port is bound again on restart); a port from the ephemeral range (what
+    binding port 0 returns) can meanwhile be taken as the local end of any outgoing connection of
+    the machine, an agent's HTTP request included, and the server then fails to start."""
+    lo, _ = _ephemeral_range()
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.randrange(max(1024, lo - 12000), lo)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # pragma: no cover - nothing free below the range
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
@@ -35,7 +59,7 @@ class MlflowServer:
         self.art.mkdir(exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:  # returns as soon as it is healthy (~5-10 s)
         if self.proc is not None and self.proc.poll() is None:
             return
         exe = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow")
