@@ -18,6 +18,9 @@ EXAMPLES = sorted(glob.glob(os.path.join(ROOT, "examples", "*.py")))
 @pytest.mark.parametrize("path", EXAMPLES, ids=[os.path.basename(p) for p in EXAMPLES])
 def test_example_runs(path: str, tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKKIT_")}
+    # quickstart's TensorBoard run is read right after the process exits: finish() must not give up on
+    # a slow agent (the default drain_timeout, 10 s, can pass on a loaded machine)
+    env["TRACKKIT_DRAIN_TIMEOUT"] = "120"
     proc = subprocess.run([sys.executable, path], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

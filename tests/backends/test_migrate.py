@@ -97,7 +97,8 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> Sources:
     # TensorBoard: through the public API (thread agent: the sinks run in this process)
     run = trackkit.init({"optimizer": {"name": "sgd", "lr": 0.05}, "layers": [32], "batch_size": 64},
                         project="migrate", name="tb-run", tags={"team": "vision", "baseline": ""}, backend=s.tb,
-                        agent="thread", root=os.path.join(d, ".trackkit"), capture=False)
+                        agent="thread", root=os.path.join(d, ".trackkit"), capture=False,
+                        drain_timeout=120)  # read back below: finish() must not give up on a slow machine
     for i in range(60):
         run.log({"train/loss": 1.0 / (i + 1), "eval/acc": 0.2 + i / 100, "lr": 0.05 * 0.99**i}, step=i)
     run.log({"edge": math.inf}, step=60)

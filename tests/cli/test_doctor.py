@@ -77,7 +77,10 @@ def test_missing_config_and_no_git_repository(in_tmp: Path) -> None:
 def test_reads_through_the_tensorboard_reader(repo: Path) -> None:
     pytest.importorskip("tensorboard")
     tb = repo / "runs"
-    rid = _run(config={"lr": 0.1}, seed=5, data={"name": "d", "version": "1"}, backend=f"tensorboard:{tb}")
+    # drain_timeout: the doctor reads TensorBoard right after finish(), which must not give up on
+    # a slow agent (the default 10 s) before the run is in TensorBoard
+    rid = _run(config={"lr": 0.1}, seed=5, data={"name": "d", "version": "1"}, backend=f"tensorboard:{tb}",
+               drain_timeout=120)
     result = CliRunner().invoke(doctor, [rid, "--backend", f"tensorboard:{tb}"])
     assert result.exit_code == 0, result.output
     assert "tensorboard" in result.output and "seed 5" in result.output

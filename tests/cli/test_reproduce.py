@@ -32,6 +32,9 @@ def _git(repo: Path, *args: str) -> str:
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKKIT_")}
+    # the backends are read right after the process exits: finish() must not give up on a slow agent
+    # (the default drain_timeout, 10 s, can pass on a loaded machine before TensorBoard has the run)
+    env["TRACKKIT_DRAIN_TIMEOUT"] = "120"
     env.update(extra)
     return env
 

@@ -240,7 +240,9 @@ def test_ddp_two_processes_make_exactly_one_run(tmp_path: Any) -> None:
     script.write_text(DDP_SCRIPT.format(tests_dir=os.path.dirname(os.path.abspath(__file__)), backend=backend))
     root = os.path.join(str(tmp_path), ".trackkit")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACKKIT_", "LOCAL_RANK", "RANK", "WORLD_SIZE"))}
-    env.update(TRACKKIT_ROOT=root, PYTHONWARNINGS="ignore")
+    # TRACKKIT_DRAIN_TIMEOUT: TensorBoard is read right after the process exits, so finish() must not
+    # give up on a slow agent (the default 10 s can pass on a loaded machine)
+    env.update(TRACKKIT_ROOT=root, PYTHONWARNINGS="ignore", TRACKKIT_DRAIN_TIMEOUT="120")
     proc = subprocess.run([sys.executable, str(script)], cwd=str(tmp_path), env=env, capture_output=True, text=True,
                           timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
