@@ -48,6 +48,11 @@ _FAST = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 
+#: the tests below read the in-memory backend right after finish(), which waits at most drain_timeout
+#: for the agent: 120 s instead of the default 10 s, for a loaded machine (finish() still returns as
+#: soon as everything is delivered)
+_DRAIN = 120.0
+
 # ---------------------------------------------------------------- strategies
 
 AWKWARD_KEYS = [
@@ -348,7 +353,7 @@ def _journal(run: Any) -> list[dict[str, Any]]:
 def test_init_configs_never_raise_and_are_journaled_as_json(quiet: None) -> None:
     """init(config=...) with nested, cyclic, non-serializable, bytes configs: no exception, the start
     record is plain JSON with the config as an object, and the backend receives the run."""
-    with capture(agent="thread", flush_interval=0.0) as cap:
+    with capture(agent="thread", flush_interval=0.0, drain_timeout=_DRAIN) as cap:
 
         @settings(_FAST, max_examples=100)
         @given(TOP_CONFIGS)
@@ -369,7 +374,7 @@ def test_log_config_never_raises_and_is_journaled_as_json(quiet: None) -> None:
     """log_config(...) with the same awkward configs on one run: no exception, every update is a
     journal record of plain JSON, and each reaches the backend."""
     n = 0
-    with capture(agent="thread") as cap:
+    with capture(agent="thread", drain_timeout=_DRAIN) as cap:
         run = trackkit.init(project="fuzz-config-updates")
 
         @settings(_FAST, max_examples=500)
@@ -394,7 +399,7 @@ def test_log_config_never_raises_and_is_journaled_as_json(quiet: None) -> None:
 @pytest.mark.slow
 def test_ten_megabyte_config_string(quiet: None) -> None:
     blob = "0123456789abcdef" * (10 * 2**20 // 16)
-    with capture(agent="thread") as cap:
+    with capture(agent="thread", drain_timeout=_DRAIN) as cap:
         run = trackkit.init({"blob": blob, "nested": {"blob": blob}}, project="fuzz-big")
         run.log_config({"later": blob})
         run.log({"loss": 0.5}, step=0)
