@@ -104,6 +104,10 @@ def main() -> None:
             raw, tk = statistics.median(raws), statistics.median(tks)
             print(f"mlflow {label:<7} raw log_batch: {raw:>9.0f} points/s   trackkit delivery: {tk:>9.0f} points/s   "
                   f"ratio {tk / raw * 100:5.1f}%")
+            # each trackkit round against the raw round just before it (the load on a shared machine drifts)
+            per_round = sorted(t / r * 100 for r, t in zip(raws, tks, strict=True))
+            print(f"       {'':<7} per-round ratios: median {statistics.median(per_round):5.1f}%, "
+                  f"range {per_round[0]:.1f}-{per_round[-1]:.1f}%", flush=True)
     finally:
         if server is not None:
             os.killpg(server.pid, signal.SIGTERM)

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import BackendSpec
-from .events import Event, RunStarted, Status, event_from_record
+from .events import Event, Metrics, RunStarted, Status, event_from_record
 from .journal import JOURNAL_NAME, JournalReader, JournalWriter
 
 if TYPE_CHECKING:
@@ -179,8 +179,20 @@ class Delivery:
     # ---------------------------------------------------------------- the loop
 
     def read_new(self) -> int:
-        records = self.reader.read(max_bytes=READ_SLICE)
-        for rec, end in records:
+        # a quarter slice (~8k metric records): the first send of a backlog starts after one or
+        # two slices are parsed instead of one large one, while the next slices are parsed during it
+        items = self.reader.read_events(max_bytes=READ_SLICE // 4)
+        if not items:
+            return 0
+        fresh: list[tuple[Event, int]] = []
+        add = fresh.append
+        for pair in items:
+            item, end = pair
+            if isinstance(item, Metrics):  # a metric record in Run.log's form, decoded by the reader
+                self.last_step = item.step
+                add(pair)  # type: ignore[arg-type]  # (Metrics, int) is a (Event, int)
+                continue
+            rec = item
             try:
                 ev = event_from_record(rec)
             except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
@@ -193,10 +205,14 @@ class Delivery:
                 self.last_step = rec.get("s", self.last_step)
             elif kind == "finish":
                 self.finished = True
+            add((ev, end))
+        if fresh:
             for st in self.sinks:
-                if end > st.cursor:
-                    st.pending.append((ev, end))
-        return len(records)
+                if fresh[0][1] > st.cursor:
+                    st.pending.extend(fresh)
+                else:  # resuming: this sink already has the start of the slice
+                    st.pending.extend(p for p in fresh if p[1] > st.cursor)
+        return len(items)
 
     def deliver(self, urgent: bool = False) -> bool:
         """Collect finished sends and start a send for every due backend that has none in

@@ -24,9 +24,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from .events import Metrics
 
 __all__ = ["FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "read_journal"]
 
@@ -38,6 +41,22 @@ _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 #: ends a torn record before the next one. The NUL makes the torn piece unparseable even when
 #: only its newline was cut off, so a record its writer reported as NOT saved never reappears.
 SEAL = "\x00\n"
+
+# ---- the fast path of the reader: the metric record exactly as ``Run.log`` formats it by hand,
+# ``{"k":"m","s":STEP,"t":TIME,"v":{"KEY":NUM,...}}``, decoded without ``json.loads``. The pattern
+# accepts only lines that ``json.loads`` + ``event_from_record`` decode to the very same event:
+# keys of printable ASCII without escapes; numbers in JSON's grammar (or NaN/Infinity/-Infinity);
+# integers short enough that ``float(text) == float(int(text))`` (no overflow); no integer ``-0``
+# (JSON reads it as 0, ``float`` as -0.0). Any other line takes the general path.
+_INT = rb"-?(?:0|[1-9][0-9]{0,300})"
+_NUM = rb"(?!-0[,}])-?(?:0|[1-9][0-9]{0,300})(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?|NaN|-?Infinity"
+_KEY = rb"[ !#-\[\]-~]*"
+_LINES = re.compile(
+    rb'(\{"k":"m","s":(' + _INT + rb'),"t":(' + _NUM + rb'),"v":\{"(' + _KEY + rb')":(' + _NUM + rb")"
+    rb'((?:,"' + _KEY + rb'":(?:' + _NUM + rb"))*)\}\})\n"
+    # any other line
+    rb"|([^\n]*)\n"
+)
 
 
 class JournalWriter:
@@ -98,12 +117,8 @@ class JournalReader:
     skipped: int = 0
     header: dict[str, Any] | None = None
 
-    def read(self, max_bytes: int | None = None) -> list[tuple[dict[str, Any], int]]:
-        """Return ``[(record, end_offset), ...]`` of whole lines after ``self.offset``
-        and advance. A torn tail stays unread until it is completed. ``max_bytes`` bounds
-        one read (a tailing agent parses a backlog in slices, sending as it goes); a
-        single record longer than that is still read whole."""
-        out: list[tuple[dict[str, Any], int]] = []
+    def _slice(self, max_bytes: int | None) -> bytes:
+        """The whole lines after ``self.offset`` (at most ``max_bytes``, but at least one line)."""
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
@@ -111,12 +126,14 @@ class JournalReader:
                 if max_bytes and len(data) == max_bytes and b"\n" not in data:
                     data += fh.read()  # one record longer than a slice
         except FileNotFoundError:
-            return out
-        pos = 0
-        end = data.rfind(b"\n")
-        if end < 0:
-            return out
-        for raw in data[: end + 1].splitlines(keepends=True):
+            return b""
+        return data[: data.rfind(b"\n") + 1]
+
+    def _parse(self, data: bytes, base: int, out: list[tuple[Any, int]]) -> None:
+        """Append ``(record, end offset)`` for each line of ``data`` (which starts at byte
+        ``base`` of the file); damaged lines are skipped and counted."""
+        pos = base
+        for raw in data.splitlines(keepends=True):
             pos += len(raw)
             line = raw.strip()
             if not line:
@@ -137,8 +154,44 @@ class JournalReader:
                         f"trackkit understands ({FORMAT_VERSION}). Fix: upgrade trackkit."
                     )
                 continue
-            out.append((rec, self.offset + pos))
-        self.offset += pos
+            out.append((rec, pos))
+
+    def read(self, max_bytes: int | None = None) -> list[tuple[dict[str, Any], int]]:
+        """Return ``[(record, end_offset), ...]`` of whole lines after ``self.offset``
+        and advance. A torn tail stays unread until it is completed. ``max_bytes`` bounds
+        one read (a tailing agent parses a backlog in slices, sending as it goes); a
+        single record longer than that is still read whole."""
+        out: list[tuple[dict[str, Any], int]] = []
+        data = self._slice(max_bytes)
+        if data:
+            self._parse(data, self.offset, out)
+            self.offset += len(data)
+        return out
+
+    def read_events(self, max_bytes: int | None = None) -> list[tuple[Metrics | dict[str, Any], int]]:
+        """:meth:`read` for the delivery agent: the same records, offsets and skips, except that
+        a metric record in the form ``Run.log`` writes comes back already decoded, as the
+        ``Metrics`` event ``event_from_record`` would make of it (about 3x cheaper than
+        ``json.loads`` + ``event_from_record``). Every other record comes back as its dict."""
+        out: list[tuple[Metrics | dict[str, Any], int]] = []
+        data = self._slice(max_bytes)
+        if not data:
+            return out
+        pos = self.offset
+        append = out.append
+        for line, s, t, k, v, more, other in _LINES.findall(data):
+            if line:
+                pos += len(line) + 1
+                values = {k.decode("ascii"): float(v)}
+                if more:  # ',"KEY":NUM,"KEY":NUM': no '"' inside a key, so split on it
+                    parts = more.split(b'"')
+                    for i in range(1, len(parts), 2):
+                        values[parts[i].decode("ascii")] = float(parts[i + 1][1:].rstrip(b","))
+                append((Metrics(int(s), float(t), values), pos))
+            else:
+                self._parse(other + b"\n", pos, out)
+                pos += len(other) + 1
+        self.offset = pos
         return out
 
 

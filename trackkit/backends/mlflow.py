@@ -385,7 +385,13 @@ class MlflowSink:
         self._p_params: dict[str, str] = {}
         self._p_tags: dict[str, str] = {}
         self._p_metrics: list[Any] = []
-        self._mapped: dict[str, str] = {}
+        #: original key -> (MLflow key, name of its ``trackkit.key.*`` tag or None, that tag's value)
+        self._keys: dict[str, tuple[str, str | None, str]] = {}
+        #: the longest MLflow key in ``_keys``: bounds the size of any pending metric
+        self._longest_key = 0
+        from mlflow.entities import Metric
+
+        self._metric_cls: Any = Metric
 
     @property
     def client(self) -> Any:
@@ -506,18 +512,28 @@ class MlflowSink:
             self._upload_json(ev.meta, A_META)
 
     def _metrics(self, ev: Metrics) -> None:
-        from mlflow.entities import Metric
-
+        # the hot path of delivery: per point one dict lookup for the key, no re-validation
         ts = int(ev.time * 1000)
         step = int(ev.step)
+        metric = self._metric_cls
+        keys = self._keys
+        pending = self._p_metrics
+        isinf = math.isinf
         for k, v in ev.values.items():
-            key = self._key(str(k))
-            value = float(v)
-            if math.isinf(value):
+            entry = keys.get(k) if type(k) is str else None
+            if entry is None:
+                k = str(k)
+                entry = keys.get(k) or self._key_entry(k)
+            key, key_tag, key_tag_value = entry
+            if key_tag is not None:  # a mapped key: remember the original (as _key does)
+                self._tag_value(key_tag, key_tag_value)
+            value = v if type(v) is float else float(v)
+            if isinf(value):
                 self._tag(T_INF + _sha(key), key)
-            self._p_metrics.append(Metric(key, value, ts, step))
-            if len(self._p_metrics) >= 10 * BATCH_METRICS:
+            pending.append(metric(key, value, ts, step))
+            if len(pending) >= 10 * BATCH_METRICS:
                 self._flush()
+                pending = self._p_metrics
 
     def _config(self, config: Mapping[str, Any]) -> None:
         for k, v in flatten_config(config).items():
@@ -582,15 +598,30 @@ class MlflowSink:
     # ---- helpers
 
     def _key(self, key: str) -> str:
-        mapped = self._mapped.get(key)
-        if mapped is None:
-            mapped = self._mapped[key] = mlflow_key(key)
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._key_entry(key)
+        if entry[1] is not None:
+            self._tag_value(entry[1], entry[2])
+        return entry[0]
+
+    def _key_entry(self, key: str) -> tuple[str, str | None, str]:
+        """Map ``key`` once: the MLflow key and, for a key that had to change, the tag that keeps
+        the original (its value already in stored form, see :meth:`_tag`)."""
+        mapped = mlflow_key(key)
         if mapped != key:
-            self._tag(T_KEY + _sha(key), key)
-        return mapped
+            entry: tuple[str, str | None, str] = (mapped, T_KEY + _sha(key), shorten(_storable(key), MAX_TAG_LENGTH))
+        else:
+            entry = (mapped, None, "")
+        self._keys[key] = entry
+        self._longest_key = max(self._longest_key, len(mapped))
+        return entry
 
     def _tag(self, key: str, value: str) -> None:
-        value = shorten(_storable(value), MAX_TAG_LENGTH)
+        self._tag_value(key, shorten(_storable(value), MAX_TAG_LENGTH))
+
+    def _tag_value(self, key: str, value: str) -> None:
+        """:meth:`_tag` of a value already in stored form."""
         if self._tags.get(key) == value and key not in self._p_tags:
             return
         self._p_tags[key] = value
@@ -632,6 +663,11 @@ class MlflowSink:
                 size += cost
                 ti += 1
             room = min(BATCH_METRICS, BATCH_ENTITIES - len(req_p) - len(req_t))
+            n = min(room, len(metrics) - mi)
+            if size + n * (self._longest_key * 3 + 96) <= BATCH_BYTES:
+                # every pending key is at most _longest_key long: the loop below would take all n
+                req_m = metrics[mi : mi + n]
+                mi += n
             while mi < len(metrics) and len(req_m) < room:
                 cost = len(metrics[mi].key) * 3 + 96
                 if size + cost > BATCH_BYTES:
