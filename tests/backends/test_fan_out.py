@@ -135,7 +135,8 @@ def test_a_backend_that_hangs_never_holds_up_the_others(tmp_path: object) -> Non
             time.sleep(0.05)
         assert [p for p in run.pending() if p.startswith("tensorboard")] == []
         assert any(p.startswith("mlflow") for p in run.pending())
-        agent_log = open(os.path.join(run.dir, "agent.log")).read()
+        with open(os.path.join(run.dir, "agent.log")) as fh:
+            agent_log = fh.read()
         assert "mlflow: delivery failed" not in agent_log, agent_log[-3000:]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
