@@ -90,3 +90,39 @@ def test_sigkilled_run_resumes_in_every_backend(tmp_path: object, when: str) -> 
         assert (acked1 | acked2) <= set(stored), (backend, sorted((acked1 | acked2) - set(stored))[:10])
         assert sorted(stored) == sorted(journaled), backend  # nothing doubled, nothing invented
         assert set(info.config) == {"hz"} and float(info.config["hz"]) == 100.0, (backend, info.config)
+
+
+@pytest.mark.slow
+def test_replayed_steps_are_kept_in_every_backend(tmp_path: object) -> None:
+    """Resumed from a checkpoint older than the last logged step: steps 4-5 are logged again with new
+    values. No backend drops either value (W&B: the ``trackkit/late`` column; TensorBoard and MLflow keep
+    both points); the reader returns both, and the config update made at resume."""
+    import warnings
+
+    import trackkit
+
+    tmp = str(tmp_path)
+    backends = three_backends(tmp)
+    with trackkit.init(project="rel", id="replay-1", backend=backends, root=f"{tmp}/j", capture=False,
+                       config={"lr": 0.1, "opt": {"m": 0.9}}) as run:
+        for i in range(6):
+            run.log({"loss": float(i)}, step=i)
+        run.finish(Status.KILLED, "SIGTERM")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run2 = trackkit.init(project="rel", id="replay-1", backend=backends, root=f"{tmp}/j", capture=False,
+                             config={"lr": 0.05}, resume="must")
+    assert any("differ from the recorded ones: lr" in str(w.message) for w in caught)
+    with run2:
+        assert run2.step == 5
+        for i in range(4, 8):  # the checkpoint was taken after step 3
+            run2.log({"loss": 100.0 + i}, step=i)
+    assert not run2.pending()
+    want = sorted([(i, float(i)) for i in range(6)] + [(i, 100.0 + i) for i in range(4, 8)])
+    for backend in backends:
+        rec = read_run(backend, "replay-1")
+        got = sorted((s, round(v, 3)) for s, v in rec.metrics()["loss"])
+        assert got == want, (backend, got)
+        assert rec.info.status is Status.COMPLETED and rec.info.resumed == 1, (backend, rec.info)
+        assert float(rec.info.config["lr"]) == 0.05 and float(rec.info.config["opt"]["m"]) == 0.9, (
+            backend, rec.info.config)
