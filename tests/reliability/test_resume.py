@@ -96,7 +96,7 @@ def test_sigkilled_run_resumes_in_every_backend(tmp_path: object, when: str) -> 
 def test_replayed_steps_are_kept_in_every_backend(tmp_path: object) -> None:
     """Resumed from a checkpoint older than the last logged step: steps 4-5 are logged again with new
     values. No backend drops either value (W&B: the ``trackkit/late`` column; TensorBoard and MLflow keep
-    both points); the reader returns both, and the config update made at resume."""
+    both points); the reader returns both, the config update made at resume, and the tags of both segments."""
     import warnings
 
     import trackkit
@@ -107,11 +107,12 @@ def test_replayed_steps_are_kept_in_every_backend(tmp_path: object) -> None:
                        config={"lr": 0.1, "opt": {"m": 0.9}}) as run:
         for i in range(6):
             run.log({"loss": float(i)}, step=i)
+        run.set_tags({"phase": "warmup"})
         run.finish(Status.KILLED, "SIGTERM")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run2 = trackkit.init(project="rel", id="replay-1", backend=backends, root=f"{tmp}/j", capture=False,
-                             config={"lr": 0.05}, resume="must")
+                             config={"lr": 0.05}, tags={"requeued": "yes"}, resume="must")
     assert any("differ from the recorded ones: lr" in str(w.message) for w in caught)
     with run2:
         assert run2.step == 5
@@ -124,5 +125,8 @@ def test_replayed_steps_are_kept_in_every_backend(tmp_path: object) -> None:
         got = sorted((s, round(v, 3)) for s, v in rec.metrics()["loss"])
         assert got == want, (backend, got)
         assert rec.info.status is Status.COMPLETED and rec.info.resumed == 1, (backend, rec.info)
+        user_tags = {k: v for k, v in rec.info.tags.items() if k != "trackkit.status"}  # W&B: status as a tag too
+        assert user_tags == {"phase": "warmup", "requeued": "yes"}, (backend, rec.info.tags)
+        assert rec.info.tags.get("trackkit.status", "completed") == "completed", backend
         assert float(rec.info.config["lr"]) == 0.05 and float(rec.info.config["opt"]["m"]) == 0.9, (
             backend, rec.info.config)

@@ -45,6 +45,8 @@ from ..events import (
 __all__ = ["TensorBoardReader", "TensorBoardSink"]
 
 MARKER = ".trackkit_run_id"
+#: the run's current tags (TensorBoard keeps them only as text summaries): a re-attached sink reads them
+TAGS_FILE = ".trackkit_tags.json"
 TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
     "trackkit/run", "trackkit/config", "trackkit/tags", "trackkit/status", "trackkit/artifact"
 )
@@ -124,6 +126,7 @@ class TensorBoardSink:
                     self._config(ev.config, ev.time)
                 elif isinstance(ev, Tags):
                     self.tags.update(ev.tags)
+                    self._save_tags()
                     self._text(TEXT_TAGS, _dumps(self.tags), ev.time)
                 elif isinstance(ev, Artifact):
                     self._artifact(ev)
@@ -156,6 +159,10 @@ class TensorBoardSink:
             self.writer.close()
         self.writer = self._Writer(self.dir, max_queue_size=1000, flush_secs=5)
         self.tags = dict(ev.tags)
+        if reattach and os.path.exists(os.path.join(self.dir, TAGS_FILE)):
+            # tags set after the start (an earlier segment, before an agent restart) stay in force
+            with open(os.path.join(self.dir, TAGS_FILE), encoding="utf-8") as fh:
+                self.tags.update(json.load(fh))
         info = {
             "run_id": ev.run_id, "project": ev.project, "name": ev.name, "group": ev.group,
             "start_time": ev.start_time, "meta": ev.meta,
@@ -169,6 +176,13 @@ class TensorBoardSink:
             self._config({k: v for k, v in ev.config.items() if k not in delivered}, ev.start_time)
         else:
             self._config(ev.config, ev.start_time)
+
+    def _save_tags(self) -> None:
+        assert self.dir is not None
+        path = os.path.join(self.dir, TAGS_FILE)
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(self.tags, fh, ensure_ascii=False)
+        os.replace(path + ".tmp", path)
 
     def _config(self, config: Mapping[str, Any], t: float) -> None:
         assert self.dir is not None and self.start is not None
