@@ -205,6 +205,8 @@ class Delivery:
                 self.last_step = rec.get("s", self.last_step)
             elif kind == "finish":
                 self.finished = True
+            elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
+                self.finished = False
             add((ev, end))
         if fresh:
             for st in self.sinks:
@@ -252,9 +254,10 @@ class Delivery:
 
     def _send(self, st: _SinkState, batch: list[Event]) -> None:
         """On the backend's sender thread."""
-        if st.sink is None:
+        fresh = st.sink is None  # also a backend closed at a finish that a resume then reopens
+        if fresh:
             st.sink = self._load_sink(st.spec)
-        if not st.started and not isinstance(batch[0], RunStarted):
+        if (fresh or not st.started) and not isinstance(batch[0], RunStarted):
             if self.start_event is None:
                 raise RuntimeError("journal has no start record")
             batch.insert(0, self.start_event)
@@ -362,6 +365,8 @@ class Delivery:
             got = self.read_new()
             progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
             if self.finished and self.caught_up():
+                if self.read_new():  # a resume record may follow the finish: deliver on
+                    continue
                 self.close()
                 return True
             if not self.finished and not writer_alive():
@@ -379,6 +384,8 @@ class Delivery:
                     deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
             elif self.finished and deadline is None:
                 deadline = now + self.linger
+            elif not self.finished and deadline is not None and stop_deadline is None:
+                deadline = None  # resumed: the run is live again
             if deadline is not None and now >= deadline:
                 self.close()
                 return self.caught_up()
@@ -493,6 +500,7 @@ def start_agent(run: Run) -> AgentHandle:
                 "--poll", str(run.settings.poll_interval), "--drain-timeout", str(run.settings.drain_timeout),
                 "--linger", str(run.settings.linger),
                 "--flush-interval", str(run.settings.flush_interval),
+                *(["--resumed"] if getattr(run, "resumed", 0) else []),
             ],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -557,11 +565,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--linger", type=float, default=120.0)
     p.add_argument("--flush-interval", type=float, default=1.0)
     p.add_argument("--nice", type=int, default=int(os.environ.get("TRACKKIT_AGENT_NICE", "10")))
+    p.add_argument("--resumed", action="store_true", help="a resumed run: wait for an earlier segment's agent")
     args = p.parse_args(argv)
     raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
     log = _file_logger(os.path.join(args.run_dir, "agent.log"))
-    if hold_agent_lock(args.run_dir) is None:
+    stop = threading.Event()
+    lock = hold_agent_lock(args.run_dir)
+    if lock is None and args.resumed:
+        from .resume import wait_for_agent_lock
+
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        lock = wait_for_agent_lock(args.run_dir, stop, log)
+    if lock is None:
         log("another agent is delivering this run; exiting")
         return 0
     try:  # background work: let the scheduler favour the training process
@@ -570,7 +586,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         pass
     # SIGTERM (scancel, systemd, docker stop signal every process, the agent too): drain within
     # drain_timeout, then exit, instead of dying with accepted data undelivered
-    stop = threading.Event()
 
     def _on_term(signum: int, frame: object) -> None:
         stop.set()

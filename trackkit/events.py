@@ -24,6 +24,7 @@ __all__ = [
     "RunFinished",
     "RunInfo",
     "RunRecord",
+    "RunResumed",
     "RunStarted",
     "Status",
     "StatusChange",
@@ -119,7 +120,24 @@ class RunFinished:
     exit_code: int | None = None
 
 
-Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, StatusChange, RunFinished]  # noqa: UP007
+@dataclass(frozen=True)
+class RunResumed:
+    """A later segment of the same run begins: ``trackkit.init(id=..., resume="allow"|"must")``
+    continued a run that had ended (or whose trainer died). The run is ``running`` again; the
+    next ``RunFinished`` is its final status. Sinks re-open the backend's run they closed."""
+
+    time: float
+    #: 1 for the first resume, 2 for the second ...
+    segment: int = 1
+    #: the status the run had before this resume (``None``: the journal did not say)
+    previous_status: Status | None = None
+    #: the highest step logged by the earlier segments (``None``: nothing logged)
+    step: int | None = None
+    #: provenance of the new invocation (command line, host, git ...) where captured
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, StatusChange, RunFinished, RunResumed]  # noqa: UP007
 
 
 @dataclass
@@ -141,6 +159,8 @@ class RunInfo:
     last_step: int | None = None
     #: where the backend keeps it (directory, run id, URL)
     location: str = ""
+    #: how many times the run was resumed (``trackkit.init(id=..., resume=...)``); 0: one segment
+    resumed: int = 0
 
     def apply(self, ev: Event) -> None:
         """Fold one event into this summary (readers build ``RunInfo`` this way)."""
@@ -161,6 +181,10 @@ class RunInfo:
         elif isinstance(ev, RunFinished):
             self.status, self.end_time = ev.status, ev.time
             self.reason = ev.reason or self.reason
+        elif isinstance(ev, RunResumed):
+            # running again; the last segment's finish decides the final status
+            self.status, self.reason, self.end_time = Status.RUNNING, "", None
+            self.resumed = max(self.resumed + 1, ev.segment)
 
     @property
     def duration(self) -> float | None:
@@ -219,6 +243,7 @@ _KIND = {
     Artifact: "artifact",
     StatusChange: "status",
     RunFinished: "finish",
+    RunResumed: "resume",
 }
 
 
@@ -265,4 +290,8 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
     if kind == "finish":
         body["status"] = Status(body["status"])
         return RunFinished(**body)
+    if kind == "resume":
+        prev = body.get("previous_status")
+        body["previous_status"] = Status(prev) if prev is not None else None
+        return RunResumed(**body)
     raise ValueError(f"unknown journal record kind {kind!r}")

@@ -146,10 +146,12 @@ class Run:
         tags: Mapping[str, str] | Iterable[str] | None,
         meta: Mapping[str, Any] | None = None,
         artifacts: Mapping[str, bytes | str] | None = None,
+        run_id: str | None = None,
+        resume: str = "never",
     ) -> None:
         self.settings = settings
         self.specs = specs
-        self.id = _new_run_id()
+        self.id = run_id or _new_run_id()
         self.project = settings.project
         self.group = group
         self.start_time = _time()
@@ -181,31 +183,46 @@ class Run:
         self._pid = os.getpid()
 
         root = os.path.abspath(settings.root)
+        #: how many times this run was resumed before this process (0: a new run)
+        self.resumed = 0
+        self._lock_fd = -1
+        prior: Any = None
         try:
-            self.dir = self._claim_dir(os.path.join(root, _safe(self.project)))
+            parent = os.path.join(root, _safe(self.project))
+            if run_id is None:
+                self.dir = self._claim_dir(parent)
+            else:
+                self.dir, prior = self._open_named(parent, run_id, resume)
             # held for the trainer's lifetime: the kernel drops it when the process dies, however it dies
-            self._lock_fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if self._lock_fd < 0:
+                self._lock_fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._journal = JournalWriter(os.path.join(self.dir, JOURNAL_NAME), self.id, self.start_time)
         except OSError as exc:  # a setup error: raise at init, naming the fix
+            self._release_lock()
             raise ConfigError(
                 f"root: cannot create the run's journal under {root!r} ({exc}). Fix: point root= "
                 "(or TRACKKIT_ROOT, or root in trackkit.toml) at a writable directory with free space"
             ) from exc
-        self._write_record(
-            {
-                "k": "start",
-                "run_id": self.id,
-                "project": self.project,
-                "name": self.name,
-                "group": group,
-                "start_time": self.start_time,
-                "tags": self.tags,
-                "config": self.config,
-                "meta": self.meta,
-            },
-            "start",
-        )
+        if prior is not None:  # a resumed run: a resume record continues the journal (docs/resume.md)
+            from .resume import continue_run
+
+            continue_run(self, prior, name=name, group=group, tags=tags)
+        else:
+            self._write_record(
+                {
+                    "k": "start",
+                    "run_id": self.id,
+                    "project": self.project,
+                    "name": self.name,
+                    "group": group,
+                    "start_time": self.start_time,
+                    "tags": self.tags,
+                    "config": self.config,
+                    "meta": self.meta,
+                },
+                "start",
+            )
         for fname, content in (artifacts or {}).items():
             self._snapshot_bytes(fname, content)
 
@@ -213,6 +230,13 @@ class Run:
 
         self._agent = start_agent(self)
         self._install_hooks()
+
+    def _open_named(self, parent: str, run_id: str, resume: str) -> tuple[str, Any]:
+        """The directory of a run with a chosen id; with the earlier segments' record when it
+        is resumed (the trainer's lock is then already held)."""
+        from .resume import open_named
+
+        return open_named(self, parent, run_id, resume)
 
     def _claim_dir(self, parent: str) -> str:
         """Create this run's own directory atomically: a run started by another process in
@@ -756,16 +780,28 @@ def init(
     seed: int | None = None,
     data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
     reinit: str = "finish_previous",
+    id: str | None = None,  # the name W&B users know (shadows the builtin here only)
+    resume: str | None = None,
 ) -> Run:
     """Start a run. Setup problems (bad settings, unknown backend, missing SDK) raise
     here with a message naming the fix; after this, logging never raises into the loop.
 
     ``reinit``: what happens to a run still active in this process — ``"finish_previous"``
     (default: it is finished, completed, with a warning) or ``"create_new"`` (it stays open;
-    several runs side by side, e.g. a sweep; module-level ``trackkit.log`` goes to the newest)."""
+    several runs side by side, e.g. a sweep; module-level ``trackkit.log`` goes to the newest).
+
+    ``id`` / ``resume`` (or ``TRACKKIT_RUN_ID`` / ``TRACKKIT_RESUME``; the arguments win):
+    continue a run after preemption, as W&B's ``wandb.init(id=..., resume=...)``.
+    ``resume="never"`` (default) refuses an id that exists, ``"allow"`` continues it or
+    creates it, ``"must"`` refuses an id that does not exist. A resumed run keeps its
+    journal, config and backend runs; ``run.step`` is the last step logged before, so
+    ``start = (run.step or -1) + 1``. See docs/resume.md."""
     global _active
     from .registry import check_available, parse_backends, warn_capabilities
+    from .resume import resolve_id
     from .settings import load_settings
+
+    run_id, resume_mode = resolve_id(id, resume)
 
     settings = load_settings(
         {
@@ -807,7 +843,8 @@ def init(
             stacklevel=2,
         )
         prev.finish()
-    run = Run(settings, specs, config=config, name=name, group=group, tags=tags, meta=meta, artifacts=files)
+    run = Run(settings, specs, config=config, name=name, group=group, tags=tags, meta=meta, artifacts=files,
+              run_id=run_id, resume=resume_mode)
     _check_standard(run)
     with _active_lock:
         _active = run

@@ -3,8 +3,10 @@
 Usage: python child.py BACKEND ROOT [--hz N] [--steps N] [--mode normal|raise|exit3|sigterm-self]
                                     [--project P] [--name N] [--go-file PATH] [--user-sigterm]
                                     [--fsize-extra BYTES] [--drain-timeout S]
+                                    [--id ID --resume allow|must|never [--continue]]
 
 Lines on stdout: ``READY`` (with --go-file) once imported, ``RUN <id> <dir>`` after init,
+``START <run.resumed> <run.step>`` after init (``--continue``: the loop starts at run.step + 1),
 ``ACK <step>`` after each log() returned, ``DONE <step>`` after the loop,
 ``PROBLEMS <problems json> <records written> <log() calls lost>`` after finish(), then
 ``FINISH_S <seconds finish() took>``.
@@ -38,6 +40,10 @@ p.add_argument("--user-sigterm", action="store_true")
 #: after init, limit file sizes (RLIMIT_FSIZE) to the journal's size + this many bytes: the disk "fills up"
 p.add_argument("--fsize-extra", type=int, default=-1)
 p.add_argument("--drain-timeout", type=float, default=None)
+#: run resumption (docs/resume.md): a chosen run id, the resume mode, and continue after the last logged step
+p.add_argument("--id", default=None)
+p.add_argument("--resume", default=None)
+p.add_argument("--continue", dest="cont", action="store_true")
 a = p.parse_args()
 
 if a.user_sigterm:
@@ -54,8 +60,9 @@ if a.go_file:
         time.sleep(0.001)
 
 run = trackkit.init(project=a.project, name=a.name, backend=a.backend.split(","), root=a.root, capture=False,
-                    agent=a.agent, config={"hz": a.hz}, drain_timeout=a.drain_timeout)
+                    agent=a.agent, config={"hz": a.hz}, drain_timeout=a.drain_timeout, id=a.id, resume=a.resume)
 print(f"RUN {run.id} {run.dir}", flush=True)
+print(f"START {run.resumed} {run.step}", flush=True)
 
 if a.fsize_extra >= 0:
     import resource
@@ -66,7 +73,8 @@ if a.fsize_extra >= 0:
 
 period = 1.0 / a.hz
 step = -1
-for step in range(a.steps):
+first = (run.step if run.step is not None else -1) + 1 if a.cont else 0
+for step in range(first, a.steps):
     run.log({"loss": 1.0 / (step + 1), "step_copy": step}, step=step)
     print(f"ACK {step}", flush=True)
     if a.mode == "raise" and step == 20:

@@ -20,6 +20,8 @@ Tags                run tags (keys mapped)
 Artifact            ``<kind>/<name>/v<version>/`` + ``trackkit/artifacts/...json``
 StatusChange        tags ``trackkit.status``/``reason``/``status_step``/``status_change``
 RunFinished         ``set_terminated`` FINISHED | FAILED | KILLED + the same tags
+RunResumed          the same run (found by ``trackkit.run_id``) back to RUNNING, tag
+                    ``trackkit.resumed`` + ``trackkit/resumes/<ms>-<segment>.json``
 ==================  ==============================================================
 """
 
@@ -46,10 +48,12 @@ from ..events import (
     RunFinished,
     RunInfo,
     RunRecord,
+    RunResumed,
     RunStarted,
     Status,
     StatusChange,
     Tags,
+    event_from_record,
     event_to_record,
     flatten_config,
 )
@@ -95,6 +99,7 @@ T_STATUS_STEP = "trackkit.status_step"
 T_STATUS_CHANGE = "trackkit.status_change"
 T_EXIT_CODE = "trackkit.exit_code"
 T_START_TAGS = "trackkit.start_tags"
+T_RESUMED = "trackkit.resumed"
 T_KEY = "trackkit.key."  # + sha1(original)[:16] -> original key
 T_INF = "trackkit.inf."  # + sha1(mapped)[:16] -> mapped metric key that had ±inf
 _RESERVED = {
@@ -106,11 +111,13 @@ _RESERVED = {
     T_STATUS_CHANGE,
     T_EXIT_CODE,
     T_START_TAGS,
+    T_RESUMED,
 }
 A_CONFIG = "config.json"
 A_META = "trackkit_meta.json"
 A_CONFIG_UPDATES = "trackkit/config_updates"
 A_ARTIFACTS = "trackkit/artifacts"
+A_RESUMES = "trackkit/resumes"
 
 _TO_MLFLOW = {
     Status.RUNNING: "RUNNING",
@@ -443,6 +450,8 @@ class MlflowSink:
                     self._status_change(ev)
                 elif isinstance(ev, RunFinished):
                     self._finish(ev)
+                elif isinstance(ev, RunResumed):
+                    self._resume(ev)
             what = "log_batch"
             self._flush()
         except TrackkitError:
@@ -594,6 +603,19 @@ class MlflowSink:
             return
         self.client.set_terminated(self.mlflow_run_id, status=status, end_time=int(ev.time * 1000))
         self._mlflow_status = status
+
+    def _resume(self, ev: RunResumed) -> None:
+        """The same MLflow run goes on: RUNNING again until the next RunFinished terminates it."""
+        self._tag(T_STATUS, Status.RUNNING.value)
+        self._tag(T_REASON, "")
+        self._tag(T_RESUMED, str(ev.segment))
+        self._flush()
+        rec = event_to_record(ev)
+        rec.pop("k", None)
+        self._upload_json(rec, f"{A_RESUMES}/{int(ev.time * 1000):015d}-{ev.segment}.json")
+        if self._mlflow_status != "RUNNING":
+            self.client.update_run(self.mlflow_run_id, status="RUNNING")
+            self._mlflow_status = "RUNNING"
 
     # ---- helpers
 
@@ -841,6 +863,15 @@ class MlflowReader:
                         details=rec.get("details") or {},
                     )
                 )
+        for path in sorted(p for p in files if p.startswith(A_RESUMES + "/") and p.endswith(".json")):
+            rec = self._load_json(mid, path)
+            if isinstance(rec, dict):
+                try:
+                    resumed = event_from_record({**rec, "k": "resume"})
+                except (TypeError, ValueError):
+                    continue
+                body.append(resumed)
+                info.resumed += 1
         body.sort(key=_event_time)
         events: list[Event] = [start, *body]
         if info.status.terminal and run.info.end_time:

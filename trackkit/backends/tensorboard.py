@@ -34,6 +34,7 @@ from ..events import (
     RunFinished,
     RunInfo,
     RunRecord,
+    RunResumed,
     RunStarted,
     Status,
     StatusChange,
@@ -44,6 +45,8 @@ from ..events import (
 __all__ = ["TensorBoardReader", "TensorBoardSink"]
 
 MARKER = ".trackkit_run_id"
+#: the run's current tags (TensorBoard keeps them only as text summaries): a re-attached sink reads them
+TAGS_FILE = ".trackkit_tags.json"
 TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
     "trackkit/run", "trackkit/config", "trackkit/tags", "trackkit/status", "trackkit/artifact"
 )
@@ -123,6 +126,7 @@ class TensorBoardSink:
                     self._config(ev.config, ev.time)
                 elif isinstance(ev, Tags):
                     self.tags.update(ev.tags)
+                    self._save_tags()
                     self._text(TEXT_TAGS, _dumps(self.tags), ev.time)
                 elif isinstance(ev, Artifact):
                     self._artifact(ev)
@@ -131,6 +135,12 @@ class TensorBoardSink:
                                ev.step)
                 elif isinstance(ev, RunFinished):
                     self._finish(ev)
+                elif isinstance(ev, RunResumed):
+                    # the same run directory goes on; the next RunFinished writes the final session end
+                    prev = ev.previous_status.value if ev.previous_status else None
+                    details = {"resumed": ev.segment, "previous_status": prev}
+                    self._text(TEXT_STATUS, _dumps(_status_json(Status.RUNNING, "resumed", ev.step, details)), ev.time,
+                               ev.step)
             if self.writer is not None:
                 self.writer.flush()  # the agent advances its cursor only after this returns
         except BackendError:
@@ -141,6 +151,7 @@ class TensorBoardSink:
     def _open(self, ev: RunStarted) -> None:
         self.start = ev
         self.dir = run_dir_for(self.root, ev.project, ev.group, ev.name, ev.run_id)
+        reattach = os.path.exists(os.path.join(self.dir, "config.json"))
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, MARKER), "w") as fh:
             fh.write(ev.run_id)
@@ -148,13 +159,30 @@ class TensorBoardSink:
             self.writer.close()
         self.writer = self._Writer(self.dir, max_queue_size=1000, flush_secs=5)
         self.tags = dict(ev.tags)
+        if reattach and os.path.exists(os.path.join(self.dir, TAGS_FILE)):
+            # tags set after the start (an earlier segment, before an agent restart) stay in force
+            with open(os.path.join(self.dir, TAGS_FILE), encoding="utf-8") as fh:
+                self.tags.update(json.load(fh))
         info = {
             "run_id": ev.run_id, "project": ev.project, "name": ev.name, "group": ev.group,
             "start_time": ev.start_time, "meta": ev.meta,
         }
         self._text(TEXT_RUN, _dumps(info), ev.start_time)
         self._text(TEXT_TAGS, _dumps(self.tags), ev.start_time)
-        self._config(ev.config, ev.start_time)
+        if reattach:
+            # a restarted agent or a resumed run: config updates already delivered stay in force
+            with open(os.path.join(self.dir, "config.json"), encoding="utf-8") as fh:
+                delivered = json.load(fh)
+            self._config({k: v for k, v in ev.config.items() if k not in delivered}, ev.start_time)
+        else:
+            self._config(ev.config, ev.start_time)
+
+    def _save_tags(self) -> None:
+        assert self.dir is not None
+        path = os.path.join(self.dir, TAGS_FILE)
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(self.tags, fh, ensure_ascii=False)
+        os.replace(path + ".tmp", path)
 
     def _config(self, config: Mapping[str, Any], t: float) -> None:
         assert self.dir is not None and self.start is not None
@@ -347,6 +375,12 @@ class TensorBoardReader:
                 events.append(RunFinished(status=st, time=wall, reason=s.get("reason", ""),
                                           exit_code=details.get("exit_code")))
                 info.end_time = wall
+            elif details.get("resumed"):
+                prev = details.get("previous_status")
+                events.append(RunResumed(time=wall, segment=int(details["resumed"]), step=s.get("step"),
+                                         previous_status=Status(prev) if prev in Status._value2member_map_ else None))
+                info.resumed += 1
+                info.end_time = None
             else:
                 events.append(StatusChange(status=st, reason=s.get("reason", ""), step=s.get("step"), time=wall,
                                            details=details))

@@ -40,6 +40,7 @@ from ..events import (
     RunFinished,
     RunInfo,
     RunRecord,
+    RunResumed,
     RunStarted,
     Status,
     StatusChange,
@@ -178,6 +179,8 @@ class WandbSink:
             self._flush_timeout = float(opts.get("flush_timeout", "30"))
         except ValueError as exc:
             raise ConfigError(f"backend {spec}: the *_timeout options must be numbers of seconds") from exc
+        #: the run's RunStarted, to re-attach when a resumed run continues after its RunFinished
+        self._start_ev: RunStarted | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -215,6 +218,9 @@ class WandbSink:
         for ev in batch:
             if isinstance(ev, RunStarted):
                 self._start(ev)
+                continue
+            if isinstance(ev, RunResumed):
+                self._resume(ev)
                 continue
             if self._finished:
                 continue  # a retried batch after RunFinished: already delivered
@@ -306,6 +312,7 @@ class WandbSink:
         if self.run is not None:
             self.close()
         self._reset()
+        self._start_ev = ev
         wandb = self._wandb
         _clear_inherited_service()
         wid = wandb_run_id(ev.run_id)
@@ -383,6 +390,30 @@ class WandbSink:
         self._config_dirty = prior is None
         if prior is None:
             self._log_config_artifact()
+
+    def _resume(self, ev: RunResumed) -> None:
+        """A resumed trackkit run: re-open the same W&B run (a new segment) if its earlier segment
+        was finished, and say it is running again; the next RunFinished sets the final status."""
+        if self.run is None:
+            if self._start_ev is None:
+                raise BackendError("wandb: received RunResumed before RunStarted")
+            self._start(self._start_ev)
+        for text, key in list(self._tags.items()):
+            if key == STATUS_TAG:  # the earlier segment's final status no longer holds
+                del self._tags[text]
+        with _seam("resume"):
+            self.run.tags = tuple(sorted(self._tags))
+            self.run.summary.update(
+                {
+                    "trackkit/status": Status.RUNNING.value,
+                    "trackkit/reason": "",
+                    "trackkit/finished": False,
+                    "trackkit/resumed": ev.segment,
+                    "trackkit/resume_time": ev.time,
+                    "trackkit/resume_step": ev.step,
+                    "trackkit/previous_status": ev.previous_status.value if ev.previous_status else None,
+                }
+            )
 
     # ------------------------------------------------------------------ keys
 
@@ -897,6 +928,7 @@ def _decode(segments: list[_Segment]) -> _Decoded:
     detached = False
     preempting = False
     summary: dict[str, Any] = {}
+    resumes: set[int] = set()
 
     def add_metrics(step: int, when: float, values: dict[str, float]) -> None:
         fresh: dict[str, float] = {}
@@ -985,7 +1017,23 @@ def _decode(segments: list[_Segment]) -> _Decoded:
                 if upd.get("trackkit/detached"):
                     detached = True
                 st = upd.get("trackkit/status")
-                if isinstance(st, str) and st in Status._value2member_map_:
+                seg_v = upd.get("trackkit/resumed")
+                seg_no = int(seg_v) if isinstance(seg_v, (int, float)) and not isinstance(seg_v, bool) else 0
+                resumed_here = seg_no > 0 and seg_no not in resumes and not upd.get("trackkit/finished")
+                if resumed_here:
+                    resumes.add(seg_no)
+                    status_ev = None  # an earlier segment's status no longer holds
+                    prev = upd.get("trackkit/previous_status")
+                    r_step = upd.get("trackkit/resume_step")
+                    events.append(
+                        RunResumed(
+                            time=float(upd.get("trackkit/resume_time") or 0.0),
+                            segment=seg_no,
+                            previous_status=Status(prev) if prev in Status._value2member_map_ else None,
+                            step=int(r_step) if isinstance(r_step, (int, float)) else None,
+                        )
+                    )
+                if isinstance(st, str) and st in Status._value2member_map_ and not resumed_here:
                     if upd.get("trackkit/finished"):
                         code = upd.get("trackkit/exit_code")
                         finished = RunFinished(
@@ -1040,6 +1088,7 @@ def _decode(segments: list[_Segment]) -> _Decoded:
     if tail is not None:
         events.append(tail)
     info.tags = dict(tag_pair(t) for t in sorted(current_tags))
+    info.resumed = len(resumes)
     info.location = os.path.dirname(segments[last_own].path)
     info.backend = f"wandb:{segments[last_own].project}"
     return _Decoded(

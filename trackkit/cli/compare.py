@@ -69,8 +69,13 @@ def info_dict(i: RunInfo) -> dict[str, Any]:
         "run_id": i.run_id, "project": i.project, "name": i.name, "backend": i.backend, "status": i.status.value,
         "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
         "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
-        "last_step": i.last_step, "location": i.location,
+        "last_step": i.last_step, "location": i.location, "resumed": i.resumed,
     }
+
+
+def resumed_note(i: RunInfo) -> str:
+    """`` (resumed 2×)`` for a run continued after preemption (docs/resume.md), else ``""``."""
+    return f" (resumed {i.resumed}×)" if i.resumed else ""
 
 
 def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool) -> None:
@@ -92,7 +97,8 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool) -> None:
         metrics = ", ".join(f"{k}={_num(v)}" for k, v in list(i.last_metrics.items())[:4])
         st = i.status.value
         cells = [i.backend] if len(backends) > 1 else []
-        cells += [i.run_id, i.project, i.name, f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]", _when(i.start_time),
+        cells += [i.run_id, i.project, i.name, f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
+                  _when(i.start_time),
                   "-" if i.last_step is None else str(i.last_step), metrics]
         table.add_row(*cells)
     console.print(table)

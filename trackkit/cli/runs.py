@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from ..events import RunRecord, Status
+from ..events import RunRecord, RunResumed, RunStarted, Status
 
 
 def _root(root: str | None) -> str:
@@ -97,6 +97,8 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
     if not recs:
         console.print(f"no runs under {r}")
         return
+    from .compare import resumed_note
+
     table = Table(title=f"runs in {r}")
     for col in ("id", "project", "name", "status", "start", "duration", "step", "last metrics"):
         table.add_column(col)
@@ -105,7 +107,8 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
         metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list(i.last_metrics.items())[:4])
         st = i.status.value
         table.add_row(
-            i.run_id, i.project, i.name, f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]", _when(i.start_time),
+            i.run_id, i.project, i.name, f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
+            _when(i.start_time),
             _dur(rec), "-" if i.last_step is None else str(i.last_step), metrics,
         )
     console.print(table)
@@ -123,6 +126,13 @@ def show(run: str, root: str | None) -> None:
     group = f" group {i.group}" if i.group else ""
     console.print(f"[bold]{i.name}[/] ({i.run_id}) project [bold]{i.project}[/]{group}")
     console.print(f"status [{_STATUS_STYLE.get(st, 'white')}]{st}[/]" + (f": {i.reason}" if i.reason else ""))
+    if i.resumed:
+        console.print(f"resumed {i.resumed}× (segments: {i.resumed + 1})")
+        for ev in rec.events:
+            if isinstance(ev, RunResumed):
+                prev = ev.previous_status.value if ev.previous_status else "?"
+                step = "-" if ev.step is None else ev.step
+                console.print(f"  segment {ev.segment + 1} from {_when(ev.time)} after step {step} (was {prev})")
     console.print(f"started {_when(i.start_time)}  duration {_dur(rec)}  journal {i.location}")
     from ..events import flatten_config
 
@@ -154,8 +164,10 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
     failed = 0
     for rec in recs:
         d = rec.info.location
-        start = next((e for e in rec.events if hasattr(e, "meta")), None)
-        backends = list(getattr(start, "meta", {}).get("backends", []))
+        backends: list[str] = []
+        for ev in rec.events:  # the start record's backends, plus any a resumed segment added
+            if isinstance(ev, (RunStarted, RunResumed)):
+                backends += [b for b in ev.meta.get("backends", []) if b not in backends]
         specs = [parse_backend(b) for b in backends]
         if lock_is_held(d):
             console.print(f"{rec.info.run_id}: still running (its agent delivers); skipped")
