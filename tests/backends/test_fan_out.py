@@ -143,5 +143,6 @@ def test_a_backend_that_hangs_never_holds_up_the_others(tmp_path: object) -> Non
             run.finish()
     finally:
         hole.close()
+    _stop_agent(run.dir)
     rec = load_reader(parse_backend(f"tensorboard:{tmp}/tb")).read_run(run.id)
     assert [s for s, _ in rec.metrics()["loss"]] == list(range(20))
