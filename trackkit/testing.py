@@ -65,13 +65,17 @@ def capture(**overrides: Any) -> Iterator[Captured]:
     """Route every ``trackkit.init`` in the block to an in-memory backend.
 
     ``overrides`` are extra init settings forced on every run (e.g. ``on_nan="stop"``).
-    Journals go to a temporary directory that is removed afterwards."""
+    Journals go to a temporary directory that is removed afterwards. ``finish()`` waits up to
+    60 s for delivery here (not the default 10 s), so a test on a slow CI machine never reads a
+    run the agent is still delivering; it returns as soon as everything is delivered."""
     from .backends.memory import clear
 
     name = f"capture-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="trackkit-capture-") as root:
         prev = _run_mod._overrides
-        _run_mod._overrides = {"backend": f"memory:{name}", "root": root, "capture": False, **overrides}
+        _run_mod._overrides = {
+            "backend": f"memory:{name}", "root": root, "capture": False, "drain_timeout": 60.0, **overrides,
+        }
         cap = Captured(name)
         try:
             yield cap
