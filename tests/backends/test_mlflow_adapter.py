@@ -376,7 +376,9 @@ def test_credentials_are_not_recorded(mlflow_server: str, monkeypatch: pytest.Mo
     hostport = mlflow_server.split("://", 1)[1]
     spec = parse_backend(f"mlflow://alice:s3cret@{hostport}")
     sink = MlflowSink(spec)
-    assert "s3cret" not in sink.tracking_uri and os.environ["MLFLOW_TRACKING_PASSWORD"] == "s3cret"
+    assert "s3cret" not in sink.tracking_uri
+    # never put into the process environment, where MLflow would send them to every server
+    assert os.environ["MLFLOW_TRACKING_PASSWORD"] == "" and os.environ["MLFLOW_TRACKING_USERNAME"] == ""
     ev = start()
     sink.emit([ev])
     info = MlflowReader(spec).list_runs(ev.project)[0]
@@ -417,3 +419,48 @@ def _tmp_uri() -> str:
     from pathlib import Path
 
     return Path(_tmp()).as_uri()
+
+
+def test_credentials_go_to_their_own_server_only() -> None:
+    """Two MLflow backends in one process (an agent fanning out to two servers): the user and
+    password of one URI are sent, as basic auth, to that server and never to the other. The two
+    listeners only record the Authorization header of each request and answer an empty experiment
+    list; this is about what goes on the wire, the adapter itself is proven on a real server above."""
+    import base64
+    import http.server
+    import threading
+
+    seen: dict[int, list[str | None]] = {}
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.setdefault(self.server.server_address[1], []).append(self.headers.get("Authorization"))
+            body = b'{"experiments": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder) for _ in range(2)]
+    for srv in servers:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with_creds, without = (srv.server_address[1] for srv in servers)
+        a = MlflowReader(parse_backend(f"mlflow://alice:s3%40cret@127.0.0.1:{with_creds}"))
+        b = MlflowReader(parse_backend(f"mlflow://127.0.0.1:{without}"))
+        for reader in (a, b, a, b):
+            reader.client.search_experiments()
+    finally:
+        for srv in servers:
+            srv.shutdown()
+            srv.server_close()
+    expected = "Basic " + base64.b64encode(b"alice:s3@cret").decode()
+    assert seen[with_creds] and all(h == expected for h in seen[with_creds]), seen
+    assert seen[without] and all(h is None for h in seen[without]), seen
+    assert "s3" not in a.tracking_uri and "alice" not in a.tracking_uri

@@ -247,13 +247,18 @@ class _Conn:
         self.artifact_base: str | None = None
         if re.match(r"^https?://", loc, re.I):
             parts = urlsplit(loc)
-            if parts.username is not None:
-                os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username)
-                os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password or "")
             host = parts.hostname or ""
             if ":" in host:
                 host = f"[{host}]"
             netloc = host + (f":{parts.port}" if parts.port else "")
+            # credentials stay in this connection's URI (requests sends them as basic auth to this
+            # host only), never in the process environment, where MLflow would send them to every
+            # server a process talks to (two MLflow backends in one agent, a reader beside a sink)
+            if parts.username is not None:
+                netloc = f"{parts.username}:{parts.password or ''}@{netloc}"
+                # MLflow prints "View run ... at: <tracking URI>" on stdout (agent.log, the trainer's
+                # terminal): with the password in it, it must not
+                os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
             self.uri = urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", ""))
             self.remote = True
             os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(int(spec.options.get("retries", DEFAULT_HTTP_RETRIES)))
