@@ -36,8 +36,9 @@ def acked_steps(out: str) -> list[int]:
     return [int(line.split()[1]) for line in out.splitlines() if line.startswith("ACK ")]
 
 
-def wait_agent_done(run_dir: str, timeout: float = 90.0) -> str:
-    """Wait until the run's delivery agent logged that it is done; returns the agent log."""
+def wait_agent_done(run_dir: str, timeout: float = 90.0, count: int = 1) -> str:
+    """Wait until ``count`` delivery agents of the run (one per segment of a resumed run)
+    logged that they are done; returns the agent log."""
     path = os.path.join(run_dir, "agent.log")
     deadline = time.monotonic() + timeout
     text = ""
@@ -47,10 +48,10 @@ def wait_agent_done(run_dir: str, timeout: float = 90.0) -> str:
                 text = fh.read()
         except OSError:
             text = ""
-        if "agent done" in text:
+        if text.count("agent done") >= count:
             return text
         time.sleep(0.1)
-    raise AssertionError(f"agent did not finish within {timeout}s; log:\n{text}")
+    raise AssertionError(f"{count} agent(s) did not finish within {timeout}s; log:\n{text}")
 
 
 def read_run(backend: str, run_id: str):  # type: ignore[no-untyped-def]

@@ -17,24 +17,15 @@ import pytest
 from trackkit.events import RunResumed, Status
 from trackkit.registry import load_reader, parse_backend
 
-from .helpers import acked_steps, journal_steps, read_run, read_until_ack, start_child, three_backends
-
-
-def _wait_agents_done(run_dir: str, n: int, timeout: float = 180.0) -> str:
-    """Wait until ``n`` delivery agents of the run logged that they are done."""
-    path = os.path.join(run_dir, "agent.log")
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
-        try:
-            with open(path) as fh:
-                text = fh.read()
-        except OSError:
-            text = ""
-        if text.count("agent done") >= n:
-            return text
-        time.sleep(0.1)
-    raise AssertionError(f"{n} agents did not finish within {timeout}s; log:\n{text}")
+from .helpers import (
+    acked_steps,
+    journal_steps,
+    read_run,
+    read_until_ack,
+    start_child,
+    three_backends,
+    wait_agent_done,
+)
 
 
 @pytest.mark.slow
@@ -55,7 +46,7 @@ def test_sigkilled_run_resumes_in_every_backend(tmp_path: object, when: str) -> 
     last1 = max(journal_steps(run_dir))
     assert last1 >= max(acked1)
     if when == "after-drain":  # the first agent marked the run killed, delivered it and left
-        log = _wait_agents_done(run_dir, 1)
+        log = wait_agent_done(run_dir, timeout=180, count=1)
         assert "marked the run killed" in log and "everything delivered" in log, log
     # at-once: the requeued job starts while the first agent may still be delivering; the new
     # agent waits for it (one deliverer per run) and nothing is sent twice or lost
@@ -73,7 +64,7 @@ def test_sigkilled_run_resumes_in_every_backend(tmp_path: object, when: str) -> 
     journaled = journal_steps(run_dir)
     assert len(journaled) == len(set(journaled))  # continued at run.step + 1: no step twice
     assert acked1 | acked2 <= set(journaled)
-    log = _wait_agents_done(run_dir, 2)
+    log = wait_agent_done(run_dir, timeout=180, count=2)
     done = [line for line in log.splitlines() if "agent done" in line]
     assert all("everything delivered" in line for line in done), log
 
