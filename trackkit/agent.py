@@ -370,10 +370,20 @@ class Delivery:
                 self.close()
                 return True
             if not self.finished and not writer_alive():
-                while self.read_new():  # to the end: the last records the trainer wrote before dying
-                    pass
-                if not self.finished:
-                    self.mark_ended()
+                # mark the run ended only while holding the trainer lock: a requeued trainer that
+                # resumed the run in the meantime holds it, and its live segment must not get a
+                # killed/finish pair in the middle (docs/resume.md)
+                held = _take_trainer_lock(self.run_dir)
+                if held is None:
+                    continue
+                try:
+                    while self.read_new():  # to the end: the last records the trainer wrote before dying
+                        pass
+                    if not self.finished:
+                        self.mark_ended()
+                finally:
+                    if held >= 0:
+                        os.close(held)
                 continue
             now = time.monotonic()
             if stop is not None and stop.is_set():
@@ -394,6 +404,21 @@ class Delivery:
 
 
 AGENT_LOCK = "agent.lock"
+
+
+def _take_trainer_lock(run_dir: str) -> int | None:
+    """The trainer lock's fd, taken (release it by closing); None when a trainer holds it;
+    -1 when it cannot be opened at all (then nobody can hold it either)."""
+    try:
+        fd = os.open(os.path.join(run_dir, "lock"), os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def lock_is_held(run_dir: str, name: str = "lock") -> bool:
@@ -485,9 +510,10 @@ def start_agent(run: Run) -> AgentHandle:
             run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
             flush_interval=run.settings.flush_interval, log=_file_logger(os.path.join(run.dir, "agent.log")),
         )
-        t = threading.Thread(
-            target=delivery.run, args=(lambda: True, stop), name=f"trackkit-agent-{run.id}", daemon=True
-        )
+        target: Callable[..., Any] = delivery.run
+        if getattr(run, "resumed", 0):  # one deliverer per run: an earlier segment's agent may still deliver
+            target = _after_earlier_agent(run.dir, delivery)
+        t = threading.Thread(target=target, args=(lambda: True, stop), name=f"trackkit-agent-{run.id}", daemon=True)
         t.start()
         return AgentHandle(run.dir, specs, thread=t, stop=stop)
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
@@ -512,6 +538,24 @@ def start_agent(run: Run) -> AgentHandle:
     finally:
         logf.close()
     return AgentHandle(run.dir, specs, proc=proc)
+
+
+def _after_earlier_agent(run_dir: str, delivery: Delivery) -> Callable[[Callable[[], bool], threading.Event], bool]:
+    """The thread agent of a resumed run: wait for the delivery lock an earlier segment's process
+    agent may still hold, deliver holding it, then let it go."""
+
+    def run(writer_alive: Callable[[], bool], stop: threading.Event) -> bool:
+        from .resume import wait_for_agent_lock
+
+        fd = wait_for_agent_lock(run_dir, stop, delivery.log)
+        if fd is None:  # finish() came first: the earlier agent delivers this segment too
+            return False
+        try:
+            return delivery.run(writer_alive, stop)
+        finally:
+            os.close(fd)
+
+    return run
 
 
 def _file_logger(path: str) -> Callable[[str], None]:

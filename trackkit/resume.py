@@ -90,9 +90,7 @@ def open_named(run: Run, parent: str, run_id: str, resume: str) -> tuple[str, Ru
         )
     os.makedirs(d, exist_ok=True)
     fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _flock_soon(fd):
         os.close(fd)
         raise ConfigError(
             f"id: run {run_id!r} in {where} is still running: its training process holds {os.path.join(d, 'lock')}. "
@@ -108,10 +106,27 @@ def open_named(run: Run, parent: str, run_id: str, resume: str) -> tuple[str, Ru
         )
     from .journal import load_run
 
-    prior: RunRecord = load_run(d)
+    try:
+        prior: RunRecord = load_run(d)
+    except ValueError as exc:  # a journal written by a newer trackkit
+        raise ConfigError(f"id: run {run_id!r} in {where} cannot be resumed: {exc}") from None
     if not any(isinstance(ev, RunStarted) for ev in prior.events):
         return d, None  # the journal holds no start record (its first init died at once): start it anew
     return d, prior
+
+
+def _flock_soon(fd: int, patience: float = 2.0) -> bool:
+    """Take the trainer lock, retrying for ``patience`` seconds: a lingering agent or ``trackkit
+    sync`` probes it (taking it for an instant) to see whether the trainer is alive."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 def _exists(d: str) -> bool:
@@ -155,6 +170,13 @@ def continue_run(
     previous: Status = info.status
     if not isinstance(last_end, RunFinished):
         previous = _close_segment(run, info.last_step)
+    else:  # an earlier segment's finish.json (its journal was full) must not decide this one's status
+        from .agent import FINISH_NOTE
+
+        try:
+            os.unlink(os.path.join(run.dir, FINISH_NOTE))
+        except OSError:
+            pass
     run.resumed = info.resumed + 1
     if previous is Status.COMPLETED:
         _warn(

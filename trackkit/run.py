@@ -198,6 +198,9 @@ class Run:
                 self._lock_fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._journal = JournalWriter(os.path.join(self.dir, JOURNAL_NAME), self.id, self.start_time)
+        except ConfigError:  # resume refused after the lock was taken: never keep it held
+            self._release_lock()
+            raise
         except OSError as exc:  # a setup error: raise at init, naming the fix
             self._release_lock()
             raise ConfigError(

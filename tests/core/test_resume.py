@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from typing import Any
 
@@ -326,3 +327,99 @@ def test_runs_and_show_list_a_resumed_run_once(tmp_path: Any) -> None:
     res = CliRunner().invoke(main, ["show", "cli-run", "--root", root])
     assert res.exit_code == 0, res.output
     assert "resumed 2×" in res.output and "segment 3" in res.output and "after step 1" in res.output
+
+
+# ---------------------------------------------------------------- races and leftovers (review findings)
+
+
+def _die(run: trackkit.Run) -> None:
+    """The trainer 'dies' without a finish record: its lock drops, nothing else happens."""
+    run._release_lock()
+    run._finished = True  # keep atexit away
+    run._uninstall_hooks()
+
+
+def test_a_deliverer_never_marks_a_live_resumed_segment_ended(tmp_path: Any) -> None:
+    """The agent of a dead trainer decides to mark the run ended; a requeued trainer resumes in
+    that instant. The marking needs the trainer lock, which the new trainer holds: no killed /
+    finish pair lands in the live segment, and delivery goes on to the real end."""
+    import threading
+
+    from trackkit.agent import Delivery
+
+    root, tb = str(tmp_path / "j"), f"tensorboard:{tmp_path}/tb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = trackkit.init(project="p", root=root, id="job1", backend=tb, agent="thread")
+        for s in range(5):
+            first.log({"loss": 1.0 / (s + 1)}, step=s)
+        run_dir = first.dir
+        _die(first)
+        new: dict[str, trackkit.Run] = {}
+        calls = [0]
+
+        def writer_alive() -> bool:
+            calls[0] += 1
+            if calls[0] == 1:  # "dead" — and before the marking, the requeued trainer resumes
+                new["run"] = trackkit.init(project="p", root=root, id="job1", resume="allow", backend=tb,
+                                           agent="thread")
+                new["run"].log({"loss": 0.1}, step=5)
+                return False
+            return True
+
+        d = Delivery(run_dir, [], poll_interval=0.01, drain_timeout=1, linger=1)
+        t = threading.Thread(target=d.run, args=(writer_alive,), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 10
+        while "run" not in new and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)  # the deliverer polls a live run meanwhile
+        assert load_run(run_dir).info.status is Status.RUNNING
+        new["run"].log({"loss": 0.05}, step=6)
+        new["run"].finish()
+        t.join(30)
+        assert not t.is_alive()
+    kinds = [(r.get("k"), r.get("status")) for r in read_journal(os.path.join(run_dir, JOURNAL_NAME))]
+    after_resume = kinds[[k for k, _ in kinds].index("resume"):]
+    # the first segment was closed as killed at resume; the live segment got no killed/finish of its own
+    assert ("status", "killed") not in after_resume and after_resume[-1] == ("finish", "completed"), kinds
+    assert load_run(run_dir).info.status is Status.COMPLETED
+
+
+def test_an_earlier_segments_finish_note_does_not_decide_a_later_one(tmp_path: Any) -> None:
+    from trackkit.agent import FINISH_NOTE, Delivery
+
+    root, tb = str(tmp_path / "j"), f"tensorboard:{tmp_path}/tb"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = trackkit.init(project="p", root=root, id="job3", backend=tb, agent="thread")
+        first.log({"loss": 1.0}, step=0)
+        first.finish()
+        # segment 1's finish record did not fit (disk full): it left finish.json, the agent marked from it
+        with open(os.path.join(first.dir, FINISH_NOTE), "w") as fh:
+            json.dump({"status": "completed", "reason": "", "exit_code": None, "step": 0, "journal_lost": 1}, fh)
+        second = trackkit.init(project="p", root=root, id="job3", resume="allow", backend=tb, agent="thread")
+        second.log({"loss": 0.5}, step=1)
+        assert not os.path.exists(os.path.join(first.dir, FINISH_NOTE))
+        _die(second)  # segment 2 is SIGKILLed
+        Delivery(first.dir, [], drain_timeout=1).run(lambda: False)
+    info = load_run(first.dir).info
+    assert info.status is Status.KILLED, (info.status, info.reason)
+
+
+def test_a_refused_resume_lets_go_of_the_trainer_lock(tmp_path: Any) -> None:
+    """A journal from a newer trackkit: a ConfigError naming ``id``, and the lock is not kept, so
+    the same process can retry once the journal is dealt with."""
+    root, tb = str(tmp_path / "j"), f"tensorboard:{tmp_path}/tb"
+    d = os.path.join(root, "p", "job4")
+    os.makedirs(d)
+    with open(os.path.join(d, JOURNAL_NAME), "w") as fh:
+        fh.write(json.dumps({"trackkit_journal": 99, "run_id": "job4", "created": 0}) + "\n")
+    with pytest.raises(ConfigError, match="^id: "):
+        trackkit.init(project="p", root=root, id="job4", resume="allow", backend=tb, agent="thread")
+    os.unlink(os.path.join(d, JOURNAL_NAME))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run = trackkit.init(project="p", root=root, id="job4", resume="allow", backend=tb, agent="thread")
+        run.finish()
+    assert load_run(d).info.status is Status.COMPLETED

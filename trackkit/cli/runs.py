@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import threading
 
 import click
 from rich.console import Console
@@ -181,7 +182,17 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
             continue
         try:
             delivery = Delivery(d, specs, drain_timeout=timeout, log=lambda m: console.print(f"  {m}"))
-            ok = delivery.run(lambda: False)
+            trainer_back = threading.Event()
+
+            def trainer_alive(d: str = d, back: threading.Event = trainer_back) -> bool:
+                # a requeued trainer resumed this run while we deliver it: leave it to its agent
+                # (which waits for our delivery lock) instead of marking a live run ended
+                if lock_is_held(d):
+                    back.set()
+                    return True
+                return False
+
+            ok = delivery.run(trainer_alive, trainer_back)
         finally:
             os.close(lock)
         left = pending_sinks(d, specs)
