@@ -192,7 +192,9 @@ class Run:
             if run_id is None:
                 self.dir = self._claim_dir(parent)
             else:
-                self.dir, prior = self._open_named(parent, run_id, resume)
+                from .resume import open_named  # with the earlier segments' record when resumed
+
+                self.dir, prior = open_named(self, parent, run_id, resume)
             # held for the trainer's lifetime: the kernel drops it when the process dies, however it dies
             if self._lock_fd < 0:
                 self._lock_fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -233,13 +235,6 @@ class Run:
 
         self._agent = start_agent(self)
         self._install_hooks()
-
-    def _open_named(self, parent: str, run_id: str, resume: str) -> tuple[str, Any]:
-        """The directory of a run with a chosen id; with the earlier segments' record when it
-        is resumed (the trainer's lock is then already held)."""
-        from .resume import open_named
-
-        return open_named(self, parent, run_id, resume)
 
     def _claim_dir(self, parent: str) -> str:
         """Create this run's own directory atomically: a run started by another process in
