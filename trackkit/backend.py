@@ -13,14 +13,18 @@ is what ``runs``, ``compare`` and ``migrate`` are built on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from .errors import BackendError, TrackkitError
 from .events import Event, RunInfo, RunRecord
 
-__all__ = ["BackendSpec", "Capabilities", "Reader", "Sink"]
+__all__ = [
+    "BackendSpec", "Capabilities", "Reader", "Sink", "map_key", "safe_name", "sdk_errors", "short_hash", "shorten",
+]
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,45 @@ def capabilities_of(sink_or_cls: object) -> Capabilities:
 
 
 
+# ---------------------------------------------------------------- the error seam
+
+
+@contextlib.contextmanager
+def sdk_errors(label: str, what: str | Callable[[], str], scrub: Callable[[str], str] | None = None) -> Iterator[None]:
+    """The one translation of SDK errors at an adapter's seam: any exception that is not
+    already a ``TrackkitError`` becomes ``BackendError("<label>: <what> failed: <Type>: <first
+    line>")`` raised from it. ``what`` may be a callable, read when the error happens (the event
+    being handled); ``scrub`` removes credentials from the SDK's message."""
+    try:
+        yield
+    except TrackkitError:
+        raise
+    except Exception as exc:
+        text = str(exc)
+        if scrub is not None:
+            text = scrub(text)
+        lines = text.strip().splitlines()
+        first = lines[0][:500] if lines else type(exc).__name__
+        doing = what() if callable(what) else what
+        raise BackendError(f"{label}: {doing} failed: {type(exc).__name__}: {first}") from exc
+
+
+# ---------------------------------------------------------------- names
+
+
+def short_hash(text: str, n: int = 8) -> str:
+    """The first ``n`` hex digits of the SHA-1 of ``text``: the one short digest that keeps mapped
+    names distinct (key rule, sink keys, W&B project names, MLflow artifact names)."""
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:n]
+
+
+def safe_name(name: str, *, keep: str = "-_.", limit: int = 100) -> str:
+    """``name`` as one path component: characters other than letters, digits and ``keep``
+    become ``_``, leading/trailing dots go, at most ``limit`` characters; never empty."""
+    out = "".join(c if c.isalnum() or c in keep else "_" for c in name).strip(".")
+    return out[:limit] or "_"
+
+
 # ---------------------------------------------------------------- the key rule
 
 def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: bool = True) -> str:
@@ -118,7 +161,6 @@ def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: 
     *original* key is appended: two different keys never map to the same one
     (barring a SHA-1 prefix collision) and the same key always maps the same way.
     """
-    import hashlib
     import re
 
     bad = re.compile(f"[^{allowed}]")
@@ -144,7 +186,7 @@ def map_key(key: str, *, allowed: str, max_length: int | None, separator_rules: 
         body = "/".join(seg for seg in body.split("/") if seg not in ("", ".", ".."))
         if body.startswith(".."):
             body = "_" + body
-    suffix = "-h" + hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    suffix = "-h" + short_hash(key)
     if max_length is not None:
         body = body[: max_length - len(suffix)].rstrip("/")
     return (body or "key") + suffix

@@ -1,0 +1,323 @@
+"""The run directory's one owner: ``<root>/<project>/<run id>/``.
+
+Every name in it, the two locks, the finish note, the cursors and the closing of a segment
+whose trainer died live here; ``run``, ``agent``, ``resume``, ``sync`` and ``cli`` call this
+module and nothing else spells those names or opens those locks. See docs/architecture.md
+(the layout) and docs/journal.md (the files).
+
+* ``lock`` — the **trainer lock**: an ``flock`` the training process holds for its lifetime.
+  The kernel drops it however the process dies (SIGKILL, OOM killer), so "is the trainer alive"
+  is one non-blocking probe.
+* ``agent.lock`` — the **delivery lock**: one deliverer per run (the agent or ``trackkit sync``),
+  so nothing is sent twice.
+* ``finish.json`` — the **finish note**: the trainer's final status when the journal could not
+  hold its finish record (disk full, file too large).
+* ``cursors/<sink key>.json`` — per backend, the byte offset of the last delivered record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .backend import BackendSpec, safe_name
+from .events import RunFinished, Status, StatusChange
+from .journal import JOURNAL_NAME, JournalWriter
+from .util import write_json_atomic
+
+__all__ = [
+    "AGENT_LOCK", "AGENT_LOG", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir", "ending_events", "sink_key",
+]
+
+TRAINER_LOCK = "lock"
+AGENT_LOCK = "agent.lock"
+FINISH_NOTE = "finish.json"
+AGENT_LOG = "agent.log"
+CURSORS = "cursors"
+ARTIFACTS = "artifacts"
+#: where init's provenance files (requirements, the git patch ...) are snapshotted
+PROVENANCE_ARTIFACTS = "_provenance"
+#: the reason recorded for a trainer that ended without a finish record or a finish note
+KILLED_REASON = "the training process ended without finishing (SIGKILL, OOM or hard crash)"
+
+
+def sink_key(spec: BackendSpec) -> str:
+    """The name of a backend's cursor: the scheme and a digest of where it delivers to."""
+    text = f"{spec.scheme}|{spec.location}|{sorted(spec.options.items())}"
+    return f"{spec.scheme}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a segment whose trainer is gone ended: from its finish note, else killed."""
+
+    status: Status
+    reason: str
+    step: int | None
+    exit_code: int | None
+    #: True when the finish note said so (the trainer ended the run; its journal was full)
+    from_note: bool
+    #: records the journal could not hold, as the note counted them
+    journal_lost: int = 0
+
+
+def ending_events(
+    status: Status, reason: str, step: int | None, exit_code: int | None, *, now: float | None = None,
+    details: Mapping[str, Any] | None = None, with_status: bool = True,
+) -> list[StatusChange | RunFinished]:
+    """The records that end a segment: the status (unless it was recorded already) and the finish."""
+    t = time.time() if now is None else now
+    out: list[StatusChange | RunFinished] = []
+    if with_status:
+        out.append(StatusChange(status=status, reason=reason, step=step, time=t, details=dict(details or {})))
+    out.append(RunFinished(status=status, time=t, reason=reason, exit_code=exit_code))
+    return out
+
+
+class RunDir:
+    """One run's directory. Cheap to construct; touches the disk only when asked."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"RunDir({self.path!r})"
+
+    # ------------------------------------------------------------ creating
+
+    @staticmethod
+    def project_dir(root: str, project: str) -> str:
+        return os.path.join(os.path.abspath(root), safe_name(project))
+
+    @classmethod
+    def claim(cls, parent: str, new_id: Callable[[], str], first: str) -> tuple[RunDir, str]:
+        """Create a new run's directory atomically under ``parent``: a run started by another
+        process in the same millisecond that drew the same id never shares it (a new id is
+        drawn). Returns the directory and the id it holds."""
+        os.makedirs(parent, exist_ok=True)
+        run_id = first
+        for _ in range(100):
+            d = os.path.join(parent, run_id)
+            try:
+                os.mkdir(d)
+                return cls(d), run_id
+            except FileExistsError:
+                run_id = new_id()
+        raise FileExistsError(f"no free run id under {parent}")
+
+    # ------------------------------------------------------------ names
+
+    @property
+    def journal(self) -> str:
+        return os.path.join(self.path, JOURNAL_NAME)
+
+    @property
+    def agent_log(self) -> str:
+        return os.path.join(self.path, AGENT_LOG)
+
+    @property
+    def finish_note(self) -> str:
+        return os.path.join(self.path, FINISH_NOTE)
+
+    def has_journal(self) -> bool:
+        """True when the journal holds anything (a run was started here)."""
+        try:
+            return os.path.getsize(self.journal) > 0
+        except OSError:
+            return False
+
+    def artifact_dir(self, name: str, version: int) -> str:
+        """Where version ``version`` of artifact ``name`` is snapshotted (created)."""
+        d = os.path.join(self.path, ARTIFACTS, safe_name(name), f"v{version}")
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def provenance_dir(self) -> str:
+        d = os.path.join(self.path, ARTIFACTS, PROVENANCE_ARTIFACTS)
+        os.makedirs(d, exist_ok=True)
+        return d
+
+    def stored_artifact(self, name: str, version: int, base: str) -> str:
+        """The path a snapshot of ``base`` (the source's file name) has in this directory."""
+        return os.path.join(self.path, ARTIFACTS, name, f"v{version}", base)
+
+    # ------------------------------------------------------------ the trainer lock
+
+    def lock_trainer(self, patience: float = 0.0) -> int | None:
+        """Take the trainer lock for this process (the fd to keep open), retrying for ``patience``
+        seconds (a lingering agent or ``trackkit sync`` probes it, taking it for an instant); None
+        when another trainer holds it."""
+        fd = os.open(os.path.join(self.path, TRAINER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return None
+                time.sleep(0.05)
+
+    def take_trainer_lock(self) -> int | None:
+        """For a deliverer that will mark the run ended: the trainer lock's fd, taken (release it
+        with :func:`release`); None when a trainer holds it; -1 when it cannot be opened at all
+        (then nobody can hold it either)."""
+        try:
+            fd = os.open(os.path.join(self.path, TRAINER_LOCK), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return -1
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def trainer_alive(self) -> bool:
+        """True while the training process that owns this run holds its lock."""
+        return self._held(TRAINER_LOCK)
+
+    # ------------------------------------------------------------ the delivery lock
+
+    def hold_agent_lock(self) -> int | None:
+        """Take the delivery lock (one deliverer per run, so nothing is sent twice); returns the fd
+        to keep open, or None when another agent or ``trackkit sync`` holds it."""
+        fd = os.open(os.path.join(self.path, AGENT_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def wait_agent_lock(self, stop: Any, log: Callable[[str], None], poll: float = 0.1) -> int | None:
+        """For the agent of a resumed run: wait while the agent of an earlier segment (still
+        draining it, or already delivering the new segment) holds the delivery lock; None when
+        ``stop`` (a ``threading.Event``) is set first."""
+        logged = False
+        while True:
+            fd = self.hold_agent_lock()
+            if fd is not None:
+                return fd
+            if not logged:
+                log("the agent of an earlier segment is still delivering this run; waiting for it")
+                logged = True
+            if stop.is_set():
+                return None
+            time.sleep(poll)
+
+    def delivering(self) -> bool:
+        """True while an agent or ``trackkit sync`` delivers this run."""
+        return self._held(AGENT_LOCK)
+
+    def _held(self, name: str) -> bool:
+        try:
+            fd = os.open(os.path.join(self.path, name), os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops our lock too
+        return False
+
+    # ------------------------------------------------------------ the finish note
+
+    def write_finish_note(self, status: Status, reason: str, step: int | None, exit_code: int | None,
+                          journal_lost: int) -> None:
+        """Leave the true final status beside a journal that could not hold its finish record."""
+        note = {"k": "finish", "status": status.value, "time": time.time(), "reason": reason,
+                "exit_code": exit_code, "step": step, "journal_lost": journal_lost}
+        try:
+            write_json_atomic(self.finish_note, note)
+        except OSError:
+            pass  # then the deliverer records "killed": the journal is all it has
+
+    def drop_finish_note(self) -> None:
+        """An earlier segment's note must not decide a later one's status."""
+        try:
+            os.unlink(self.finish_note)
+        except OSError:
+            pass
+
+    def ending(self, last_step: int | None, killed_reason: str = KILLED_REASON) -> Ending:
+        """How the segment whose trainer is gone ended: the status its finish note holds, else killed."""
+        try:
+            with open(self.finish_note) as fh:
+                note = json.load(fh)
+            status = Status(str(note["status"]))
+            code = note.get("exit_code")
+            lost = note.get("journal_lost", 0)
+            return Ending(status, str(note.get("reason") or ""), note.get("step", last_step),
+                          code if isinstance(code, int) else None, True, lost if isinstance(lost, int) else 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return Ending(Status.KILLED, killed_reason, last_step, None, False)
+
+    def close_segment(self, run_id: str, last_step: int | None, write: Callable[[Sequence[Any]], None] | None = None,
+                      killed_reason: str = KILLED_REASON) -> Ending:
+        """Append status + finish for a segment whose trainer died unmarked, from its finish note
+        (the note's reason then says what the journal lost) or as killed; the note is dropped.
+        ``write`` appends the records (a resuming ``Run`` passes its own); by default a writer of
+        the journal is opened for them. Returns what was recorded."""
+        end = self.ending(last_step, killed_reason)
+        reason = end.reason
+        if end.from_note:
+            reason = (f"{reason}; " if reason else "") + \
+                f"the journal lost {end.journal_lost} record(s) (disk full or file too large)"
+        events = ending_events(end.status, reason, end.step, end.exit_code)
+        if write is not None:
+            write(events)
+        else:
+            from .journal import encode
+
+            w = JournalWriter(self.journal, run_id, time.time())
+            try:
+                for ev in events:
+                    w.write_line(encode(ev))
+            finally:
+                w.close()
+        self.drop_finish_note()
+        return Ending(end.status, reason, end.step, end.exit_code, end.from_note, end.journal_lost)
+
+    # ------------------------------------------------------------ cursors
+
+    def cursor_path(self, key: str) -> str:
+        return os.path.join(self.path, CURSORS, key + ".json")
+
+    def load_cursor(self, key: str) -> int:
+        """The byte offset delivered to the backend with cursor ``key`` (0: nothing yet)."""
+        try:
+            with open(self.cursor_path(key)) as fh:
+                return int(json.load(fh)["offset"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def save_cursor(self, key: str, offset: int, backend: str, delivered: int) -> None:
+        os.makedirs(os.path.join(self.path, CURSORS), exist_ok=True)
+        write_json_atomic(self.cursor_path(key), {"offset": offset, "backend": backend, "delivered": delivered})
+
+    def pending(self, specs: Sequence[BackendSpec]) -> list[BackendSpec]:
+        """The backends whose cursor is behind the end of the journal."""
+        try:
+            size = os.path.getsize(self.journal)
+        except OSError:
+            return []
+        return [s for s in specs if self.load_cursor(sink_key(s)) < size]
+
+
+def release(fd: int) -> None:
+    """Let go of a lock taken here (closing its fd drops it)."""
+    if fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
