@@ -29,14 +29,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .events import Metrics
+from .events import Event, Metrics, event_to_record
 
-__all__ = ["FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "read_journal"]
+__all__ = ["FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "encode", "read_journal"]
 
 FORMAT_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def encode(ev: Event) -> str:
+    """The one encoder of journal records: an event's line (without its newline). Metric records
+    that ``Run.log`` writes take :class:`MetricLines` instead (same JSON, built by hand for speed)."""
+    return _encode(event_to_record(ev))
 
 #: ends a torn record before the next one. The NUL makes the torn piece unparseable even when
 #: only its newline was cut off, so a record its writer reported as NOT saved never reappears.
