@@ -13,29 +13,76 @@ A validation error names the field, the source the value came from and the fix.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "Standard", "find_config_files", "load_settings"]
+__all__ = ["ProvenancePart", "Settings", "Standard", "find_config_files", "load_settings", "validate_standard"]
 
 ENV_PREFIX = "TRACKKIT_"
 
 
+#: the provenance parts a team standard may require
+ProvenancePart = Literal["git", "env", "invocation", "data", "seed"]
+
+
 class Standard(BaseModel):
-    """The team standard (``[trackkit.standard]`` in trackkit.toml)."""
+    """The team standard (``[trackkit.standard]`` in trackkit.toml).
+
+    Each field's ``description`` and first ``examples`` entry are the commented example that
+    ``trackkit recommend --write`` puts in a new trackkit.toml.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    name_template: str | None = None
-    required_tags: list[str] = Field(default_factory=list)
-    required_config: list[str] = Field(default_factory=list)
-    required_provenance: list[Literal["git", "env", "invocation", "data", "seed"]] = Field(default_factory=list)
+    name_template: str | None = Field(
+        default=None, description="fields: project, date, id, group", examples=["{project}-{date}-{id}"]
+    )
+    required_tags: list[str] = Field(
+        default_factory=list, description="tags every run must carry", examples=[["owner"]]
+    )
+    required_config: list[str] = Field(
+        default_factory=list, description='config keys (flattened with ".")', examples=[["seed"]]
+    )
+    required_provenance: list[ProvenancePart] = Field(
+        default_factory=list, description=f"of {', '.join(get_args(ProvenancePart))}", examples=[["git", "seed"]]
+    )
+
+
+def validate_standard(data: Mapping[str, Any]) -> Standard:
+    """``data`` (a ``[trackkit.standard]`` table) as a :class:`Standard`.
+
+    Raises ``ConfigError`` in one line naming the field (``standard.KEY``), the cause and the fix.
+    """
+    try:
+        return Standard.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(_standard_problem(exc.errors(), data)) from None
+
+
+def _standard_problem(errors: Sequence[ErrorDetails], data: Mapping[str, Any]) -> str:
+    """The first of pydantic's ``errors`` in words, from the field's own type, allowed values and example."""
+    keys = ", ".join(Standard.model_fields)
+    loc = errors[0]["loc"]
+    key = str(loc[0]) if loc else ""
+    field = Standard.model_fields.get(key)
+    if field is None:
+        return f"standard.{key}: not a team-standard key. Fix: use {keys}."
+    mine = [e for e in errors if e["loc"][:1] == (key,)]
+    item = get_args(field.annotation)[0] if get_origin(field.annotation) is list else None
+    allowed = get_args(item) if get_origin(item) is Literal else ()
+    bad = [e["input"] for e in mine if e["type"] == "literal_error" and isinstance(e["input"], str)]
+    if allowed and len(bad) == len(mine):
+        return f"standard.{key}: unknown part(s) {bad!r}. Fix: use some of {', '.join(allowed)}."
+    kind = "a string" if item is None else "a list of strings"
+    example = field.examples[0] if field.examples else None
+    return f"standard.{key}: expected {kind}, got {data[key]!r}. Fix: e.g. {example!r}."
 
 
 class Settings(BaseModel):
