@@ -18,7 +18,7 @@ import click
 from click.core import ParameterSource
 
 from trackkit.errors import ConfigError
-from trackkit.recommend import CLOUDS, DEFAULT_PROJECT, RULES, Recommendation, write_team_config
+from trackkit.recommend import CLOUDS, DEFAULT_PROJECT, RULES, Recommendation
 from trackkit.recommend import recommend as _recommend
 
 __all__ = ["recommend"]
@@ -174,7 +174,11 @@ def recommend(
             values["want_all"],
             project=project if project is not None else _default_project(root),
         )
-        written = write_team_config(rec, root / "trackkit.toml", force=force) if write else None
+        written = None
+        if write:
+            from trackkit.recommend import write_team_config  # loads the settings model (pydantic)
+
+            written = write_team_config(rec, root / "trackkit.toml", force=force)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 

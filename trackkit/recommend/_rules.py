@@ -20,23 +20,18 @@ how trackkit pairs with it) and ``one-backend`` (why not all three at once).
 
 from __future__ import annotations
 
-import math
-import os
-import re
-import sys
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ._toml import toml_string
 
 __all__ = [
     "BACKENDS",
     "CLOUDS",
+    "DEFAULT_PROJECT",
     "PRIORITY_ORDER",
     "RULES",
-    "STANDARD_TEMPLATE",
     "Alternative",
     "Answers",
     "Budget",
@@ -44,10 +39,7 @@ __all__ = [
     "Recommendation",
     "Rule",
     "Step",
-    "TeamConfigExists",
     "recommend",
-    "render_team_config",
-    "write_team_config",
 ]
 
 Backend = Literal["tensorboard", "wandb", "mlflow"]
@@ -75,6 +67,7 @@ _BUDGET_ALIASES: dict[str, Budget] = {
     "can pay": "paid",
     "can-pay": "paid",
 }
+_CLOUD_ALIASES: dict[str | None, Cloud | None] = {"": None, "none": None, **{c: c for c in CLOUDS}}
 
 
 @dataclass(frozen=True)
@@ -206,10 +199,6 @@ class Recommendation:
         return asdict(self)
 
 
-class TeamConfigExists(ConfigError, FileExistsError):
-    """trackkit.toml already exists and ``force`` was not given."""
-
-
 # --------------------------------------------------------------------------- validation
 
 
@@ -241,22 +230,14 @@ def _validate(
     for name, value in (("privacy", privacy), ("production", production), ("want_all", want_all)):
         if not isinstance(value, bool):
             raise ConfigError(f"{name}: expected True or False, got {value!r}. Fix: pass {name}=True or {name}=False.")
-    norm_cloud: Cloud | None = None
-    if cloud is not None:
-        key = cloud.strip().lower() if isinstance(cloud, str) else None
-        if key in ("", "none"):
-            norm_cloud = None
-        elif key == "aws":
-            norm_cloud = "aws"
-        elif key == "gcp":
-            norm_cloud = "gcp"
-        elif key == "azure":
-            norm_cloud = "azure"
-        else:
-            raise ConfigError(
-                f"cloud: expected one of {', '.join(CLOUDS)} or None, got {cloud!r}. "
-                "Fix: pass the provider whose ML platform you already use, or cloud=None."
-            )
+    # None means no cloud; any other value that is not a string is not a cloud at all
+    key = cloud.strip().lower() if isinstance(cloud, str) else ("" if cloud is None else None)
+    if key not in _CLOUD_ALIASES:
+        raise ConfigError(
+            f"cloud: expected one of {', '.join(CLOUDS)} or None, got {cloud!r}. "
+            "Fix: pass the provider whose ML platform you already use, or cloud=None."
+        )
+    norm_cloud = _CLOUD_ALIASES[key]
     if not isinstance(project, str) or not project.strip() or any(c in project for c in "\r\n\t"):
         raise ConfigError(
             f"project: expected a non-empty one-line name, got {project!r}. Fix: pass e.g. project='my-project'."
@@ -444,36 +425,14 @@ def _reason(step: Step, pick: Backend, a: Answers) -> str | None:
     )
 
 
-def _toml_string(value: str) -> str:
-    out = ['"']
-    for ch in value:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def _snippet(backend: Backend, backend_string: str, placeholders: tuple[str, ...], a: Answers, by: str) -> str:
     comment = "  # placeholder: use your MLflow server's address" if placeholders else ""
     return (
         f"# Chosen by `trackkit recommend`: {_LABEL[backend]} (decided by the {_RULE[by].name.lower()} rule).\n"
         "# Switching later is a one-line change: edit `backend`; the trackkit API does not change.\n"
         "[trackkit]\n"
-        f"backend = {_toml_string(backend_string)}{comment}\n"
-        f"project = {_toml_string(a.project)}\n"
+        f"backend = {toml_string(backend_string)}{comment}\n"
+        f"project = {toml_string(a.project)}\n"
     )
 
 
@@ -554,154 +513,3 @@ def recommend(
         switch_note=SWITCH_NOTE,
         answers=a,
     )
-
-
-# --------------------------------------------------------------------------- trackkit.toml
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-#: the keys of ``[trackkit.standard]`` (trackkit.settings.Standard), with the commented example written for each
-STANDARD_TEMPLATE: dict[str, str] = {
-    name: f"{line:<42}# {note}"
-    for name, line, note in (
-        ("name_template", 'name_template = "{project}-{date}-{id}"', "fields: project, date, id, group"),
-        ("required_tags", 'required_tags = ["owner"]', "tags every run must carry"),
-        ("required_config", 'required_config = ["seed"]', 'config keys (flattened with ".")'),
-        ("required_provenance", 'required_provenance = ["git", "seed"]', "of git, env, invocation, data, seed"),
-    )
-}
-PROVENANCE_PARTS = ("git", "env", "invocation", "data", "seed")
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
-
-
-def _toml_value(value: object, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v, f"{where}[{i}]") for i, v in enumerate(value)) + "]"
-    if isinstance(value, Mapping):
-        items = ", ".join(f"{_toml_key(str(k))} = {_toml_value(v, f'{where}.{k}')}" for k, v in value.items())
-        return "{" + items + "}"
-    raise ConfigError(
-        f"{where}: cannot write {type(value).__name__} to TOML. Fix: use strings, numbers, booleans, lists or tables."
-    )
-
-
-def _check_standard(standard: Mapping[str, object]) -> None:
-    for key, value in standard.items():
-        if key not in STANDARD_TEMPLATE:
-            raise ConfigError(f"standard.{key}: not a team-standard key. Fix: use {', '.join(STANDARD_TEMPLATE)}.")
-        if key == "name_template":
-            if not isinstance(value, str):
-                raise ConfigError(
-                    f"standard.name_template: expected a string, got {value!r}. "
-                    "Fix: e.g. '{project}-{date}-{id}'."
-                )
-        elif not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"standard.{key}: expected a list of strings, got {value!r}. Fix: e.g. ['owner'].")
-        elif key == "required_provenance" and (bad := [v for v in value if v not in PROVENANCE_PARTS]):
-            raise ConfigError(
-                f"standard.required_provenance: unknown part(s) {bad!r}. "
-                f"Fix: use some of {', '.join(PROVENANCE_PARTS)}."
-            )
-
-
-def render_team_config(
-    rec: Recommendation,
-    project: str | None = None,
-    extra: Mapping[str, object] | None = None,
-    *,
-    standard: Mapping[str, object] | None = None,
-) -> str:
-    """The full trackkit.toml text for a team standard built on ``rec`` (checked to parse as TOML).
-
-    ``standard`` fills ``[trackkit.standard]`` (name_template, required_tags, required_config,
-    required_provenance); the keys not given are written as commented examples. ``extra`` adds other keys to
-    ``[trackkit]`` (e.g. ``{"strict": True}``).
-    """
-    if project is not None and project != rec.answers.project:
-        a = rec.answers
-        rec = recommend(a.team_size, a.budget, a.privacy, a.production, a.cloud, a.want_all, project=project)
-    extra = dict(extra or {})
-    standard = dict(standard or {})
-    for key in ("backend", "project", "standard"):
-        if key in extra:
-            how = (
-                "pass standard=..." if key == "standard" else "pass project=... or choose the backend with recommend()"
-            )
-            raise ConfigError(f"extra.{key}: written by write_team_config itself. Fix: {how}.")
-    _check_standard(standard)
-    lines = [
-        "# trackkit.toml: the team standard for every run started in this repository.",
-        "# Written by `trackkit recommend --write`; edit freely.",
-        "",
-        rec.toml_snippet.rstrip("\n"),
-    ]
-    lines += [f"{_toml_key(str(k))} = {_toml_value(v, f'extra.{k}')}" for k, v in extra.items()]
-    lines += [
-        "",
-        "# Team standard. A run that breaks it warns once at init, naming what is missing (an error in strict",
-        "# mode); `trackkit doctor` checks the repository and recent runs against it. Uncomment and adapt.",
-    ]
-    prefix = "" if standard else "# "
-    lines.append(f"{prefix}[trackkit.standard]")
-    for key, example in STANDARD_TEMPLATE.items():
-        if key in standard:
-            lines.append(f"{key} = {_toml_value(standard[key], f'standard.{key}')}")
-        else:
-            lines.append(f"# {example}")
-    text = "\n".join(lines) + "\n"
-    _check_parses(text, rec.backend_string, rec.answers.project, standard)
-    return text
-
-
-def _check_parses(text: str, backend_string: str, project: str, standard: Mapping[str, object]) -> None:
-    if sys.version_info < (3, 11):  # pragma: no cover - tomllib is 3.11+
-        return
-    import tomllib
-
-    table = tomllib.loads(text).get("trackkit", {})
-    got = table.get("standard", {})
-    want = {k: list(v) if isinstance(v, tuple) else v for k, v in standard.items()}
-    if table.get("backend") != backend_string or table.get("project") != project or got != want:  # pragma: no cover
-        raise AssertionError(f"trackkit.toml writer produced {table!r}")
-
-
-def write_team_config(
-    rec: Recommendation,
-    path: str | os.PathLike[str],
-    project: str | None = None,
-    extra: Mapping[str, object] | None = None,
-    *,
-    standard: Mapping[str, object] | None = None,
-    force: bool = False,
-) -> Path:
-    """Write trackkit.toml adopting ``rec`` as the team standard; returns the file written.
-
-    ``path`` is the file, or a directory to write ``trackkit.toml`` into. An existing file is kept unless
-    ``force=True`` (raises :class:`TeamConfigExists`, a ``ConfigError`` and ``FileExistsError``).
-    """
-    target = Path(path)
-    if target.is_dir():
-        target = target / "trackkit.toml"
-    if target.exists() and not force:
-        raise TeamConfigExists(
-            f"{target}: already exists, not overwritten. Fix: edit it by hand, or pass force=True "
-            "(`trackkit recommend --write --force`) to replace it."
-        )
-    text = render_team_config(rec, project, extra, standard=standard)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
-    return target
