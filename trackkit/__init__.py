@@ -24,8 +24,7 @@ from .errors import (
 from .events import Status
 from .recommend import recommend
 from .run import Run, current_run, finish, init, log
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "BackendError",

@@ -25,8 +25,6 @@ trainer's process (``memory:``) force it.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
 import os
 import queue
@@ -42,8 +40,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import BackendSpec
-from .events import Event, Metrics, RunStarted, Status, event_from_record
-from .journal import JOURNAL_NAME, JournalReader, JournalWriter
+from .events import Event, Metrics, RunStarted, event_from_record
+from .journal import JournalReader
+from .rundir import RunDir, release, sink_key
 
 if TYPE_CHECKING:
     from .run import Run
@@ -55,13 +54,6 @@ BATCH = 10_000
 READ_SLICE = 2 << 20
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
-#: the trainer's final status when the journal could not hold its finish record (disk full)
-FINISH_NOTE = "finish.json"
-
-
-def sink_key(spec: BackendSpec) -> str:
-    text = f"{spec.scheme}|{spec.location}|{sorted(spec.options.items())}"
-    return f"{spec.scheme}-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
 @dataclass
@@ -140,7 +132,8 @@ class Delivery:
 
         self._load_sink = load_sink
         self.run_dir = run_dir
-        self.journal_path = os.path.join(run_dir, JOURNAL_NAME)
+        self.rundir = RunDir(run_dir)
+        self.journal_path = self.rundir.journal
         self.reader = JournalReader(self.journal_path)
         self.poll_interval = poll_interval
         self.drain_timeout = drain_timeout
@@ -152,29 +145,9 @@ class Delivery:
         self.start_event: RunStarted | None = None
         self.finished = False
         self.last_step: int | None = None
-        os.makedirs(os.path.join(run_dir, "cursors"), exist_ok=True)
         self.sinks = [_SinkState(s, sink_key(s)) for s in specs]
         for st in self.sinks:
-            st.cursor = self._load_cursor(st)
-
-    # ---------------------------------------------------------------- cursors
-
-    def _cursor_path(self, st: _SinkState) -> str:
-        return os.path.join(self.run_dir, "cursors", st.key + ".json")
-
-    def _load_cursor(self, st: _SinkState) -> int:
-        try:
-            with open(self._cursor_path(st)) as fh:
-                return int(json.load(fh)["offset"])
-        except (OSError, ValueError, KeyError):
-            return 0
-
-    def _save_cursor(self, st: _SinkState) -> None:
-        p = self._cursor_path(st)
-        tmp = p + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump({"offset": st.cursor, "backend": st.spec.scheme, "delivered": st.delivered}, fh)
-        os.replace(tmp, p)
+            st.cursor = self.rundir.load_cursor(st.key)
 
     # ---------------------------------------------------------------- the loop
 
@@ -288,7 +261,7 @@ class Delivery:
         st.cursor = st.pending[n - 1][1]
         del st.pending[:n]
         try:
-            self._save_cursor(st)
+            self.rundir.save_cursor(st.key, st.cursor, st.spec.scheme, st.delivered)
         except OSError as exc2:
             self.log(f"could not save cursor of {st.spec.scheme}: {exc2}")
 
@@ -327,34 +300,12 @@ class Delivery:
                 self.log(f"{st.spec.scheme}: close failed: {exc!r}")
             st.sink = None
 
-    def mark_killed(self, reason: str) -> None:
-        """Append the killed status for a trainer that died without finishing."""
-        self._mark("killed", reason, self.last_step, None)
-        self.log(f"marked the run killed: {reason}")
-
     def mark_ended(self) -> None:
-        """The trainer is gone and the journal has no finish record: use the status the trainer
-        left in ``finish.json`` when its journal was full, else the run was killed."""
-        try:
-            with open(os.path.join(self.run_dir, FINISH_NOTE)) as fh:
-                note = json.load(fh)
-            status, reason = str(note["status"]), str(note.get("reason") or "")
-            Status(status)
-        except (OSError, ValueError, KeyError, TypeError):
-            self.mark_killed("the training process ended without finishing (SIGKILL, OOM or hard crash)")
-            return
-        lost = note.get("journal_lost", 0)
-        reason = (f"{reason}; " if reason else "") + f"the journal lost {lost} record(s) (disk full or file too large)"
-        self._mark(status, reason, note.get("step", self.last_step), note.get("exit_code"))
-        self.log(f"marked the run {status} from {FINISH_NOTE}: {reason}")
-
-    def _mark(self, status: str, reason: str, step: int | None, exit_code: int | None) -> None:
-        run_id = self.start_event.run_id if self.start_event else ""
-        w = JournalWriter(self.journal_path, run_id, time.time())
-        now = time.time()
-        w.write({"k": "status", "status": status, "reason": reason, "step": step, "time": now, "details": {}})
-        w.write({"k": "finish", "status": status, "time": now, "reason": reason, "exit_code": exit_code})
-        w.close()
+        """The trainer is gone and the journal has no finish record: record the status the trainer
+        left in its finish note when its journal was full, else that the run was killed."""
+        end = self.rundir.close_segment(self.start_event.run_id if self.start_event else "", self.last_step)
+        source = f" from {os.path.basename(self.rundir.finish_note)}" if end.from_note else ""
+        self.log(f"marked the run {end.status.value}{source}: {self.rundir.ending_reason(end)}")
 
     def run(self, writer_alive: Callable[[], bool], stop: threading.Event | None = None) -> bool:
         """Deliver until the run is finished and every sink caught up, or the drain
@@ -373,7 +324,7 @@ class Delivery:
                 # mark the run ended only while holding the trainer lock: a requeued trainer that
                 # resumed the run in the meantime holds it, and its live segment must not get a
                 # killed/finish pair in the middle (docs/resume.md)
-                held = _take_trainer_lock(self.run_dir)
+                held = self.rundir.take_trainer_lock()
                 if held is None:
                     continue
                 try:
@@ -382,8 +333,7 @@ class Delivery:
                     if not self.finished:
                         self.mark_ended()
                 finally:
-                    if held >= 0:
-                        os.close(held)
+                    release(held)
                 continue
             now = time.monotonic()
             if stop is not None and stop.is_set():
@@ -403,57 +353,9 @@ class Delivery:
                 self.wait_any(self.poll_interval)
 
 
-AGENT_LOCK = "agent.lock"
-
-
-def _take_trainer_lock(run_dir: str) -> int | None:
-    """The trainer lock's fd, taken (release it by closing); None when a trainer holds it;
-    -1 when it cannot be opened at all (then nobody can hold it either)."""
-    try:
-        fd = os.open(os.path.join(run_dir, "lock"), os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return -1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def lock_is_held(run_dir: str, name: str = "lock") -> bool:
-    """True while the trainer that owns ``run_dir`` is alive (``name="agent.lock"``: while an
-    agent or ``trackkit sync`` is delivering it)."""
-    path = os.path.join(run_dir, name)
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops our lock too
-    return False
-
-
 def pending_sinks(run_dir: str, specs: Sequence[BackendSpec]) -> list[str]:
-    """Backends whose cursor is behind the end of the journal."""
-    try:
-        size = os.path.getsize(os.path.join(run_dir, JOURNAL_NAME))
-    except OSError:
-        return []
-    out = []
-    for spec in specs:
-        try:
-            with open(os.path.join(run_dir, "cursors", sink_key(spec) + ".json")) as fh:
-                offset = int(json.load(fh)["offset"])
-        except (OSError, ValueError, KeyError):
-            offset = 0
-        if offset < size:
-            out.append(_public(spec))
-    return out
+    """Backends whose cursor is behind the end of the journal, as backend strings fit to show."""
+    return [_public(s) for s in RunDir(run_dir).pending(specs)]
 
 
 # ---------------------------------------------------------------- trainer side
@@ -508,7 +410,7 @@ def start_agent(run: Run) -> AgentHandle:
         stop = threading.Event()
         delivery = Delivery(
             run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
-            flush_interval=run.settings.flush_interval, log=_file_logger(os.path.join(run.dir, "agent.log")),
+            flush_interval=run.settings.flush_interval, log=_file_logger(RunDir(run.dir).agent_log),
         )
         target: Callable[..., Any] = delivery.run
         if getattr(run, "resumed", 0):  # one deliverer per run: an earlier segment's agent may still deliver
@@ -518,7 +420,7 @@ def start_agent(run: Run) -> AgentHandle:
         return AgentHandle(run.dir, specs, thread=t, stop=stop)
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
-    logf = open(os.path.join(run.dir, "agent.log"), "ab")
+    logf = open(RunDir(run.dir).agent_log, "ab")
     try:
         proc = subprocess.Popen(
             [
@@ -545,9 +447,7 @@ def _after_earlier_agent(run_dir: str, delivery: Delivery) -> Callable[[Callable
     agent may still hold, deliver holding it, then let it go."""
 
     def run(writer_alive: Callable[[], bool], stop: threading.Event) -> bool:
-        from .resume import wait_for_agent_lock
-
-        fd = wait_for_agent_lock(run_dir, stop, delivery.log)
+        fd = RunDir(run_dir).wait_agent_lock(stop, delivery.log)
         if fd is None:  # finish() came first: the earlier agent delivers this segment too
             return False
         try:
@@ -587,18 +487,6 @@ def _scrub(msg: str) -> str:
         return msg
 
 
-def hold_agent_lock(run_dir: str) -> int | None:
-    """Take the run's delivery lock (one deliverer per run, so nothing is sent twice);
-    returns the fd to keep open, or None when another agent or sync holds it."""
-    fd = os.open(os.path.join(run_dir, AGENT_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    return fd
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
@@ -613,14 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
-    log = _file_logger(os.path.join(args.run_dir, "agent.log"))
+    rd = RunDir(args.run_dir)
+    log = _file_logger(rd.agent_log)
     stop = threading.Event()
-    lock = hold_agent_lock(args.run_dir)
+    lock = rd.hold_agent_lock()
     if lock is None and args.resumed:
-        from .resume import wait_for_agent_lock
-
         signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-        lock = wait_for_agent_lock(args.run_dir, stop, log)
+        lock = rd.wait_agent_lock(stop, log)
     if lock is None:
         log("another agent is delivering this run; exiting")
         return 0
@@ -638,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"agent started (pid {os.getpid()}) for {[_public(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
                         linger=args.linger, flush_interval=args.flush_interval, log=log)
-    ok = delivery.run(lambda: lock_is_held(args.run_dir), stop)
+    ok = delivery.run(rd.trainer_alive, stop)
     if stop.is_set():
         log("agent got SIGTERM: drained before exiting")
     left = pending_sinks(args.run_dir, specs)

@@ -9,23 +9,33 @@ deterministic id, TensorBoard the same directory). The journal gets a ``resume``
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import re
 import time
-import warnings
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import ConfigError, TrackkitWarning
-from .events import Artifact, RunFinished, RunRecord, RunResumed, RunStarted, Status, flatten_config
-from .journal import JOURNAL_NAME
+from .errors import ConfigError
+from .events import (
+    Artifact,
+    ConfigUpdate,
+    Event,
+    RunFinished,
+    RunRecord,
+    RunResumed,
+    RunStarted,
+    Status,
+    Tags,
+    flatten_config,
+)
+from .rundir import RunDir, ending_events, release
+from .util import jsonable
 
-if TYPE_CHECKING:
-    from .run import Run
-
-__all__ = ["ID_ENV", "ID_PATTERN", "RESUME_ENV", "RESUME_MODES", "resolve_id", "validate_id"]
+__all__ = [
+    "ID_ENV", "ID_PATTERN", "RESUME_ENV", "RESUME_MODES", "Opened", "ResumePlan", "open_named", "plan", "resolve_id",
+    "validate_id",
+]
 
 ID_ENV = "TRACKKIT_RUN_ID"
 RESUME_ENV = "TRACKKIT_RESUME"
@@ -73,179 +83,155 @@ def resolve_id(run_id: str | None, resume: str | None, environ: Mapping[str, str
     return run_id, mode
 
 
-def open_named(run: Run, parent: str, run_id: str, resume: str) -> tuple[str, RunRecord | None]:
-    """The directory of a run with a chosen id, its lock taken (``run._lock_fd``); with the
-    earlier segments' record when the run is resumed, else None (a new run with that id)."""
-    d = os.path.join(parent, run_id)
-    where = f"project {run.project!r} under {os.path.dirname(parent)!r}"
-    if _exists(d) and resume == "never":
+@dataclass
+class Opened:
+    """A run directory with a chosen id, its trainer lock taken (``lock_fd``, the caller's to keep)."""
+
+    rundir: RunDir
+    lock_fd: int
+    #: the earlier segments' record when the run is resumed; None: a new run with that id
+    prior: RunRecord | None
+
+
+def open_named(parent: str, project: str, run_id: str, resume: str) -> Opened:
+    """Open (or create) the directory of a run with a chosen id and take its trainer lock,
+    enforcing the resume mode. Raises ``ConfigError`` naming the fix; never leaves the lock held."""
+    rd = RunDir(os.path.join(parent, run_id))
+    where = f"project {project!r} under {os.path.dirname(parent)!r}"
+    if rd.has_journal() and resume == "never":
         raise ConfigError(
             f"id: a run with id {run_id!r} already exists in {where}. Fix: pass resume='allow' or "
             f"resume='must' (or {RESUME_ENV}=allow) to continue it, or choose another id"
         )
-    if not _exists(d) and resume == "must":
+    if not rd.has_journal() and resume == "must":
         raise ConfigError(
             f"id: resume='must' but there is no run with id {run_id!r} in {where}. Fix: check the id, "
             "project and root (the run lives in <root>/<project>/<id>/), or use resume='allow' to create it"
         )
-    os.makedirs(d, exist_ok=True)
-    fd = os.open(os.path.join(d, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    if not _flock_soon(fd):
-        os.close(fd)
+    os.makedirs(rd.path, exist_ok=True)
+    # a lingering agent or ``trackkit sync`` probes the lock (taking it for an instant): be patient
+    fd = rd.lock_trainer(patience=2.0)
+    if fd is None:
         raise ConfigError(
-            f"id: run {run_id!r} in {where} is still running: its training process holds {os.path.join(d, 'lock')}. "
+            f"id: run {run_id!r} in {where} is still running: its training process holds "
+            f"{os.path.join(rd.path, 'lock')}. "
             "Fix: resume only after that process has ended (stop it, or wait for it), or choose another id"
         ) from None
-    run._lock_fd = fd
-    if not _exists(d):
-        return d, None  # a new run with this id
-    if resume == "never":  # created by another process since the check above
-        raise ConfigError(
-            f"id: a run with id {run_id!r} already exists in {where}. Fix: pass resume='allow' or "
-            "resume='must' to continue it, or choose another id"
-        )
-    from .journal import load_run
-
     try:
-        prior: RunRecord = load_run(d)
-    except ValueError as exc:  # a journal written by a newer trackkit
-        raise ConfigError(f"id: run {run_id!r} in {where} cannot be resumed: {exc}") from None
-    if not any(isinstance(ev, RunStarted) for ev in prior.events):
-        return d, None  # the journal holds no start record (its first init died at once): start it anew
-    return d, prior
+        if not rd.has_journal():
+            return Opened(rd, fd, None)  # a new run with this id
+        if resume == "never":  # created by another process since the check above
+            raise ConfigError(
+                f"id: a run with id {run_id!r} already exists in {where}. Fix: pass resume='allow' or "
+                "resume='must' to continue it, or choose another id"
+            )
+        from .journal import load_run
 
-
-def _flock_soon(fd: int, patience: float = 2.0) -> bool:
-    """Take the trainer lock, retrying for ``patience`` seconds: a lingering agent or ``trackkit
-    sync`` probes it (taking it for an instant) to see whether the trainer is alive."""
-    deadline = time.monotonic() + patience
-    while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+            prior: RunRecord = load_run(rd.path)
+        except ValueError as exc:  # a journal written by a newer trackkit
+            raise ConfigError(f"id: run {run_id!r} in {where} cannot be resumed: {exc}") from None
+    except BaseException:
+        release(fd)
+        raise
+    if not any(isinstance(ev, RunStarted) for ev in prior.events):
+        return Opened(rd, fd, None)  # the journal holds no start record (its first init died at once): start anew
+    return Opened(rd, fd, prior)
 
 
-def _exists(d: str) -> bool:
-    try:
-        return os.path.getsize(os.path.join(d, JOURNAL_NAME)) > 0
-    except OSError:
-        return False
+@dataclass
+class ResumePlan:
+    """What a resumed run starts from, computed from the earlier segments' record; ``Run``
+    applies it (takes the fields, writes ``records`` in order, emits ``warnings``)."""
+
+    name: str
+    group: str | None
+    start_time: float | None
+    tags: dict[str, str]
+    config: dict[str, Any]
+    #: the last step logged before (-1: none)
+    step: int
+    #: next version number per artifact name
+    artifact_versions: dict[str, int]
+    #: how many times the run has been resumed, this one included
+    resumed: int
+    records: list[Event] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
-def continue_run(
-    run: Run,
+def plan(
+    rd: RunDir,
     prior: RunRecord,
     *,
+    run_id: str,
     name: str | None,
     group: str | None,
-    tags: Mapping[str, str] | Iterable[str] | None,
-) -> None:
-    """Write the records that make ``run`` the next segment of ``prior`` and take over its state."""
-    from .run import _jsonable, _norm_tags, _time
-
+    config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    meta: Mapping[str, Any],
+) -> ResumePlan:
+    """The records that make a new process the next segment of ``prior``, and the state it takes
+    over. ``config`` and ``tags`` are what was passed now (already JSON and normalised)."""
     info = prior.info
-    passed_config = dict(run.config)
-    passed_tags = _norm_tags(tags)
+    out = ResumePlan(
+        name=info.name, group=info.group, start_time=info.start_time, tags=dict(info.tags),
+        config=dict(info.config), step=info.last_step if info.last_step is not None else -1,
+        artifact_versions={}, resumed=info.resumed + 1,
+    )
     if name and name != info.name:
-        _warn(f"run {run.id!r} is resumed under its recorded name {info.name!r}; name={name!r} is ignored")
+        out.warnings.append(
+            f"run {run_id!r} is resumed under its recorded name {info.name!r}; name={name!r} is ignored"
+        )
     if group is not None and group != info.group:
-        _warn(f"run {run.id!r} is resumed in its recorded group {info.group!r}; group={group!r} is ignored")
-    run.name, run.group = info.name, info.group
-    if info.start_time is not None:
-        run.start_time = info.start_time
-    run.tags = dict(info.tags)
-    run.config = dict(info.config)
-    run._step = info.last_step if info.last_step is not None else -1
+        out.warnings.append(
+            f"run {run_id!r} is resumed in its recorded group {info.group!r}; group={group!r} is ignored"
+        )
     for ev in prior.events:
         if isinstance(ev, Artifact):
-            run._artifact_versions[ev.name] = max(run._artifact_versions[ev.name], ev.version + 1)
+            out.artifact_versions[ev.name] = max(out.artifact_versions.get(ev.name, 0), ev.version + 1)
 
     # the earlier segment must be closed: a trainer that died with its agent (a whole SLURM job
     # killed) left no finish record, so this process records what the agent would have
     last_end = next((ev for ev in reversed(prior.events) if isinstance(ev, (RunFinished, RunResumed))), None)
     previous: Status = info.status
     if not isinstance(last_end, RunFinished):
-        previous = _close_segment(run, info.last_step)
-    else:  # an earlier segment's finish.json (its journal was full) must not decide this one's status
-        from .agent import FINISH_NOTE
-
-        try:
-            os.unlink(os.path.join(run.dir, FINISH_NOTE))
-        except OSError:
-            pass
-    run.resumed = info.resumed + 1
+        end = rd.ending(info.last_step, killed_reason=SEEN_AT_RESUME)
+        previous = end.status
+        out.records += ending_events(end.status, rd.ending_reason(end), end.step, end.exit_code)
     if previous is Status.COMPLETED:
-        _warn(
-            f"run {run.id!r} had completed; it is resumed (its status goes back to running and the new "
+        out.warnings.append(
+            f"run {run_id!r} had completed; it is resumed (its status goes back to running and the new "
             "segment's end decides the final status)"
         )
-    run._write_record(
-        {
-            "k": "resume",
-            "time": _time(),
-            "segment": run.resumed,
-            "previous_status": previous.value,
-            "step": info.last_step,
-            "meta": run.meta,
-        },
-        "resume",
+    now = time.time()
+    out.records.append(
+        RunResumed(time=now, segment=out.resumed, previous_status=previous, step=info.last_step, meta=dict(meta))
     )
     # config: the recorded one is kept; what was passed now is merged in as a config update
-    recorded = run.config
-    merged = _deep_merge(recorded, passed_config)
-    update = {k: merged[k] for k in passed_config if k not in recorded or merged[k] != recorded[k]}
+    recorded = out.config
+    merged = _deep_merge(recorded, config)
+    update = {k: merged[k] for k in config if k not in recorded or merged[k] != recorded[k]}
     if update:
-        flat_old, flat_new = flatten_config(recorded), flatten_config(passed_config)
+        flat_old, flat_new = flatten_config(recorded), flatten_config(config)
         changed = sorted(k for k, v in flat_new.items() if k in flat_old and flat_old[k] != v)
         if changed:
             shown = ", ".join(changed[:10]) + (f" and {len(changed) - 10} more" if len(changed) > 10 else "")
-            _warn(
-                f"run {run.id!r} is resumed with config values that differ from the recorded ones: {shown}. "
+            out.warnings.append(
+                f"run {run_id!r} is resumed with config values that differ from the recorded ones: {shown}. "
                 "The new values are recorded as a config update (MLflow keeps the first value of a param; "
                 "the config artifacts hold both)"
             )
-        run.config = merged
-        run._write_record({"k": "config", "config": _jsonable(update), "time": _time()}, "config")
-    new_tags = {k: v for k, v in passed_tags.items() if run.tags.get(k) != v}
+        out.config = merged
+        out.records.append(ConfigUpdate(config=jsonable(update), time=now))
+    new_tags = {k: v for k, v in tags.items() if out.tags.get(k) != v}
     if new_tags:
-        run.tags.update(new_tags)
-        run._write_record({"k": "tags", "tags": new_tags, "time": _time()}, "tags")
+        out.tags.update(new_tags)
+        out.records.append(Tags(tags=new_tags, time=now))
+    return out
 
 
-def _close_segment(run: Run, last_step: int | None) -> Status:
-    """Append ``status`` + ``finish`` for an earlier segment whose trainer died unmarked: the status
-    it left in ``finish.json`` (its journal was full), else ``killed``. Returns that status."""
-    from .agent import FINISH_NOTE
-    from .run import _time
-
-    status, reason, exit_code, step = Status.KILLED, "", None, last_step
-    note_path = os.path.join(run.dir, FINISH_NOTE)
-    try:
-        with open(note_path) as fh:
-            note = json.load(fh)
-        status = Status(str(note["status"]))
-        reason = str(note.get("reason") or "")
-        code = note.get("exit_code")
-        exit_code = code if isinstance(code, int) else None
-        step = note.get("step", last_step)
-    except (OSError, ValueError, KeyError, TypeError):
-        reason = "the training process ended without finishing (SIGKILL, OOM or hard crash); seen at resume"
-    now = _time()
-    run._write_record(
-        {"k": "status", "status": status.value, "reason": reason, "step": step, "time": now, "details": {}}, "status"
-    )
-    run._write_record(
-        {"k": "finish", "status": status.value, "time": now, "reason": reason, "exit_code": exit_code}, "finish"
-    )
-    try:  # it belonged to that segment: a later one must not inherit it
-        os.unlink(note_path)
-    except OSError:
-        pass
-    return status
+#: the killed reason of a segment found unmarked when its run is resumed
+SEEN_AT_RESUME = "the training process ended without finishing (SIGKILL, OOM or hard crash); seen at resume"
 
 
 def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -254,25 +240,3 @@ def _deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str,
         old = out.get(k)
         out[k] = _deep_merge(old, v) if isinstance(old, Mapping) and isinstance(v, Mapping) else v
     return out
-
-
-def _warn(message: str) -> None:
-    warnings.warn(f"trackkit: {message}", TrackkitWarning, stacklevel=5)
-
-
-def wait_for_agent_lock(run_dir: str, stop: Any, log: Any, poll: float = 0.1) -> int | None:
-    """For the agent of a resumed run: wait while the agent of an earlier segment (still draining
-    it, or already delivering the new segment) holds the delivery lock; None when ``stop`` is set."""
-    from .agent import hold_agent_lock
-
-    logged = False
-    while True:
-        fd = hold_agent_lock(run_dir)
-        if fd is not None:
-            return fd
-        if not logged:
-            log("the agent of an earlier segment is still delivering this run; waiting for it")
-            logged = True
-        if stop.is_set():
-            return None
-        time.sleep(poll)

@@ -1,130 +1,47 @@
-"""The Run: lifecycle, the microsecond ``log()`` path, status, hooks.
+"""The Run: lifecycle, the microsecond ``log()`` path, status.
 
-``log()`` encodes one compact record and appends it to the journal with one
-``write(2)``. No SDK call, no lock wait, no exception into the loop (unless
-``strict`` or ``on_nan="stop"``). A delivery agent (``agent.py``) feeds the
-backends from the journal.
+``log()`` encodes one compact record and appends it to the journal with one ``write(2)``.
+No SDK call, no lock wait, no exception into the loop (unless ``strict`` or
+``on_nan="stop"``). A delivery agent (``agent.py``) feeds the backends from the journal.
+How the pieces fit: docs/architecture.md.
 """
 
 from __future__ import annotations
 
-import atexit
-import fcntl
-import hashlib
-import json
-import math
 import os
 import secrets
-import shutil
-import signal
-import sys
 import threading
 import time
 import traceback
 import warnings
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from types import FrameType, TracebackType
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Status
-from .journal import JOURNAL_NAME, JournalWriter
+from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags
+from .hooks import ProcessHooks
+from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
+from .rundir import RunDir, ending_events, release
+from .util import copy_hashed, jsonable, norm_tags, safe_repr
 
 if TYPE_CHECKING:
+    from .agent import AgentHandle
     from .backend import BackendSpec
+    from .resume import ResumePlan
     from .settings import Settings
 
 __all__ = ["Run", "current_run", "finish", "init", "log"]
 
-_encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-_isfinite = math.isfinite
-_float_repr = float.__repr__
-#: ints outside int64 become floats (every backend stores a double; the agent reads them with float())
-_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _time = time.time
 
 _active: Run | None = None
-#: settings forced on every init (trackkit.testing.capture)
-_overrides: dict[str, Any] = {}
 _active_lock = threading.Lock()
 
 
 def current_run() -> Run | None:
     return _active
-
-
-def _jsonable(obj: Any, _seen: set[int] | None = None, _depth: int = 0) -> Any:
-    """Config values as JSON: non-serializable objects become their repr, cycles are cut."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, int):  # JSON cannot write an int of more than 4300 digits
-        return int(obj) if obj.bit_length() <= 10_000 else f"<int of {obj.bit_length()} bits>"
-    if isinstance(obj, float):
-        return obj if _isfinite(obj) else str(obj)
-    seen = _seen if _seen is not None else set()
-    if id(obj) in seen or _depth > 64:
-        return "<cycle>"
-    if isinstance(obj, Mapping):
-        seen.add(id(obj))
-        out = {str(k): _jsonable(v, seen, _depth + 1) for k, v in obj.items()}
-        seen.discard(id(obj))
-        return out
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        seen.add(id(obj))
-        items = sorted(obj, key=_safe_repr) if isinstance(obj, (set, frozenset)) else obj
-        out_l = [_jsonable(v, seen, _depth + 1) for v in items]
-        seen.discard(id(obj))
-        return out_l
-    if isinstance(obj, (bytes, bytearray)):
-        return f"<{len(obj)} bytes>"
-    try:
-        return _jsonable_object(obj, seen, _depth)
-    except Exception:  # a user object whose attribute access raises
-        return _safe_repr(obj)
-
-
-def _jsonable_object(obj: Any, seen: set[int], _depth: int) -> Any:
-    item = getattr(obj, "item", None)  # numpy / torch scalars
-    if callable(item) and getattr(obj, "ndim", 1) == 0:
-        try:
-            return _jsonable(item(), seen, _depth + 1)
-        except Exception:
-            pass
-    for attr in ("model_dump", "to_dict", "_asdict"):  # pydantic, omegaconf-likes, namedtuples
-        fn = getattr(obj, attr, None)
-        if callable(fn):
-            try:
-                return _jsonable(fn(), seen, _depth + 1)
-            except Exception:
-                pass
-    if hasattr(obj, "__dataclass_fields__"):
-        import dataclasses
-
-        try:
-            return _jsonable(dataclasses.asdict(obj), seen, _depth + 1)
-        except Exception:
-            pass
-    if hasattr(obj, "__fspath__"):
-        return os.fspath(obj)
-    try:
-        return repr(obj)
-    except Exception:
-        return f"<unrepresentable {type(obj).__name__}>"
-
-
-def _safe_repr(obj: Any, limit: int = 120) -> str:
-    """A short repr for warning messages that never raises (a user's ``__repr__`` may, and so does
-    ``repr`` of an int with more than 4300 digits) and never builds a huge string first."""
-    try:
-        import reprlib
-
-        r = reprlib.Repr()
-        r.maxstring = r.maxother = r.maxlong = limit
-        text = r.repr(obj)
-    except Exception:
-        text = f"<{type(obj).__name__} object>"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _new_run_id() -> str:
@@ -158,9 +75,9 @@ class Run:
         self.name = name or _default_name(settings.standard.name_template, self)
         #: the config as recorded: init() already made it JSON and redacted it
         self.config: dict[str, Any] = dict(config or {})
-        self.tags: dict[str, str] = _norm_tags(tags)
+        self.tags: dict[str, str] = norm_tags(tags)
         #: provenance and run facts recorded at init (the journal's start record)
-        self.meta: dict[str, Any] = _jsonable(dict(meta or {}))
+        self.meta: dict[str, Any] = jsonable(dict(meta or {}))
         self.status = Status.RUNNING
         self.reason = ""
         #: counters of problems handled (bad values, journal errors ...); never raised unless strict
@@ -168,6 +85,8 @@ class Run:
         self.records_written = 0
         #: log() calls whose record could not be written to the journal (lost; also in problems["journal"])
         self.logs_lost = 0
+        #: how many times this run was resumed before this process (0: a new run)
+        self.resumed = 0
         self._warned: set[str] = set()
         self._step = -1
         self._diverged: tuple[str, float, int] | None = None
@@ -177,29 +96,53 @@ class Run:
         self._artifact_versions: Counter[str] = Counter()
         #: SDK objects handed out by native(), finished with the run
         self._natives: dict[str, Any] = {}
-        #: metric key -> its JSON text plus ":" (keys repeat every step; encode each once)
-        self._key_json: dict[Any, str] = {}
+        self._lines = MetricLines(self._coerce_value)
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
-
-        root = os.path.abspath(settings.root)
-        #: how many times this run was resumed before this process (0: a new run)
-        self.resumed = 0
         self._lock_fd = -1
-        prior: Any = None
-        try:
-            parent = os.path.join(root, _safe(self.project))
-            if run_id is None:
-                self.dir = self._claim_dir(parent)
-            else:
-                from .resume import open_named  # with the earlier segments' record when resumed
 
-                self.dir, prior = open_named(self, parent, run_id, resume)
-            # held for the trainer's lifetime: the kernel drops it when the process dies, however it dies
-            if self._lock_fd < 0:
-                self._lock_fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            self._journal = JournalWriter(os.path.join(self.dir, JOURNAL_NAME), self.id, self.start_time)
+        plan = self._open(os.path.abspath(settings.root), run_id, resume, name=name, group=group)
+        if plan is not None:  # a resumed run: a resume record continues the journal (docs/resume.md)
+            self._apply(plan)
+        else:
+            self._write(
+                RunStarted(run_id=self.id, project=self.project, name=self.name, start_time=self.start_time,
+                           group=group, tags=self.tags, config=self.config, meta=self.meta),
+                "start",
+            )
+        for fname, content in (artifacts or {}).items():
+            self._snapshot_bytes(fname, content)
+
+        from .agent import start_agent
+
+        self._agent: AgentHandle = start_agent(self)
+        self._hooks = ProcessHooks(self._pid, self.finish, self._finish_from_exception)
+        self._hooks.install()
+
+    def _open(self, root: str, run_id: str | None, resume: str, *, name: str | None,
+              group: str | None) -> ResumePlan | None:
+        """Create (or, with an id, open) the run directory, hold the trainer lock for the process's
+        lifetime (the kernel drops it however the process dies) and open the journal. Returns the
+        resume plan of a run that continues, else None."""
+        plan: ResumePlan | None = None
+        try:
+            parent = RunDir.project_dir(root, self.project)
+            if run_id is None:
+                self._rundir, self.id = RunDir.claim(parent, _new_run_id, self.id)
+                fd = self._rundir.lock_trainer()
+                if fd is None:  # a directory just made by this process: nobody else can hold it
+                    raise OSError(f"the trainer lock of the new run directory {self._rundir.path} is held")
+                self._lock_fd = fd
+            else:
+                from . import resume as resuming
+
+                opened = resuming.open_named(parent, self.project, run_id, resume)
+                self._rundir, self._lock_fd = opened.rundir, opened.lock_fd
+                if opened.prior is not None:
+                    plan = resuming.plan(self._rundir, opened.prior, run_id=self.id, name=name, group=group,
+                                         config=self.config, tags=self.tags, meta=self.meta)
+            self.dir = self._rundir.path
+            self._journal = JournalWriter(self._rundir.journal, self.id, self.start_time)
         except ConfigError:  # resume refused after the lock was taken: never keep it held
             self._release_lock()
             raise
@@ -209,45 +152,21 @@ class Run:
                 f"root: cannot create the run's journal under {root!r} ({exc}). Fix: point root= "
                 "(or TRACKKIT_ROOT, or root in trackkit.toml) at a writable directory with free space"
             ) from exc
-        if prior is not None:  # a resumed run: a resume record continues the journal (docs/resume.md)
-            from .resume import continue_run
+        return plan
 
-            continue_run(self, prior, name=name, group=group, tags=tags)
-        else:
-            self._write_record(
-                {
-                    "k": "start",
-                    "run_id": self.id,
-                    "project": self.project,
-                    "name": self.name,
-                    "group": group,
-                    "start_time": self.start_time,
-                    "tags": self.tags,
-                    "config": self.config,
-                    "meta": self.meta,
-                },
-                "start",
-            )
-        for fname, content in (artifacts or {}).items():
-            self._snapshot_bytes(fname, content)
-
-        from .agent import start_agent
-
-        self._agent = start_agent(self)
-        self._install_hooks()
-
-    def _claim_dir(self, parent: str) -> str:
-        """Create this run's own directory atomically: a run started by another process in
-        the same millisecond that drew the same id never shares it (a new id is drawn)."""
-        os.makedirs(parent, exist_ok=True)
-        for _ in range(100):
-            d = os.path.join(parent, self.id)
-            try:
-                os.mkdir(d)
-                return d
-            except FileExistsError:
-                self.id = _new_run_id()
-        raise FileExistsError(f"no free run id under {parent}")
+    def _apply(self, plan: ResumePlan) -> None:
+        """Become the next segment of a resumed run: take over its state, write its records."""
+        self.name, self.group, self.tags, self.config = plan.name, plan.group, plan.tags, plan.config
+        if plan.start_time is not None:
+            self.start_time = plan.start_time
+        self._step = plan.step
+        self._artifact_versions.update(plan.artifact_versions)
+        self.resumed = plan.resumed
+        for message in plan.warnings:
+            warnings.warn(f"trackkit: {message}", TrackkitWarning, stacklevel=4)
+        self._write_all(plan.records)
+        # an earlier segment's finish note must not decide this one's status
+        self._rundir.drop_finish_note()
 
     # ------------------------------------------------------------------ logging
 
@@ -261,36 +180,10 @@ class Run:
                 step = self._coerce_step(step)
             if step > self._step:
                 self._step = step
-            # the record is formatted by hand: json.dumps costs ~4 us for this, the whole call ~2 us
-            parts = []
-            bad = None
-            keys = self._key_json
-            for k, v in values.items():
-                t = type(v)
-                if t is not float and (t is not int or not _I64_MIN <= v <= _I64_MAX):
-                    v = self._coerce_value(k, v)
-                    if v is None:
-                        continue
-                if type(v) is float:
-                    if _isfinite(v):
-                        r = _float_repr(v)
-                    else:
-                        r = "NaN" if v != v else ("Infinity" if v > 0 else "-Infinity")
-                        if bad is None:
-                            bad = (str(k), v)
-                else:
-                    r = str(v)
-                ek = keys.get(k)
-                if ek is None:
-                    if len(keys) > 10_000:  # keys made up per step must not grow memory without bound
-                        keys.clear()
-                    ek = keys[k] = _encode(k if type(k) is str else str(k)) + ":"
-                parts.append(ek + r)
-            if not parts:
+            line, bad = self._lines.format(values, step, _time())
+            if line is None:
                 return
-            self._journal.write_line(
-                '{"k":"m","s":' + str(step) + ',"t":' + _float_repr(_time()) + ',"v":{' + ",".join(parts) + "}}"
-            )
+            self._journal.write_line(line)
             self.records_written += 1
             if bad is not None:  # after the write: the diverging value itself is kept
                 self._nonfinite(bad[0], bad[1], step)
@@ -304,18 +197,18 @@ class Run:
             self.logs_lost += 1
             self._problem("journal", f"journal write failed ({exc}); this log() call was NOT saved")
         except Exception as exc:
-            self._problem("log", f"log() could not record {_safe_repr(values, 200)}: {_safe_repr(exc)}")
+            self._problem("log", f"log() could not record {safe_repr(values, 200)}: {safe_repr(exc)}")
 
     def _coerce_step(self, step: Any) -> int:
         try:
             s = int(step)
         except Exception as exc:
-            raise ConfigError(f"step: {_safe_repr(step)} is not an integer. Fix: pass step=int(...)") from exc
+            raise ConfigError(f"step: {safe_repr(step)} is not an integer. Fix: pass step=int(...)") from exc
         return s
 
     def _coerce_value(self, key: Any, v: Any) -> float | int | None:
         if v is None or isinstance(v, (str, bytes)):
-            what = f"log(): {_safe_repr(key)} has a non-numeric value {_safe_repr(v, 60)}; skipped"
+            what = f"log(): {safe_repr(key)} has a non-numeric value {safe_repr(v, 60)}; skipped"
             self._problem(f"value:{key}", what)
             return None
         if isinstance(v, bool):
@@ -326,17 +219,17 @@ class Run:
             if n is not None and n != 1:
                 self._problem(
                     f"value:{key}",
-                    f"log(): {_safe_repr(key)} holds {n} elements; skipped. "
+                    f"log(): {safe_repr(key)} holds {n} elements; skipped. "
                     "Fix: log a scalar (e.g. tensor.mean().item())",
                 )
                 return None
             if hasattr(v, "item"):
                 v = v.item()
             out: float | int = int(v) if isinstance(v, int) else float(v)
-            if not _I64_MIN <= out <= _I64_MAX:  # beyond int64: a float, or skipped when no float holds it
+            if not I64_MIN <= out <= I64_MAX:  # beyond int64: a float, or skipped when no float holds it
                 out = float(out)
         except Exception as exc:
-            what = f"log(): {_safe_repr(key)}={_safe_repr(v, 60)} is not a number ({_safe_repr(exc)}); skipped"
+            what = f"log(): {safe_repr(key)}={safe_repr(v, 60)} is not a number ({safe_repr(exc)}); skipped"
             self._problem(f"value:{key}", what)
             return None
         return out
@@ -348,24 +241,21 @@ class Run:
             return
         self._diverged = (key, value, step)
         reason = f"{key}={value} at step {step}"
-        self._write_record(
-            {"k": "status", "status": "diverged", "reason": reason, "step": step, "time": _time(), "details": {}},
-            "status",
-        )
+        self._write(StatusChange(status=Status.DIVERGED, reason=reason, step=step, time=_time()), "status")
         self.status, self.reason = Status.DIVERGED, reason
         if self._on_nan == "stop":
             raise DivergedError(key, value, step)
 
     def log_config(self, config: Mapping[str, Any]) -> None:
         """Add or change config values (merged into the run's config)."""
-        data = _jsonable(dict(config))
+        data = jsonable(dict(config))
         self.config.update(data)
-        self._write_record({"k": "config", "config": data, "time": _time()}, "config")
+        self._write(ConfigUpdate(config=data, time=_time()), "config")
 
     def set_tags(self, tags: Mapping[str, str] | Iterable[str]) -> None:
-        data = _norm_tags(tags)
+        data = norm_tags(tags)
         self.tags.update(data)
-        self._write_record({"k": "tags", "tags": data, "time": _time()}, "tags")
+        self._write(Tags(tags=data, time=_time()), "tags")
 
     def log_artifact(
         self,
@@ -384,24 +274,12 @@ class Run:
             name = name or os.path.basename(src.rstrip(os.sep))
             version = self._artifact_versions[name]
             self._artifact_versions[name] += 1
-            dest_dir = os.path.join(self.dir, "artifacts", _safe(name), f"v{version}")
-            os.makedirs(dest_dir, exist_ok=True)
-            dest = os.path.join(dest_dir, os.path.basename(src.rstrip(os.sep)) or name)
-            sha, size = _copy_hashed(src, dest)
-            self._write_record(
-                {
-                    "k": "artifact",
-                    "path": dest,
-                    "name": name,
-                    "kind": kind,
-                    "sha256": sha,
-                    "size": size,
-                    "version": version,
-                    "aliases": list(dict.fromkeys(aliases)),
-                    "metadata": _jsonable(dict(metadata or {})),
-                    "source": os.path.abspath(src),
-                    "time": _time(),
-                },
+            dest = os.path.join(self._rundir.artifact_dir(name, version), os.path.basename(src.rstrip(os.sep)) or name)
+            sha, size = copy_hashed(src, dest)
+            self._write(
+                Artifact(path=dest, name=name, kind=kind, sha256=sha, size=size, version=version,
+                         aliases=tuple(dict.fromkeys(aliases)), metadata=jsonable(dict(metadata or {})),
+                         source=os.path.abspath(src), time=_time()),
                 "artifact",
             )
             return dest
@@ -410,9 +288,7 @@ class Run:
             return None
 
     def _snapshot_bytes(self, fname: str, content: bytes | str) -> None:
-        d = os.path.join(self.dir, "artifacts", "_provenance")
-        os.makedirs(d, exist_ok=True)
-        p = os.path.join(d, fname)
+        p = os.path.join(self._rundir.provenance_dir(), fname)
         with open(p, "wb") as fh:
             fh.write(content.encode() if isinstance(content, str) else content)
         self.log_artifact(p, fname, kind="provenance")
@@ -448,26 +324,15 @@ class Run:
         self._finished = True
         self._close_natives()
         try:
-            now = _time()
             last_step = self._step if self._step >= 0 else None
-            if st is not Status.DIVERGED or not self._diverged:
-                self._write_record(
-                    {
-                        "k": "status",
-                        "status": st.value,
-                        "reason": reason,
-                        "step": last_step,
-                        "time": now,
-                        "details": _jsonable(dict(details or {})),
-                    },
-                    "status",
-                )
-            fin = {"k": "finish", "status": st.value, "time": now, "reason": reason, "exit_code": exit_code}
-            if not self._write_record(fin, "finish"):
+            # a diverged run already has its status record (at the step it happened)
+            ending = ending_events(st, reason, last_step, exit_code, details=jsonable(dict(details or {})),
+                                   with_status=st is not Status.DIVERGED or not self._diverged)
+            if not self._write_all(ending):
                 # the journal cannot hold it (disk full, file too large): leave the true status in a
                 # small side file, and let go of the lock now, so the agent ends the run with it at
                 # once instead of waiting for the drain deadline and calling it killed
-                self._finish_note(fin, last_step)
+                self._rundir.write_finish_note(st, reason, last_step, exit_code, self.problems.get("journal", 0))
                 self._release_lock()
             self.status, self.reason = st, reason
             self._journal.close()
@@ -475,30 +340,14 @@ class Run:
             with _active_lock:
                 if _active is self:
                     _active = None
-            self._uninstall_hooks()
+            self._hooks.uninstall()
             self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
             self._release_lock()
             self._report()
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1
-        if fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def _finish_note(self, fin: dict[str, Any], step: int | None) -> None:
-        from .agent import FINISH_NOTE
-
-        note = {**fin, "step": step, "journal_lost": self.problems.get("journal", 0)}
-        path = os.path.join(self.dir, FINISH_NOTE)
-        try:
-            with open(path + ".tmp", "w") as fh:
-                fh.write(_encode(note))
-            os.replace(path + ".tmp", path)
-        except OSError:
-            pass  # then the agent records "killed": the journal is all it has
+        release(fd)
 
     def _report(self) -> None:
         lost = self.problems.get("journal", 0)
@@ -572,76 +421,13 @@ class Run:
             details={"exception": type(exc).__qualname__, "traceback": text[-20000:], "last_step": self._step},
         )
 
-    # ------------------------------------------------------------------ hooks
-
-    def _install_hooks(self) -> None:
-        self._prev_handlers: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                try:
-                    self._prev_handlers[sig] = signal.getsignal(sig)
-                    signal.signal(sig, self._on_signal)
-                except (ValueError, OSError):
-                    pass
-        self._prev_excepthook = sys.excepthook
-        sys.excepthook = self._excepthook
-        # SystemExit never reaches an excepthook: remember sys.exit()'s code for atexit
-        self._exit_code: Any = None
-        self._prev_exit = sys.exit
-        setattr(sys, "exit", self._sys_exit)  # noqa: B010
-        atexit.register(self._atexit)
-
-    def _uninstall_hooks(self) -> None:
-        for sig, prev in getattr(self, "_prev_handlers", {}).items():
-            try:
-                if signal.getsignal(sig) == self._on_signal:
-                    signal.signal(sig, prev)
-            except (ValueError, OSError, TypeError):
-                pass
-        self._prev_handlers = {}
-        if sys.excepthook == self._excepthook:
-            sys.excepthook = self._prev_excepthook
-        if getattr(sys, "exit", None) == getattr(self, "_sys_exit", None):
-            setattr(sys, "exit", self._prev_exit)  # noqa: B010
-        atexit.unregister(self._atexit)
-
-    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        prev = self._prev_handlers.get(signum, signal.SIG_DFL)
-        if os.getpid() == self._pid and signum != signal.SIGINT:
-            self.finish(Status.KILLED, signal.Signals(signum).name, exit_code=128 + signum)
-        # SIGINT: KeyboardInterrupt (or the user's handler) decides; __exit__/excepthook record "killed".
-        # A forked child (DataLoader worker) only chains: the run belongs to its parent.
-        if callable(prev):
-            prev(signum, frame)
-        elif prev == signal.SIG_DFL:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-
-    def _excepthook(self, et: type[BaseException], ev: BaseException, tb: TracebackType | None) -> None:
-        try:
-            self._finish_from_exception(ev, tb)
-        finally:
-            self._prev_excepthook(et, ev, tb)
-
-    def _sys_exit(self, code: Any = None) -> Any:
-        self._exit_code = code
-        return self._prev_exit(code)
-
-    def _atexit(self) -> None:
-        code = self._exit_code
-        if code is not None and code != 0:
-            self._finish_from_exception(SystemExit(code), None)
-        else:
-            self.finish()
-
     # ------------------------------------------------------------------ internals
 
-    def _write_record(self, rec: dict[str, Any], what: str) -> bool:
-        """True when the record is in the journal."""
+    def _write(self, ev: Event, what: str) -> bool:
+        """Append one record (built from its event by the journal's one encoder); True when the
+        journal holds it."""
         try:
-            self._journal.write_line(_encode(rec))
+            self._journal.write_line(encode(ev))
             self.records_written += 1
             return True
         except OSError as exc:
@@ -649,6 +435,14 @@ class Run:
         except (TypeError, ValueError) as exc:
             self._problem(what, f"could not encode the {what} record: {exc}")
         return False
+
+    def _write_all(self, events: Sequence[Event]) -> bool:
+        """Append records in order; True when the journal holds the last one (the one that
+        decides: a segment's finish)."""
+        ok = True
+        for ev in events:
+            ok = self._write(ev, _WHAT.get(type(ev).__name__, type(ev).__name__))
+        return ok
 
     def _problem(self, kind: str, message: str) -> None:
         self.problems[kind.split(":")[0]] += 1
@@ -693,22 +487,9 @@ class Run:
         return f"<trackkit.Run {self.name} id={self.id} status={self.status.value} dir={self.dir}>"
 
 
-# ---------------------------------------------------------------------- helpers
-
-
-def _safe(name: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip(".")
-    return out[:100] or "_"
-
-
-def _norm_tags(tags: Mapping[str, str] | Iterable[str] | None) -> dict[str, str]:
-    if tags is None:
-        return {}
-    if isinstance(tags, str):
-        return {tags: ""}
-    if isinstance(tags, Mapping):
-        return {str(k): "" if v is None else str(v) for k, v in tags.items()}
-    return {str(t): "" for t in tags}
+#: the word a failed write of a record of this kind is reported with
+_WHAT = {"StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume", "ConfigUpdate": "config",
+         "Tags": "tags", "Artifact": "artifact", "RunStarted": "start"}
 
 
 def _default_name(template: str | None, run: Run) -> str:
@@ -722,38 +503,6 @@ def _default_name(template: str | None, run: Run) -> str:
                 "Fix: use only {project}, {id}, {date}, {group}"
             ) from None
     return f"{stamp}-{run.id[-4:]}"
-
-
-def _copy_hashed(src: str, dest: str) -> tuple[str, int]:
-    """Copy a file or a directory tree, hashing the bytes as they pass. Returns (sha256, size)."""
-    h = hashlib.sha256()
-    size = 0
-    if os.path.isdir(src):
-        for root, dirs, files in os.walk(src):
-            dirs.sort()
-            for f in sorted(files):
-                s = os.path.join(root, f)
-                rel = os.path.relpath(s, src)
-                h.update(rel.encode("utf-8", "surrogatepass") + b"\0")
-                _, n = _copy_file(s, os.path.join(dest, rel), h)
-                size += n
-        return h.hexdigest(), size
-    return _copy_file(src, dest, h)
-
-
-def _copy_file(src: str, dest: str, h: Any) -> tuple[str, int]:
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    size = 0
-    with open(src, "rb") as fi, open(dest, "wb") as fo:
-        while True:
-            chunk = fi.read(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            fo.write(chunk)
-            size += len(chunk)
-    shutil.copystat(src, dest)
-    return h.hexdigest(), size
 
 
 # ---------------------------------------------------------------------- module API
@@ -795,145 +544,31 @@ def init(
     journal, config and backend runs; ``run.step`` is the last step logged before, so
     ``start = (run.step or -1) + 1``. See docs/resume.md."""
     global _active
-    from .registry import check_available, parse_backends, warn_capabilities
     from .resume import resolve_id
-    from .settings import load_settings
+    from .start import check_standard, prepare
 
     run_id, resume_mode = resolve_id(id, resume)
-
-    settings = load_settings(
-        {
-            "project": project,
-            "backend": backend,
-            "root": root,
-            "agent": agent,
-            "drain_timeout": drain_timeout,
-            "linger": linger,
-            "flush_interval": flush_interval,
-            "on_nan": on_nan,
-            "strict": strict,
-            "capture": capture,
-            **_overrides,
-        }
-    )
-    specs = parse_backends(settings.backend)
-    for spec in specs:
-        check_available(spec)
-    warn_capabilities(specs)
-    if config is not None and not isinstance(config, Mapping):
-        config = _config_from_object(config)
-    meta: dict[str, Any] = {"trackkit_version": _version(), "backends": [_public_spec(s) for s in specs]}
-    if seed is not None:
-        from .provenance import seed_everything
-
-        seed_everything(seed)
-    meta_p, files = _capture(settings, data)
-    meta.update(meta_p)
-    config = _redact(_jsonable(dict(config or {})), settings.redact_patterns)
+    prep = prepare(config, data, seed, {
+        "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
+        "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict, "capture": capture,
+    })
     if reinit not in ("finish_previous", "create_new"):
         raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")
     with _active_lock:
         prev = _active
-    if prev is not None and not prev._finished and reinit == "finish_previous":
+    if prev is not None and not prev.finished and reinit == "finish_previous":
         warnings.warn(
             f"trackkit.init: run {prev.name} is still active; it is finished (completed) before the new one starts",
             TrackkitWarning,
             stacklevel=2,
         )
         prev.finish()
-    run = Run(settings, specs, config=config, name=name, group=group, tags=tags, meta=meta, artifacts=files,
-              run_id=run_id, resume=resume_mode)
-    _check_standard(run)
+    run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
+              artifacts=prep.files, run_id=run_id, resume=resume_mode)
+    check_standard(run)
     with _active_lock:
         _active = run
     return run
-
-
-def _config_from_object(obj: Any) -> Mapping[str, Any]:
-    data = _jsonable(obj)
-    if isinstance(data, Mapping):
-        return data
-    raise ConfigError(
-        f"config: expected a mapping (dict, dataclass, pydantic model, argparse.Namespace), got {type(obj).__name__}. "
-        "Fix: pass config=vars(args) or a dict"
-    )
-
-
-def _public_spec(spec: BackendSpec) -> str:
-    from .registry import strip_credentials
-
-    return strip_credentials(spec)
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
-
-
-def _redact(config: Mapping[str, Any], patterns: list[str] | None = None) -> Mapping[str, Any]:
-    try:
-        from .provenance import redact_config
-    except ImportError:  # pragma: no cover - provenance is part of the package
-        return config
-    out = redact_config(config, patterns)
-    return out if isinstance(out, Mapping) else config
-
-
-_warned_no_seed = False
-
-
-def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, bytes | str]]:
-    """The five pillars (minus the config, which the run holds): git, env, invocation, data, seed."""
-    global _warned_no_seed
-    from .provenance import capture, pillar_status
-
-    parts = settings.capture
-
-    def on(name: str) -> bool:
-        return bool(parts.get(name, True)) if isinstance(parts, dict) else bool(parts)  # type: ignore[call-overload]
-
-    try:
-        prov = capture(
-            git=on("git"), environment=on("environment"), invocation=on("invocation"),
-            packages=on("packages") and on("environment"), data=data,
-            extra_patterns=settings.redact_patterns or None,
-        )
-    except Exception as exc:  # capture never fails the run
-        warnings.warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning, stacklevel=3)
-        return {"provenance_error": repr(exc)}, {}
-    if parts is not False and pillar_status(prov.meta).get("seed") == "missing" and not _warned_no_seed:
-        _warned_no_seed = True
-        warnings.warn(
-            "trackkit: this run records no seed, so it cannot be reproduced exactly. "
-            "Fix: trackkit.init(seed=42) or trackkit.seed_everything(42) before init",
-            TrackkitWarning,
-            stacklevel=3,
-        )
-    return dict(prov.meta), dict(prov.files)
-
-
-def _check_standard(run: Run) -> None:
-    std = run.settings.standard
-    missing: list[str] = []
-    missing += [f"tag {t!r}" for t in std.required_tags if t not in run.tags]
-    from .events import flatten_config
-
-    flat = flatten_config(run.config)
-    missing += [f"config key {k!r}" for k in std.required_config if k not in flat and k not in run.config]
-    if std.required_provenance:
-        from .provenance import pillar_status
-
-        status = pillar_status(run.meta)
-        missing += [f"provenance {p!r} ({status.get(p, 'missing')})" for p in std.required_provenance
-                    if status.get(p) != "ok"]
-    if not missing:
-        return
-    msg = f"run {run.name} breaks the team standard (trackkit.toml): missing {', '.join(missing)}"
-    if run.settings.strict:
-        run.finish(Status.CRASHED, msg)
-        raise ConfigError(msg + ". Fix: add them to init(tags=..., config=...)")
-    warnings.warn("trackkit: " + msg, TrackkitWarning, stacklevel=3)
 
 
 def log(values: Mapping[str, Any], step: int | None = None) -> None:

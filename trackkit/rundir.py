@@ -262,31 +262,28 @@ class RunDir:
         except (OSError, ValueError, KeyError, TypeError):
             return Ending(Status.KILLED, killed_reason, last_step, None, False)
 
-    def close_segment(self, run_id: str, last_step: int | None, write: Callable[[Sequence[Any]], None] | None = None,
-                      killed_reason: str = KILLED_REASON) -> Ending:
-        """Append status + finish for a segment whose trainer died unmarked, from its finish note
-        (the note's reason then says what the journal lost) or as killed; the note is dropped.
-        ``write`` appends the records (a resuming ``Run`` passes its own); by default a writer of
-        the journal is opened for them. Returns what was recorded."""
-        end = self.ending(last_step, killed_reason)
-        reason = end.reason
-        if end.from_note:
-            reason = (f"{reason}; " if reason else "") + \
-                f"the journal lost {end.journal_lost} record(s) (disk full or file too large)"
-        events = ending_events(end.status, reason, end.step, end.exit_code)
-        if write is not None:
-            write(events)
-        else:
-            from .journal import encode
+    @staticmethod
+    def ending_reason(end: Ending) -> str:
+        """The reason to record: a finish note's reason also says what the journal lost."""
+        if not end.from_note:
+            return end.reason
+        return (f"{end.reason}; " if end.reason else "") + \
+            f"the journal lost {end.journal_lost} record(s) (disk full or file too large)"
 
-            w = JournalWriter(self.journal, run_id, time.time())
-            try:
-                for ev in events:
-                    w.write_line(encode(ev))
-            finally:
-                w.close()
+    def close_segment(self, run_id: str, last_step: int | None) -> Ending:
+        """Append status + finish for a segment whose trainer is gone without a finish record:
+        from its finish note, else killed. The note is dropped once the journal holds them."""
+        from .journal import encode
+
+        end = self.ending(last_step)
+        w = JournalWriter(self.journal, run_id, time.time())
+        try:
+            for ev in ending_events(end.status, self.ending_reason(end), end.step, end.exit_code):
+                w.write_line(encode(ev))
+        finally:
+            w.close()
         self.drop_finish_note()
-        return Ending(end.status, reason, end.step, end.exit_code, end.from_note, end.journal_lost)
+        return end
 
     # ------------------------------------------------------------ cursors
 

@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import run as _run_mod
 from .events import Artifact, Metrics, RunRecord, Status
+from .util import close, same_value
 
 __all__ = ["BackendContract", "Captured", "capture"]
 
@@ -37,6 +37,8 @@ __all__ = ["BackendContract", "Captured", "capture"]
 @dataclass
 class Captured:
     store_name: str
+    #: the temporary journal root of the block's runs
+    root: str = ""
     runs: list[RunRecord] = field(default_factory=list)
     closed: bool = False
 
@@ -69,21 +71,20 @@ def capture(**overrides: Any) -> Iterator[Captured]:
     60 s for delivery here (not the default 10 s), so a test on a slow CI machine never reads a
     run the agent is still delivering; it returns as soon as everything is delivered."""
     from .backends.memory import clear
+    from .run import current_run
+    from .start import forced_settings
 
     name = f"capture-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="trackkit-capture-") as root:
-        prev = _run_mod._overrides
-        _run_mod._overrides = {
-            "backend": f"memory:{name}", "root": root, "capture": False, "drain_timeout": 60.0, **overrides,
-        }
-        cap = Captured(name)
+        forced = {"backend": f"memory:{name}", "root": root, "capture": False, "drain_timeout": 60.0, **overrides}
+        cap = Captured(name, root)
         try:
-            yield cap
+            with forced_settings(**forced):
+                yield cap
         finally:
-            active = _run_mod.current_run()
+            active = current_run()
             if active is not None and active.settings.root == root:
                 active.finish()
-            _run_mod._overrides = prev
             cap._refresh()
             cap.closed = True
             clear(name)
@@ -92,23 +93,9 @@ def capture(**overrides: Any) -> Iterator[Captured]:
 # ---------------------------------------------------------------------- contract
 
 
-def _close(a: float, b: float, rel: float = 1e-6) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    if math.isinf(a) or math.isinf(b):
-        return a == b
-    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equality that tolerates whole floats read back as ints and float32 storage."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        return _close(float(a), float(b))
-    return bool(a == b)
+#: the contract's "same value": within 1e-6 relative (TensorBoard stores float32); a whole float
+#: equals the int it reads back as (``util.same_value``)
+_REL, _ABS = 1e-6, 1e-12
 
 
 class BackendContract:
@@ -156,7 +143,7 @@ class BackendContract:
         got = sorted(rec.metrics().get(key, []))
         assert [s for s, _ in got] == [s for s, _ in expected], f"{key}: steps {got[:5]}... != {expected[:5]}..."
         for (s, v), (_, e) in zip(got, expected):
-            assert _close(v, e, self.rel_tol), f"{key} at step {s}: {v} != {e}"
+            assert close(v, e, rel=self.rel_tol, abs_tol=_ABS), f"{key} at step {s}: {v} != {e}"
 
     # -------------------------------------------------------------- cases
 
@@ -177,7 +164,7 @@ class BackendContract:
                "batch_size": 128, "seed": 42, "layers": [64, 128]}
         rec = self.record(tmp_path, lambda run: run.log({"x": 1.0}, step=0), config=cfg,
                           tags={"team": "vision", "baseline": ""})
-        assert _same(rec.info.config, cfg), rec.info.config
+        assert same_value(rec.info.config, cfg, rel=_REL, abs_tol=_ABS), rec.info.config
         assert rec.info.tags.get("team") == "vision", rec.info.tags
         assert "baseline" in rec.info.tags, rec.info.tags
 
@@ -249,4 +236,4 @@ class BackendContract:
     def test_metrics_event_type(self, tmp_path: Any) -> None:
         rec = self.record(tmp_path, lambda run: run.log({"a": 1.0, "b": 2.0}, step=7))
         ms = [e for e in rec.events if isinstance(e, Metrics)]
-        assert any(e.step == 7 and _close(e.values.get("a", math.nan), 1.0) for e in ms), ms
+        assert any(e.step == 7 and close(e.values.get("a", math.nan), 1.0, rel=_REL, abs_tol=_ABS) for e in ms), ms

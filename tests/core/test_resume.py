@@ -98,7 +98,7 @@ def test_must_refuses_a_missing_id_and_creates_nothing() -> None:
     with capture() as cap:
         with pytest.raises(ConfigError) as err:
             trackkit.init(project="p", id="nope", resume="must")
-        root = trackkit.run._overrides["root"]
+        root = cap.root
         assert not os.path.exists(os.path.join(root, "p", "nope"))
     assert "resume='must' but there is no run with id 'nope'" in str(err.value)
     assert "resume='allow'" in str(err.value)
@@ -336,7 +336,7 @@ def _die(run: trackkit.Run) -> None:
     """The trainer 'dies' without a finish record: its lock drops, nothing else happens."""
     run._release_lock()
     run._finished = True  # keep atexit away
-    run._uninstall_hooks()
+    run._hooks.uninstall()
 
 
 def test_a_deliverer_never_marks_a_live_resumed_segment_ended(tmp_path: Any) -> None:
@@ -387,7 +387,8 @@ def test_a_deliverer_never_marks_a_live_resumed_segment_ended(tmp_path: Any) -> 
 
 
 def test_an_earlier_segments_finish_note_does_not_decide_a_later_one(tmp_path: Any) -> None:
-    from trackkit.agent import FINISH_NOTE, Delivery
+    from trackkit.agent import Delivery
+    from trackkit.rundir import FINISH_NOTE
 
     root, tb = str(tmp_path / "j"), f"tensorboard:{tmp_path}/tb"
     with warnings.catch_warnings():

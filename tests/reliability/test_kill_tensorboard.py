@@ -82,7 +82,7 @@ def test_sync_never_runs_beside_a_live_agent(tmp_path: object) -> None:
     import sys
 
     import trackkit
-    from trackkit.agent import hold_agent_lock
+    from trackkit.rundir import RunDir
 
     # drain_timeout: finish() returns as soon as the thread agent delivered; the default 10 s may
     # be too short for a loaded machine, and the test needs the run delivered (a cursor) below
@@ -90,7 +90,7 @@ def test_sync_never_runs_beside_a_live_agent(tmp_path: object) -> None:
                         agent="thread", drain_timeout=120)
     run.log({"x": 1.0}, step=0)
     run.finish()
-    fd = hold_agent_lock(run.dir)  # stands for an agent that is still delivering
+    fd = RunDir(run.dir).hold_agent_lock()  # stands for an agent that is still delivering
     assert fd is not None
     try:
         env = dict(os.environ, TRACKKIT_ROOT=f"{tmp_path}/j")
@@ -99,7 +99,7 @@ def test_sync_never_runs_beside_a_live_agent(tmp_path: object) -> None:
         out = subprocess.run([sys.executable, "-m", "trackkit", "sync", run.id], env=env, capture_output=True,
                              text=True, timeout=60)
         assert out.returncode == 1 and "still delivering" in out.stdout, out.stdout + out.stderr
-        assert hold_agent_lock(run.dir) is None  # a second agent would also stand down
+        assert RunDir(run.dir).hold_agent_lock() is None  # a second agent would also stand down
     finally:
         os.close(fd)
     out = subprocess.run([sys.executable, "-m", "trackkit", "sync", run.id], env=env, capture_output=True, text=True,
