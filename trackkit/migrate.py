@@ -30,18 +30,17 @@ source is recorded in the copy's run metadata as ``migrated_from``.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
-import struct
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .backend import BackendSpec
 from .errors import ConfigError, TrackkitError
 from .events import Artifact, Event, RunFinished, RunInfo, RunRecord, RunStarted, Tags, flatten_config
+from .util import close, jsonable, same_value, sha256_of
 
 __all__ = ["Mismatch", "Report", "SkippedArtifact", "migrate", "migrate_all", "migrate_many", "sha256_of", "verify"]
 
@@ -65,7 +64,7 @@ class Mismatch:
         return f"{self.kind} {self.key}: expected {_show(self.expected)}, got {_show(self.got)}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "key": self.key, "expected": _jsonable(self.expected), "got": _jsonable(self.got)}
+        return {"kind": self.kind, "key": self.key, "expected": jsonable(self.expected), "got": jsonable(self.got)}
 
 
 @dataclass(frozen=True)
@@ -145,41 +144,7 @@ def _show(v: Any) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return str(v)
-    if isinstance(v, (str, int, float, bool)) or v is None:
-        return v
-    if isinstance(v, Mapping):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    return str(v)
-
-
-# ---------------------------------------------------------------- hashing
-
-
-def sha256_of(path: str) -> str:
-    """sha256 of a file, or of a directory tree the way ``Run.log_artifact`` hashes one
-    (sorted walk; each file's relative path, a NUL byte, then its bytes)."""
-    h = hashlib.sha256()
-    if os.path.isdir(path):
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for f in sorted(files):
-                full = os.path.join(root, f)
-                h.update(os.path.relpath(full, path).encode("utf-8", "surrogatepass") + b"\0")
-                _feed(h, full)
-        return h.hexdigest()
-    _feed(h, path)
-    return h.hexdigest()
-
-
-def _feed(h: Any, path: str) -> None:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
+# ---------------------------------------------------------------- artifacts
 
 
 def _artifact_problem(ev: Artifact) -> str:
@@ -203,35 +168,10 @@ def _artifact_problem(ev: Artifact) -> str:
 # ---------------------------------------------------------------- verification
 
 
-def _f32(v: float) -> float:
-    try:
-        return float(struct.unpack("f", struct.pack("f", v))[0])
-    except OverflowError:
-        return math.copysign(math.inf, v)
-
-
-def _close(a: float, b: float, float32: bool) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    if math.isinf(a) or math.isinf(b):
-        return a == b
-    if a == b:
-        return True
-    if float32:
-        return _f32(a) == _f32(b) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-30)
-    return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-300)
-
-
-def _same(a: Any, b: Any, float32: bool = False) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return _close(float(a), float(b), float32)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y, float32) for x, y in zip(a, b))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same(a[k], b[k], float32) for k in a)
-    return bool(a == b)
+#: "the same value" in a copy: equal but for the last bits of a float64 ...
+_EXACT: dict[str, Any] = {"rel": 1e-12, "abs_tol": 1e-300}
+#: ... or to float32 precision, when TensorBoard (which stores float32) is on either side
+_FLOAT32: dict[str, Any] = {"rel": 1e-6, "abs_tol": 1e-30, "float32": True}
 
 
 def _by_step(points: list[tuple[int, float]]) -> dict[int, list[float]]:
@@ -259,6 +199,7 @@ def verify(
     ``float32``: metric values are compared as float32 (TensorBoard on either side).
     ``artifacts``: the artifacts expected in the copy (default: every artifact of ``expected``)."""
     out: list[Mismatch] = []
+    tol = _FLOAT32 if float32 else _EXACT
     e, g = expected.info, got.info
     for attr in ("name", "project", "group"):
         if (getattr(e, attr) or None) != (getattr(g, attr) or None):
@@ -274,7 +215,7 @@ def verify(
             out.append(Mismatch("config", k, ec[k], "<missing>"))
         elif k not in ec:
             out.append(Mismatch("config", k, "<missing>", gc[k]))
-        elif not _same(ec[k], gc[k]):
+        elif not same_value(ec[k], gc[k], **_EXACT):
             out.append(Mismatch("config", k, ec[k], gc[k]))
 
     et = {k: v for k, v in e.tags.items() if k != STATUS_TAG}
@@ -300,7 +241,7 @@ def verify(
             ev, gv = es.get(step, []), gs.get(step, [])
             if len(ev) != len(gv):
                 out.append(Mismatch("metric", f"{key}@{step}", ev or "<no point>", gv or "<no point>"))
-            elif not all(_close(a, b, float32) for a, b in zip(ev, gv)):
+            elif not all(close(a, b, **tol) for a, b in zip(ev, gv)):
                 out.append(Mismatch("metric", f"{key}@{step}", ev[0] if len(ev) == 1 else ev,
                                     gv[0] if len(gv) == 1 else gv))
 
@@ -343,14 +284,10 @@ def _label(spec: BackendSpec) -> str:
     return backend_label(spec)
 
 
-def _read(reader: Any, run_id: str, where: str) -> RunRecord:
-    try:
-        rec: RunRecord = reader.read_run(run_id)
-    except KeyError:
-        raise ConfigError(
-            f"no run {run_id!r} in {where}. Fix: `trackkit runs --backend '{where}'` lists its runs"
-        ) from None
-    return rec
+def _read(reader: Any, ref: str, where: str) -> RunRecord:
+    from .lookup import find_in_readers
+
+    return find_in_readers(ref, [(where, reader)])[1]
 
 
 def _try_read(reader: Any, run_id: str) -> RunRecord | None:

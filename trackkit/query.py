@@ -31,13 +31,14 @@ import fnmatch
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .backend import BackendSpec
 from .errors import ConfigError
 from .events import RunInfo, RunRecord, Status, flatten_config
+from .util import same_value
 
 __all__ = [
     "MISSING",
@@ -330,8 +331,10 @@ def load_runs(
     backends: str | BackendSpec | Sequence[str | BackendSpec],
     project: str | None = None,
 ) -> list[RunRecord]:
-    """Whole runs by reference (run id, unique id prefix or unique name), searched in the
-    backends in order: the first backend holding a run wins. ``KeyError`` names a missing run."""
+    """Whole runs by reference (run id, unique id prefix or unique name, see ``trackkit.lookup``),
+    searched in the backends in order: the first backend holding a run wins.
+    ``RunLookupError`` (a ``KeyError`` and a ``ConfigError``) names a missing or ambiguous run."""
+    from .lookup import find_in_readers
     from .registry import load_reader
 
     specs = _specs(backends)
@@ -339,30 +342,9 @@ def load_runs(
     listings: dict[int, list[RunInfo]] = {}
     out: list[RunRecord] = []
     for ref in refs:
-        rec = _resolve(ref, readers, listings, project)
-        out.append(rec)
+        i, rec = find_in_readers(ref, readers, project, listings)
+        out.append(_annotated(rec, readers[i][0]))
     return out
-
-
-def _resolve(ref: str, readers: list[tuple[str, Any]], listings: dict[int, list[RunInfo]],
-             project: str | None) -> RunRecord:
-    for label, reader in readers:
-        try:
-            rec: RunRecord = reader.read_run(ref)
-        except KeyError:
-            continue
-        return _annotated(rec, label)
-    for i, (label, reader) in enumerate(readers):
-        if i not in listings:
-            listings[i] = reader.list_runs(project)
-        hits = [r for r in listings[i] if r.run_id.startswith(ref) or r.name == ref]
-        ids = sorted({r.run_id for r in hits})
-        if len(ids) > 1:
-            raise KeyError(f"{ref!r} matches several runs in {label} ({', '.join(ids[:10])}); give the full run id")
-        if ids:
-            return _annotated(reader.read_run(ids[0]), label)
-    where = ", ".join(label for label, _ in readers)
-    raise KeyError(f"no run {ref!r} in {where}; `trackkit runs --backend ...` lists the runs")
 
 
 def _annotated(rec: RunRecord, label: str) -> RunRecord:
@@ -431,21 +413,6 @@ def _json_num(v: float | None) -> float | str | None:
     return v
 
 
-def _same_value(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        fa, fb = float(a), float(b)
-        if math.isnan(fa) or math.isnan(fb):
-            return math.isnan(fa) and math.isnan(fb)
-        return fa == fb
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
-    return bool(type(a) is type(b) and a == b)
-
-
 def _summaries(run: RunRecord | RunInfo) -> dict[str, MetricSummary]:
     if isinstance(run, RunInfo):
         return {k: MetricSummary(v, None, None, run.last_step, 0) for k, v in run.last_metrics.items()}
@@ -481,7 +448,7 @@ def compare(runs: Sequence[RunRecord | RunInfo]) -> Comparison:
     for k in sorted(keys):
         vals = [c.get(k, MISSING) for c in configs]
         first = vals[0]
-        if all(v is not MISSING for v in vals) and all(_same_value(first, v) for v in vals[1:]):
+        if all(v is not MISSING for v in vals) and all(same_value(first, v) for v in vals[1:]):
             result.config_same[k] = first
         else:
             result.config_differs[k] = vals
