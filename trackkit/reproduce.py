@@ -16,8 +16,8 @@ import json
 import os
 import shlex
 import stat
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
@@ -53,47 +53,23 @@ _FIXES = {
 # ---------------------------------------------------------------------- finding a run
 
 
-def _match(run: str, run_id: str, name: str) -> bool:
-    return run in (run_id, name) or run_id.startswith(run)
-
-
-def _pick(run: str, candidates: Sequence[tuple[str, str]], where: str) -> str:
-    """The one run id among ``(run_id, name)`` pairs that ``run`` names (exact id/name first, then prefix)."""
-    exact = [rid for rid, name in candidates if run in (rid, name)]
-    matches = exact or [rid for rid, name in candidates if _match(run, rid, name)]
-    matches = list(dict.fromkeys(matches))
-    if not matches:
-        raise ConfigError(f"no run {run!r} in {where}. Fix: `trackkit runs` (or the backend's UI) lists the runs")
-    if len(matches) > 1:
-        raise ConfigError(f"{run!r} matches several runs in {where} ({', '.join(matches[:10])}). Fix: give the full id")
-    return matches[0]
-
-
 def find_record(run: str, *, root: str | None = None, backend: str | None = None) -> RunRecord:
-    """Load one run by id, id prefix or name.
+    """Load one run by id, id prefix or name (the rule of :mod:`trackkit.lookup`).
 
     From the local journal under ``root`` (default: the settings' ``root``), or, with ``backend``
     (a backend string such as ``"tensorboard:./runs"``), through that backend's Reader.
-    Raises :class:`~trackkit.errors.ConfigError` naming the fix when there is no such run.
+    Raises :class:`~trackkit.lookup.RunLookupError` (a :class:`~trackkit.errors.ConfigError`)
+    naming the fix when no run, or several, answer to ``run``.
     """
+    from .lookup import find_in_journal, find_in_readers, journal_root
+
     if backend:
+        from .query import backend_label
         from .registry import load_reader, parse_backend
 
-        reader = load_reader(parse_backend(backend))
-        infos = reader.list_runs()
-        rid = _pick(run, [(i.run_id, i.name) for i in infos], backend)
-        rec: RunRecord = reader.read_run(rid)
-        return rec
-    from .journal import list_run_dirs, load_run
-
-    if root is None:
-        from .settings import load_settings
-
-        root = load_settings().root
-    root = os.path.abspath(root)
-    recs: list[RunRecord] = [load_run(d) for d in list_run_dirs(root)]
-    rid = _pick(run, [(r.info.run_id, r.info.name) for r in recs], f"the journal under {root}")
-    return next(r for r in recs if r.info.run_id == rid)
+        spec = parse_backend(backend)
+        return find_in_readers(run, [(backend_label(spec), load_reader(spec))])[1]
+    return find_in_journal(run, journal_root(root))
 
 
 def _start(record: RunRecord) -> RunStarted | None:
@@ -313,27 +289,56 @@ def _data_entries(data: Any) -> list[Mapping[str, Any]]:
     return [v for v in data.values() if isinstance(v, Mapping)]
 
 
-def write_script(record: RunRecord, out_dir: str) -> str:
-    """Write ``reproduce.sh`` and what it needs into ``out_dir``; return the script's path.
+def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = parent.get(key)
+    return value if isinstance(value, Mapping) else {}
 
-    Next to the script: ``config.json`` (the recorded config), ``uncommitted_changes.patch``,
-    ``requirements.txt`` (as recorded) and ``requirements-install.txt`` (without local installs),
-    ``run.json`` (the record's identity and meta). Raises :class:`~trackkit.errors.ConfigError` when the
-    record cannot be reproduced at all (no git commit, no command line), naming what is missing.
 
-    The script, run with bash, refuses to reuse an existing worktree and honours:
-    ``TRACKKIT_REPRODUCE_WORKTREE`` (default ``<out_dir>/worktree``), ``TRACKKIT_REPRODUCE_PYTHON``
-    (default: the recorded interpreter if it exists, else ``python3``), ``TRACKKIT_REPRODUCE_SKIP_INSTALL=1``
-    (no virtualenv, no pip: run with that interpreter as it is), ``TRACKKIT_REPRODUCE_SOURCE`` (where to
-    clone from, instead of the recorded repository path or remote).
-    """
+@dataclass
+class _Script:
+    """What the script is written from: the record's provenance, read once."""
+
+    record: RunRecord
+    meta: Mapping[str, Any]
+    git: Mapping[str, Any]
+    inv: Mapping[str, Any]
+    env: Mapping[str, Any]
+    seed_rec: Mapping[str, Any]
+    commit: str
+    argv: list[str]
+    git_root: str
+    #: what the script cannot restore, in the order it says so
+    notes: list[str] = field(default_factory=list)
+    has_patch: bool = False
+    has_req: bool = False
+    self_editable: bool = False
+    rel_cwd: str = "."
+
+    @property
+    def run_id(self) -> str:
+        return self.record.info.run_id
+
+    @property
+    def python(self) -> Mapping[str, Any]:
+        return _mapping(self.env, "python")
+
+    @property
+    def recorded_python(self) -> str:
+        return str(self.python.get("executable") or self.inv.get("executable") or "python3")
+
+    @property
+    def py_version(self) -> str:
+        return str(self.python.get("version") or "")
+
+    @property
+    def command_text(self) -> str:
+        return str(self.inv.get("command") or shlex.join(self.argv))
+
+
+def _script_of(record: RunRecord) -> _Script:
+    """The record's provenance for the script; ``ConfigError`` when it lacks the commit or the command."""
     meta = run_meta(record)
-    git = meta.get("git") if isinstance(meta.get("git"), Mapping) else {}
-    inv = meta.get("invocation") if isinstance(meta.get("invocation"), Mapping) else {}
-    env = meta.get("env") if isinstance(meta.get("env"), Mapping) else {}
-    seed_rec = meta.get("seed") if isinstance(meta.get("seed"), Mapping) else {}
-    assert isinstance(git, Mapping) and isinstance(inv, Mapping) and isinstance(env, Mapping)
-    assert isinstance(seed_rec, Mapping)
+    git, inv = _mapping(meta, "git"), _mapping(meta, "invocation")
     run_id = record.info.run_id
     commit = git.get("commit")
     if not commit:
@@ -350,103 +355,92 @@ def write_script(record: RunRecord, out_dir: str) -> str:
             f"run {run_id} cannot be reproduced: no command line was recorded (invocation capture was "
             "off or the run started from an interactive session). Fix: start runs from a script"
         )
-    git_root = str(git.get("root") or "")
-    out_dir = os.path.abspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    files = provenance_files(record)
-    notes: list[str] = []
+    return _Script(record, meta, git, inv, _mapping(meta, "env"), _mapping(meta, "seed"), str(commit), argv,
+                   str(git.get("root") or ""))
 
-    # ---- the files next to the script
+
+def _write_run_files(sc: _Script, out_dir: str) -> None:
+    """``config.json`` (the recorded config) and ``run.json`` (the record's identity and meta)."""
+    info = sc.record.info
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as fh:
-        json.dump(record.info.config, fh, indent=2, sort_keys=True, default=str)
+        json.dump(info.config, fh, indent=2, sort_keys=True, default=str)
         fh.write("\n")
     with open(os.path.join(out_dir, "run.json"), "w", encoding="utf-8") as fh:
-        json.dump({"run_id": run_id, "name": record.info.name, "project": record.info.project,
-                   "backend": record.info.backend, "meta": meta}, fh, indent=2, default=str)
+        json.dump({"run_id": sc.run_id, "name": info.name, "project": info.project,
+                   "backend": info.backend, "meta": sc.meta}, fh, indent=2, default=str)
         fh.write("\n")
+
+
+def _write_patch(sc: _Script, files: Mapping[str, str], out_dir: str) -> None:
+    """Copy ``uncommitted_changes.patch``; note what it lacks."""
     patch_name = "uncommitted_changes.patch"
-    has_patch = patch_name in files
-    if has_patch:
+    sc.has_patch = patch_name in files
+    if sc.has_patch:
         with open(files[patch_name], "rb") as src, open(os.path.join(out_dir, patch_name), "wb") as dst:
             dst.write(src.read())
-        pinfo = git.get("patch") if isinstance(git.get("patch"), Mapping) else {}
-        assert isinstance(pinfo, Mapping)
+        pinfo = _mapping(sc.git, "patch")
         if pinfo.get("truncated"):
-            notes.append("the recorded patch was truncated (too large): the worktree will NOT match")
+            sc.notes.append("the recorded patch was truncated (too large): the worktree will NOT match")
         if pinfo.get("binary_files_not_saved"):
-            notes.append(f"binary changes were not saved: {', '.join(pinfo['binary_files_not_saved'])}")
+            sc.notes.append(f"binary changes were not saved: {', '.join(pinfo['binary_files_not_saved'])}")
         if pinfo.get("redacted_lines"):
-            notes.append(f"{pinfo['redacted_lines']} patch line(s) had secrets redacted: put the real values back")
-    elif git.get("dirty"):
-        notes.append("the tree was dirty but no uncommitted_changes.patch artifact was found: changes are lost")
-    has_req = "requirements.txt" in files
-    self_editable = False
-    if has_req:
-        with open(files["requirements.txt"], encoding="utf-8", errors="replace") as fh:
-            req = fh.read()
-        with open(os.path.join(out_dir, "requirements.txt"), "w", encoding="utf-8") as fh:
-            fh.write(req)
-        installable, left, self_editable = _install_lines(req, git_root)
-        with open(os.path.join(out_dir, "requirements-install.txt"), "w", encoding="utf-8") as fh:
-            fh.write(installable)
-        if left:
-            notes.append(f"{len(left)} local/editable package(s) cannot be installed from an index: "
-                         + "; ".join(x.split("  #")[0] for x in left[:5]))
-    else:
-        notes.append("no requirements.txt was recorded: packages are not installed")
-    untracked = [u for u in (git.get("untracked") or []) if u not in (git.get("untracked_included") or [])]
+            sc.notes.append(f"{pinfo['redacted_lines']} patch line(s) had secrets redacted: put the real values back")
+    elif sc.git.get("dirty"):
+        sc.notes.append("the tree was dirty but no uncommitted_changes.patch artifact was found: changes are lost")
+
+
+def _write_requirements(sc: _Script, files: Mapping[str, str], out_dir: str) -> None:
+    """Copy ``requirements.txt`` and write ``requirements-install.txt`` (without local installs)."""
+    sc.has_req = "requirements.txt" in files
+    if not sc.has_req:
+        sc.notes.append("no requirements.txt was recorded: packages are not installed")
+        return
+    with open(files["requirements.txt"], encoding="utf-8", errors="replace") as fh:
+        req = fh.read()
+    with open(os.path.join(out_dir, "requirements.txt"), "w", encoding="utf-8") as fh:
+        fh.write(req)
+    installable, left, sc.self_editable = _install_lines(req, sc.git_root)
+    with open(os.path.join(out_dir, "requirements-install.txt"), "w", encoding="utf-8") as fh:
+        fh.write(installable)
+    if left:
+        sc.notes.append(f"{len(left)} local/editable package(s) cannot be installed from an index: "
+                        + "; ".join(x.split("  #")[0] for x in left[:5]))
+
+
+def _note_untracked_and_cwd(sc: _Script) -> None:
+    untracked = [u for u in (sc.git.get("untracked") or []) if u not in (sc.git.get("untracked_included") or [])]
     if untracked:
-        notes.append(f"{len(untracked)} untracked file(s) were not saved (too large, binary or secret-looking)")
-
-    # ---- where to run, with which interpreter
-    cwd = str(inv.get("cwd") or "")
-    rel_cwd = _in_repo(cwd, git_root) if cwd else "."
+        sc.notes.append(f"{len(untracked)} untracked file(s) were not saved (too large, binary or secret-looking)")
+    cwd = str(sc.inv.get("cwd") or "")
+    rel_cwd = _in_repo(cwd, sc.git_root) if cwd else "."
     if rel_cwd is None:
-        notes.append(f"the run started outside the repository (cwd {cwd}); it is re-run from the worktree root")
+        sc.notes.append(f"the run started outside the repository (cwd {cwd}); it is re-run from the worktree root")
         rel_cwd = "."
-    py = env.get("python") if isinstance(env.get("python"), Mapping) else {}
-    assert isinstance(py, Mapping)
-    recorded_python = str(py.get("executable") or inv.get("executable") or "python3")
-    py_version = str(py.get("version") or "")
-    command = " ".join(["\"$PY\"", *(_shell_arg(a, git_root) for a in argv[1:])])
-    env_vars = env.get("env_vars") if isinstance(env.get("env_vars"), Mapping) else {}
-    assert isinstance(env_vars, Mapping)
-    exports = [
-        f"export {k}={_q(str(env_vars[k]))}" for k in _DETERMINISM_ENV
-        if k in env_vars and "REDACTED" not in str(env_vars[k])
-    ]
-    seed = seed_rec.get("seed")
-    data_checks: list[str] = []
-    for d in _data_entries(meta.get("data")):
-        fp, path = d.get("fingerprint"), d.get("path")
-        label = f"{d.get('name', '?')} {d.get('version', '')}".strip()
-        if fp and path and d.get("kind") in ("file", "directory"):
-            content = "False" if str(fp).startswith("sha256-names:") else "True"
-            data_checks.append(
-                f"check_data {_q(label)} {_q(str(path))} {_q(str(fp))} {content}"
-            )
-        else:
-            data_checks.append(f"echo {_q(f'[reproduce] data {label}: recorded by name/version only, not verified')}")
+    sc.rel_cwd = rel_cwd
 
-    torch = env.get("torch") if isinstance(env.get("torch"), Mapping) else {}
-    assert isinstance(torch, Mapping)
+
+def _header(sc: _Script) -> list[str]:
+    """The script's opening comment (what it rebuilds, what it cannot) and its variables."""
+    info, git, env, seed_rec = sc.record.info, sc.git, sc.env, sc.seed_rec
+    seed = seed_rec.get("seed")
+    torch = _mapping(env, "torch")
     summary = [
-        f"run        {run_id} ({record.info.name}) project {record.info.project}, from {record.info.backend}",
-        f"commit     {commit} on {git.get('branch') or 'detached HEAD'}"
-        + (" + uncommitted changes" if has_patch else ""),
-        f"repository {git_root or '-'}   remote {git.get('remote_url') or '-'}",
-        f"cwd        <repo>/{rel_cwd}",
-        f"command    {inv.get('command') or shlex.join(argv)}",
+        f"run        {sc.run_id} ({info.name}) project {info.project}, from {info.backend}",
+        f"commit     {sc.commit} on {git.get('branch') or 'detached HEAD'}"
+        + (" + uncommitted changes" if sc.has_patch else ""),
+        f"repository {sc.git_root or '-'}   remote {git.get('remote_url') or '-'}",
+        f"cwd        <repo>/{sc.rel_cwd}",
+        f"command    {sc.command_text}",
         f"seed       {seed if seed is not None else 'not recorded'}"
         + (" (deterministic algorithms)" if seed_rec.get("deterministic") else ""),
-        f"python     {py_version or '?'} ({recorded_python})",
+        f"python     {sc.py_version or '?'} ({sc.recorded_python})",
         f"torch      {torch.get('version', '-')}  cuda {torch.get('cuda') or '-'}  gpus {env.get('gpu_count', 0)}",
     ]
-    L: list[str] = [
+    return [
         "#!/usr/bin/env bash",
-        f"# Reproduce trackkit run {run_id}; written by `trackkit reproduce`.",
+        f"# Reproduce trackkit run {sc.run_id}; written by `trackkit reproduce`.",
         *[f"#   {s}" for s in summary],
-        *[f"# NOTE: {n}" for n in notes],
+        *[f"# NOTE: {n}" for n in sc.notes],
         "#",
         "# Environment: TRACKKIT_REPRODUCE_WORKTREE (default ./worktree next to this script),",
         "# TRACKKIT_REPRODUCE_PYTHON (default: the recorded interpreter if present, else python3),",
@@ -454,13 +448,19 @@ def write_script(record: RunRecord, out_dir: str) -> str:
         "# TRACKKIT_REPRODUCE_SOURCE (clone from here instead of the recorded repository or remote).",
         "set -euo pipefail",
         'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
-        f"COMMIT={_q(str(commit))}",
-        f"SRC_REPO={_q(git_root)}",
+        f"COMMIT={_q(sc.commit)}",
+        f"SRC_REPO={_q(sc.git_root)}",
         f"SRC_REMOTE={_q(str(git.get('remote_url') or ''))}",
         'WORKTREE="${TRACKKIT_REPRODUCE_WORKTREE:-$HERE/worktree}"',
         "say() { echo \"[reproduce] $*\"; }",
         "die() { echo \"[reproduce] error: $*\" >&2; exit 2; }",
-        *[f"say {_q('note: ' + n)}" for n in notes],
+        *[f"say {_q('note: ' + n)}" for n in sc.notes],
+    ]
+
+
+def _code_section() -> list[str]:
+    """1. a fresh clone at the recorded commit."""
+    return [
         "",
         "# 1. the code: a fresh clone at the recorded commit",
         'if [ -e "$WORKTREE" ] && [ -n "$(ls -A "$WORKTREE" 2>/dev/null)" ]; then',
@@ -486,24 +486,31 @@ def write_script(record: RunRecord, out_dir: str) -> str:
         '  git -C "$WORKTREE" submodule update --init --recursive --quiet || say "warning: submodules not restored"',
         "fi",
     ]
-    if has_patch:
-        L += [
-            "",
-            "# 2. the uncommitted changes recorded with the run",
-            'say "applying uncommitted_changes.patch"',
-            'git -C "$WORKTREE" apply --whitespace=nowarn "$HERE/uncommitted_changes.patch"',
-        ]
-    else:
-        L += ["", "# 2. no uncommitted changes were recorded"]
-    L += [
+
+
+def _patch_section(sc: _Script) -> list[str]:
+    """2. the uncommitted changes."""
+    if not sc.has_patch:
+        return ["", "# 2. no uncommitted changes were recorded"]
+    return [
+        "",
+        "# 2. the uncommitted changes recorded with the run",
+        'say "applying uncommitted_changes.patch"',
+        'git -C "$WORKTREE" apply --whitespace=nowarn "$HERE/uncommitted_changes.patch"',
+    ]
+
+
+def _environment_section(sc: _Script) -> list[str]:
+    """3. the interpreter, and the recorded packages in a fresh virtualenv."""
+    lines = [
         "",
         "# 3. the environment: the recorded packages in a fresh virtualenv",
-        f"RECORDED_PYTHON={_q(recorded_python)}",
+        f"RECORDED_PYTHON={_q(sc.recorded_python)}",
         'PY="${TRACKKIT_REPRODUCE_PYTHON:-}"',
         'if [ -z "$PY" ]; then',
         '  if [ -x "$RECORDED_PYTHON" ]; then PY="$RECORDED_PYTHON"; else PY="$(command -v python3)"; fi',
         "fi",
-        f"RECORDED_VERSION={_q(py_version)}",
+        f"RECORDED_VERSION={_q(sc.py_version)}",
         'NOW_VERSION="$("$PY" -c \'import platform; print(platform.python_version())\')"',
         'if [ -n "$RECORDED_VERSION" ] && [ "$NOW_VERSION" != "$RECORDED_VERSION" ]; then',
         '  say "warning: Python $NOW_VERSION here, $RECORDED_VERSION when recorded"',
@@ -515,46 +522,97 @@ def write_script(record: RunRecord, out_dir: str) -> str:
         '  "$PY" -m venv "$HERE/venv"',
         '  PY="$HERE/venv/bin/python"',
     ]
-    if has_req:
-        L += [
+    if sc.has_req:
+        lines += [
             '  say "installing the recorded packages (requirements-install.txt)"',
             '  "$PY" -m pip install --quiet -r "$HERE/requirements-install.txt"',
         ]
-    if self_editable:
-        L += [
+    if sc.self_editable:
+        lines += [
             '  say "installing the repository itself (it was installed editable)"',
             '  "$PY" -m pip install --quiet --no-deps -e "$WORKTREE"',
         ]
-    L += ["fi"]
-    if data_checks:
-        L += [
-            "",
-            "# 4. the data: not restored, only checked against the recorded fingerprint",
-            "check_data() {",
-            '  local label="$1" path="$2" want="$3" content="$4" got',
-            '  got="$("$PY" -c \'import sys; from trackkit.provenance import fingerprint_path as f; '
-            'print(f(sys.argv[1], content=sys.argv[2] == "True").get("fingerprint"))\' "$path" "$content" '
-            '2>/dev/null || echo "?")"',
-            '  if [ "$got" = "$want" ]; then say "data $label: fingerprint matches";',
-            '  else say "warning: data $label at $path: fingerprint $got, recorded $want"; fi',
-            "}",
-            f"cd \"$WORKTREE\"/{_q(rel_cwd)}",
-            *data_checks,
-        ]
-    L += [
+    return [*lines, "fi"]
+
+
+def _data_section(sc: _Script) -> list[str]:
+    """4. the data: checked against the recorded fingerprints (nothing when none was recorded)."""
+    checks: list[str] = []
+    for d in _data_entries(sc.meta.get("data")):
+        fp, path = d.get("fingerprint"), d.get("path")
+        label = f"{d.get('name', '?')} {d.get('version', '')}".strip()
+        if fp and path and d.get("kind") in ("file", "directory"):
+            content = "False" if str(fp).startswith("sha256-names:") else "True"
+            checks.append(f"check_data {_q(label)} {_q(str(path))} {_q(str(fp))} {content}")
+        else:
+            checks.append(f"echo {_q(f'[reproduce] data {label}: recorded by name/version only, not verified')}")
+    if not checks:
+        return []
+    return [
+        "",
+        "# 4. the data: not restored, only checked against the recorded fingerprint",
+        "check_data() {",
+        '  local label="$1" path="$2" want="$3" content="$4" got',
+        '  got="$("$PY" -c \'import sys; from trackkit.provenance import fingerprint_path as f; '
+        'print(f(sys.argv[1], content=sys.argv[2] == "True").get("fingerprint"))\' "$path" "$content" '
+        '2>/dev/null || echo "?")"',
+        '  if [ "$got" = "$want" ]; then say "data $label: fingerprint matches";',
+        '  else say "warning: data $label at $path: fingerprint $got, recorded $want"; fi',
+        "}",
+        f"cd \"$WORKTREE\"/{_q(sc.rel_cwd)}",
+        *checks,
+    ]
+
+
+def _run_section(sc: _Script) -> list[str]:
+    """5. the recorded command line, from the recorded directory, with the recorded seed."""
+    env_vars = _mapping(sc.env, "env_vars")
+    exports = [
+        f"export {k}={_q(str(env_vars[k]))}" for k in _DETERMINISM_ENV
+        if k in env_vars and "REDACTED" not in str(env_vars[k])
+    ]
+    seed = sc.seed_rec.get("seed")
+    command = " ".join(["\"$PY\"", *(_shell_arg(a, sc.git_root) for a in sc.argv[1:])])
+    return [
         "",
         "# 5. the run: the recorded command line, from the recorded directory, with the recorded seed",
         *exports,
-        f"export TRACKKIT_REPRODUCE_OF={_q(run_id)}",
+        f"export TRACKKIT_REPRODUCE_OF={_q(sc.run_id)}",
         'export TRACKKIT_REPRODUCE_CONFIG="$HERE/config.json"',
         f"export TRACKKIT_REPRODUCE_SEED={_q('' if seed is None else str(seed))}",
-        f"cd \"$WORKTREE\"/{_q(rel_cwd)}",
-        f"say {_q('running: ' + (str(inv.get('command') or shlex.join(argv))))}",
+        f"cd \"$WORKTREE\"/{_q(sc.rel_cwd)}",
+        f"say {_q('running: ' + sc.command_text)}",
         f"exec {command}",
         "",
     ]
+
+
+def write_script(record: RunRecord, out_dir: str) -> str:
+    """Write ``reproduce.sh`` and what it needs into ``out_dir``; return the script's path.
+
+    Next to the script: ``config.json`` (the recorded config), ``uncommitted_changes.patch``,
+    ``requirements.txt`` (as recorded) and ``requirements-install.txt`` (without local installs),
+    ``run.json`` (the record's identity and meta). Raises :class:`~trackkit.errors.ConfigError` when the
+    record cannot be reproduced at all (no git commit, no command line), naming what is missing.
+
+    The script, run with bash, refuses to reuse an existing worktree and honours:
+    ``TRACKKIT_REPRODUCE_WORKTREE`` (default ``<out_dir>/worktree``), ``TRACKKIT_REPRODUCE_PYTHON``
+    (default: the recorded interpreter if it exists, else ``python3``), ``TRACKKIT_REPRODUCE_SKIP_INSTALL=1``
+    (no virtualenv, no pip: run with that interpreter as it is), ``TRACKKIT_REPRODUCE_SOURCE`` (where to
+    clone from, instead of the recorded repository path or remote).
+    """
+    sc = _script_of(record)
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    files = provenance_files(record)
+    _write_run_files(sc, out_dir)
+    _write_patch(sc, files, out_dir)
+    _write_requirements(sc, files, out_dir)
+    _note_untracked_and_cwd(sc)
+    lines = [*_header(sc), *_code_section(), *_patch_section(sc), *_environment_section(sc), *_data_section(sc),
+             *_run_section(sc)]
     path = os.path.join(out_dir, "reproduce.sh")
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\n".join(L))
+        fh.write("\n".join(lines))
     os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     return path
