@@ -1,32 +1,17 @@
-"""``trackkit compare RUN RUN ...`` and the backend query behind ``trackkit runs --backend ...``."""
+"""``trackkit compare RUN RUN ...``: runs side by side, from the journal or any backends."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-import math
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import TrackkitError
-from ..events import RunInfo, RunRecord
-
-_STATUS_STYLE = {"completed": "green", "running": "cyan", "diverged": "yellow", "crashed": "red", "killed": "magenta"}
-
-
-def _console() -> Console:
-    return Console(width=None if sys.stdout.isatty() else 200)
-
-
-def _num(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.6g}"
+from ..events import RunRecord
+from .common import STATUS_STYLE, console, dump_json, find_run, journal_root, num
 
 
 def _val(v: Any) -> str:
@@ -41,97 +26,9 @@ def _val(v: Any) -> str:
     return json.dumps(v, default=str, ensure_ascii=False)
 
 
-def _when(t: float | None) -> str:
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
-
-
-def _json_default(v: Any) -> Any:
-    return str(v)
-
-
-def _clean(v: Any) -> Any:
-    """NaN/inf as strings: ``--json`` output is strict JSON."""
-    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
-        return str(v)
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
-
-
-def dump_json(obj: Any) -> None:
-    click.echo(json.dumps(_clean(obj), indent=2, default=_json_default, ensure_ascii=False, allow_nan=False))
-
-
-def info_dict(i: RunInfo) -> dict[str, Any]:
-    return {
-        "run_id": i.run_id, "project": i.project, "name": i.name, "backend": i.backend, "status": i.status.value,
-        "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
-        "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
-        "last_step": i.last_step, "location": i.location, "resumed": i.resumed,
-    }
-
-
-def resumed_note(i: RunInfo) -> str:
-    """`` (resumed 2×)`` for a run continued after preemption (docs/resume.md), else ``""``."""
-    return f" (resumed {i.resumed}×)" if i.resumed else ""
-
-
-def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool) -> None:
-    """Print run summaries as a rich table (or JSON)."""
-    if as_json:
-        dump_json([info_dict(i) for i in rows])
-        return
-    console = _console()
-    if not rows:
-        console.print(f"no runs in {title}")
-        return
-    backends = {i.backend for i in rows}
-    table = Table(title=f"runs in {title}")
-    cols = ["backend"] if len(backends) > 1 else []
-    cols += ["id", "project", "name", "status", "start", "step", "last metrics"]
-    for col in cols:
-        table.add_column(col)
-    for i in rows:
-        metrics = ", ".join(f"{k}={_num(v)}" for k, v in list(i.last_metrics.items())[:4])
-        st = i.status.value
-        cells = [i.backend] if len(backends) > 1 else []
-        cells += [i.run_id, i.project, i.name, f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
-                  _when(i.start_time),
-                  "-" if i.last_step is None else str(i.last_step), metrics]
-        table.add_row(*cells)
-    console.print(table)
-
-
-def query_rows(
-    backends: Sequence[str], project: str | None, where: Sequence[str], sort: str | None, limit: int,
-    as_json: bool,
-) -> None:
-    """``trackkit runs --backend ...``: query the backends' Readers."""
-    from ..query import find_runs
-
-    try:
-        rows = find_runs(list(backends), project=project, where=list(where), sort_by=sort, limit=limit)
-    except TrackkitError as exc:
-        raise click.ClickException(str(exc)) from None
-    show_rows(rows, ", ".join(backends), as_json)
-
-
-def filter_rows(rows: Sequence[RunInfo], where: Sequence[str], sort: str | None, limit: int) -> list[RunInfo]:
-    from ..query import filter_runs
-
-    try:
-        return filter_runs(rows, list(where), sort, limit)
-    except TrackkitError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _journal_records(refs: Sequence[str], root: str | None) -> list[RunRecord]:
-    from .runs import _find, _root
-
-    r = _root(root)
-    return [_find(r, ref) for ref in refs]
+    r = journal_root(root)
+    return [find_run(r, ref) for ref in refs]
 
 
 @click.command()
@@ -154,14 +51,14 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
     try:
         recs = load_runs(list(runs), list(backends), project) if backends else _journal_records(runs, root)
         result = compare_runs(recs)
-    except KeyError as exc:
-        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from None
-    except TrackkitError as exc:
+    except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
         raise click.ClickException(str(exc)) from None
+    except KeyError as exc:  # a Reader that lost a run it had just listed
+        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from None
     if as_json:
         dump_json(result.to_dict())
         return
-    console = _console()
+    out = console()
     labels = result.labels
     head = Table(title="runs", show_header=True)
     head.add_column("")
@@ -169,10 +66,10 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
         head.add_column(label)
     head.add_row("run id", *[r.run_id for r in result.runs])
     head.add_row("backend", *[r.backend for r in result.runs])
-    head.add_row("status", *[f"[{_STATUS_STYLE.get(r.status.value, 'white')}]{r.status.value}[/]"
+    head.add_row("status", *[f"[{STATUS_STYLE.get(r.status.value, 'white')}]{r.status.value}[/]"
                              + (f": {r.reason}" if r.reason else "") for r in result.runs])
     head.add_row("last step", *["-" if r.last_step is None else str(r.last_step) for r in result.runs])
-    console.print(head)
+    out.print(head)
 
     cfg = Table(title="config: keys that differ")
     cfg.add_column("key")
@@ -184,12 +81,12 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
         for k, v in result.config_same.items():
             cfg.add_row(f"[dim]{k}[/]", *[f"[dim]{_val(v)}[/]"] * len(labels))
     if result.config_differs or all_config:
-        console.print(cfg)
+        out.print(cfg)
     else:
-        console.print("config: no differences")
+        out.print("config: no differences")
     if result.config_same and not all_config:
-        console.print(f"[dim]{len(result.config_same)} config keys are the same in every run (--all-config lists "
-                      "them)[/]")
+        out.print(f"[dim]{len(result.config_same)} config keys are the same in every run (--all-config lists "
+                  "them)[/]")
 
     mt = Table(title="metrics: last (min … max)")
     mt.add_column("metric")
@@ -201,9 +98,9 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
             if s is None:
                 cells.append("[dim]—[/]")
             elif s.min is None:
-                cells.append(_num(s.last))
+                cells.append(num(s.last))
             else:
-                cells.append(f"{_num(s.last)} [dim]({_num(s.min)} … {_num(s.max)})[/]")
+                cells.append(f"{num(s.last)} [dim]({num(s.min)} … {num(s.max)})[/]")
         mt.add_row(k, *cells)
     if result.metrics:
-        console.print(mt)
+        out.print(mt)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from ..errors import TrackkitError
 from ..migrate import Report
+from .common import dump_json
 
 
 @click.command()
@@ -46,8 +47,6 @@ def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, pro
         raise click.ClickException(str(exc)) from None
 
     if as_json:
-        from .compare import dump_json
-
         dump_json([r.to_dict() for r in reports])
     else:
         _print(console, reports, source, target, verify=not no_verify)

@@ -2,53 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import sys
-import threading
+from collections.abc import Sequence
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from ..events import RunRecord, RunResumed, RunStarted, Status
-
-
-def _root(root: str | None) -> str:
-    if root:
-        return os.path.abspath(root)
-    from ..settings import load_settings
-
-    return os.path.abspath(load_settings().root)
-
-
-def _records(root: str, project: str | None = None) -> list[RunRecord]:
-    from ..agent import lock_is_held
-    from ..journal import list_run_dirs, load_run
-
-    out = []
-    for d in list_run_dirs(root):
-        rec: RunRecord = load_run(d)
-        if project and rec.info.project != project:
-            continue
-        if rec.info.status is Status.RUNNING and not lock_is_held(d):
-            rec.info.reason = rec.info.reason or "unfinished: the process is gone (run `trackkit sync` to mark it)"
-        out.append(rec)
-    return out
-
-
-def _find(root: str, run: str) -> RunRecord:
-    matches = [r for r in _records(root) if run in (r.info.run_id, r.info.name) or r.info.run_id.startswith(run)]
-    if not matches:
-        raise click.ClickException(f"no run {run!r} under {root}. Fix: `trackkit runs` lists the runs")
-    if len(matches) > 1:
-        ids = ", ".join(r.info.run_id for r in matches[:10])
-        raise click.ClickException(f"{run!r} matches several runs ({ids}). Fix: give the full run id")
-    return matches[0]
-
-
-def _when(t: float | None) -> str:
-    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S") if t else "-"
+from ..errors import TrackkitError
+from ..events import RunInfo, RunRecord, RunResumed
+from .common import STATUS_STYLE, console, dump_json, find_run, journal_records, journal_root, num, resumed_note, when
 
 
 def _dur(rec: RunRecord) -> str:
@@ -64,7 +28,62 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-_STATUS_STYLE = {"completed": "green", "running": "cyan", "diverged": "yellow", "crashed": "red", "killed": "magenta"}
+def info_dict(i: RunInfo) -> dict[str, Any]:
+    return {
+        "run_id": i.run_id, "project": i.project, "name": i.name, "backend": i.backend, "status": i.status.value,
+        "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
+        "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
+        "last_step": i.last_step, "location": i.location, "resumed": i.resumed,
+    }
+
+
+def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool) -> None:
+    """Print run summaries as a rich table (or JSON)."""
+    if as_json:
+        dump_json([info_dict(i) for i in rows])
+        return
+    out = console()
+    if not rows:
+        out.print(f"no runs in {title}")
+        return
+    backends = {i.backend for i in rows}
+    table = Table(title=f"runs in {title}")
+    cols = ["backend"] if len(backends) > 1 else []
+    cols += ["id", "project", "name", "status", "start", "step", "last metrics"]
+    for col in cols:
+        table.add_column(col)
+    for i in rows:
+        metrics = ", ".join(f"{k}={num(v)}" for k, v in list(i.last_metrics.items())[:4])
+        st = i.status.value
+        cells = [i.backend] if len(backends) > 1 else []
+        cells += [i.run_id, i.project, i.name, f"[{STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
+                  when(i.start_time),
+                  "-" if i.last_step is None else str(i.last_step), metrics]
+        table.add_row(*cells)
+    out.print(table)
+
+
+def query_rows(
+    backends: Sequence[str], project: str | None, where: Sequence[str], sort: str | None, limit: int,
+    as_json: bool,
+) -> None:
+    """``trackkit runs --backend ...``: query the backends' Readers."""
+    from ..query import find_runs
+
+    try:
+        rows = find_runs(list(backends), project=project, where=list(where), sort_by=sort, limit=limit)
+    except TrackkitError as exc:
+        raise click.ClickException(str(exc)) from None
+    show_rows(rows, ", ".join(backends), as_json)
+
+
+def filter_rows(rows: Sequence[RunInfo], where: Sequence[str], sort: str | None, limit: int) -> list[RunInfo]:
+    from ..query import filter_runs
+
+    try:
+        return filter_runs(rows, list(where), sort, limit)
+    except TrackkitError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -83,23 +102,17 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
     """List runs under the local journal root (or, with --backend, in any backends):
     name, status, start, duration, last metrics."""
     if backends:
-        from .compare import query_rows
-
         query_rows(backends, project, where, sort, limit, as_json)
         return
-    r = _root(root)
+    r = journal_root(root)
     if where or sort or as_json:
-        from .compare import filter_rows, show_rows
-
-        show_rows(filter_rows([rec.info for rec in _records(r, project)], where, sort, limit), r, as_json)
+        show_rows(filter_rows([rec.info for rec in journal_records(r, project)], where, sort, limit), r, as_json)
         return
-    recs = _records(r, project)[-limit:]
-    console = Console(width=None if sys.stdout.isatty() else 200)
+    recs = journal_records(r, project)[-limit:]
+    out = console()
     if not recs:
-        console.print(f"no runs under {r}")
+        out.print(f"no runs under {r}")
         return
-    from .compare import resumed_note
-
     table = Table(title=f"runs in {r}")
     for col in ("id", "project", "name", "status", "start", "duration", "step", "last metrics"):
         table.add_column(col)
@@ -108,11 +121,11 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
         metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list(i.last_metrics.items())[:4])
         st = i.status.value
         table.add_row(
-            i.run_id, i.project, i.name, f"[{_STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
-            _when(i.start_time),
+            i.run_id, i.project, i.name, f"[{STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
+            when(i.start_time),
             _dur(rec), "-" if i.last_step is None else str(i.last_step), metrics,
         )
-    console.print(table)
+    out.print(table)
 
 
 @click.command()
@@ -120,21 +133,21 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
 @click.option("--root", help="Journal root.")
 def show(run: str, root: str | None) -> None:
     """Show one run (by id, id prefix or name): config, tags, status, last metrics."""
-    rec = _find(_root(root), run)
+    rec = find_run(journal_root(root), run)
     i = rec.info
     console = Console()
     st = i.status.value
     group = f" group {i.group}" if i.group else ""
     console.print(f"[bold]{i.name}[/] ({i.run_id}) project [bold]{i.project}[/]{group}")
-    console.print(f"status [{_STATUS_STYLE.get(st, 'white')}]{st}[/]" + (f": {i.reason}" if i.reason else ""))
+    console.print(f"status [{STATUS_STYLE.get(st, 'white')}]{st}[/]" + (f": {i.reason}" if i.reason else ""))
     if i.resumed:
         console.print(f"resumed {i.resumed}× (segments: {i.resumed + 1})")
         for ev in rec.events:
             if isinstance(ev, RunResumed):
                 prev = ev.previous_status.value if ev.previous_status else "?"
                 step = "-" if ev.step is None else ev.step
-                console.print(f"  segment {ev.segment + 1} from {_when(ev.time)} after step {step} (was {prev})")
-    console.print(f"started {_when(i.start_time)}  duration {_dur(rec)}  journal {i.location}")
+                console.print(f"  segment {ev.segment + 1} from {when(ev.time)} after step {step} (was {prev})")
+    console.print(f"started {when(i.start_time)}  duration {_dur(rec)}  journal {i.location}")
     from ..events import flatten_config
 
     for title, data in (("config", flatten_config(i.config)), ("tags", i.tags),
@@ -156,49 +169,23 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
 
     Without RUN, every run under the root with undelivered data is synced.
     A run whose process is gone without finishing is marked killed first."""
-    from ..agent import Delivery, hold_agent_lock, lock_is_held, pending_sinks
-    from ..registry import parse_backend
+    from ..sync import RunSync
+    from ..sync import sync as sync_runs
 
-    r = _root(root)
-    recs = [_find(r, run)] if run else _records(r)
     console = Console()
-    failed = 0
-    for rec in recs:
-        d = rec.info.location
-        backends: list[str] = []
-        for ev in rec.events:  # the start record's backends, plus any a resumed segment added
-            if isinstance(ev, (RunStarted, RunResumed)):
-                backends += [b for b in ev.meta.get("backends", []) if b not in backends]
-        specs = [parse_backend(b) for b in backends]
-        if lock_is_held(d):
-            console.print(f"{rec.info.run_id}: still running (its agent delivers); skipped")
-            continue
-        if not pending_sinks(d, specs) and rec.info.status is not Status.RUNNING:
-            continue
-        lock = hold_agent_lock(d)
-        if lock is None:
-            console.print(f"{rec.info.run_id}: its agent is still delivering; skipped (run sync again later)")
-            failed += 1
-            continue
-        try:
-            delivery = Delivery(d, specs, drain_timeout=timeout, log=lambda m: console.print(f"  {m}"))
-            trainer_back = threading.Event()
 
-            def trainer_alive(d: str = d, back: threading.Event = trainer_back) -> bool:
-                # a requeued trainer resumed this run while we deliver it: leave it to its agent
-                # (which waits for our delivery lock) instead of marking a live run ended
-                if lock_is_held(d):
-                    back.set()
-                    return True
-                return False
+    def progress(r: RunSync) -> None:
+        if r.state == "running":
+            console.print(f"{r.run_id}: still running (its agent delivers); skipped")
+        elif r.state == "busy":
+            console.print(f"{r.run_id}: its agent is still delivering; skipped (run sync again later)")
+        elif r.state == "delivered":
+            console.print(f"[green]{r.run_id}[/]: delivered to {', '.join(r.backends)}")
+        elif r.state == "pending":
+            console.print(f"[red]{r.run_id}[/]: still pending for {', '.join(r.pending)}")
 
-            ok = delivery.run(trainer_alive, trainer_back)
-        finally:
-            os.close(lock)
-        left = pending_sinks(d, specs)
-        if ok and not left:
-            console.print(f"[green]{rec.info.run_id}[/]: delivered to {', '.join(backends)}")
-        else:
-            failed += 1
-            console.print(f"[red]{rec.info.run_id}[/]: still pending for {', '.join(left)}")
-    sys.exit(1 if failed else 0)
+    try:
+        report = sync_runs(root, run, timeout=timeout, log=lambda m: console.print(f"  {m}"), progress=progress)
+    except TrackkitError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(0 if report.ok else 1)

@@ -1,0 +1,125 @@
+"""``trackkit sync``: deliver what a journal still holds, after an outage or a killed agent.
+
+``sync`` is Journal -> Sink, by the same delivery loop the agent runs (``agent.Delivery``),
+one deliverer per run (the run directory's delivery lock, ``rundir.RunDir``)::
+
+    from trackkit.sync import sync
+
+    report = sync("./.trackkit")            # every run with undelivered data
+    report = sync(run="3f9a", timeout=30)   # one run (id, id prefix or name)
+    assert report.ok
+
+A run whose trainer is alive is left to its own agent; a run whose trainer is gone without
+finishing is marked ended (killed, or the status its finish note holds) while it is delivered.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .events import RunRecord, RunResumed, RunStarted, Status
+
+__all__ = ["RunSync", "SyncReport", "sync", "sync_run"]
+
+State = Literal["delivered", "up to date", "running", "busy", "pending"]
+
+
+@dataclass(frozen=True)
+class RunSync:
+    """What ``sync`` did with one run."""
+
+    run_id: str
+    #: ``delivered``: every backend caught up; ``up to date``: nothing to do; ``running``: its trainer
+    #: is alive (its agent delivers), skipped; ``busy``: another deliverer holds the run, skipped;
+    #: ``pending``: some backend is still behind
+    state: State
+    #: the run's backends (its start record's, plus any a resumed segment added)
+    backends: list[str] = field(default_factory=list)
+    #: the backends still behind, without credentials (``pending``)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Data is still undelivered (``busy`` or ``pending``)."""
+        return self.state in ("busy", "pending")
+
+
+@dataclass
+class SyncReport:
+    runs: list[RunSync] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(r.failed for r in self.runs)
+
+
+def _backends(rec: RunRecord) -> list[str]:
+    out: list[str] = []
+    for ev in rec.events:
+        if isinstance(ev, (RunStarted, RunResumed)):
+            out += [b for b in ev.meta.get("backends", []) if b not in out]
+    return out
+
+
+def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None] | None = None) -> RunSync:
+    """Deliver one journaled run to its backends, for at most ``timeout`` seconds of trying."""
+    from .agent import Delivery
+    from .registry import parse_backend, strip_credentials
+    from .rundir import RunDir, release
+
+    rid = rec.info.run_id
+    rd = RunDir(rec.info.location)
+    backends = _backends(rec)
+    specs = [parse_backend(b) for b in backends]
+    if rd.trainer_alive():
+        return RunSync(rid, "running", backends)
+    if not rd.pending(specs) and rec.info.status is not Status.RUNNING:
+        return RunSync(rid, "up to date", backends)
+    lock = rd.hold_agent_lock()
+    if lock is None:
+        return RunSync(rid, "busy", backends)
+    try:
+        delivery = Delivery(rd.path, specs, drain_timeout=timeout, log=log)
+        trainer_back = threading.Event()
+
+        def trainer_alive() -> bool:
+            # a requeued trainer resumed this run while we deliver it: leave it to its agent
+            # (which waits for our delivery lock) instead of marking a live run ended
+            if rd.trainer_alive():
+                trainer_back.set()
+                return True
+            return False
+
+        ok = delivery.run(trainer_alive, trainer_back)
+    finally:
+        release(lock)
+    left = [strip_credentials(s) for s in rd.pending(specs)]
+    return RunSync(rid, "delivered" if ok and not left else "pending", backends, left)
+
+
+def sync(
+    root: str | None = None,
+    run: str | None = None,
+    *,
+    timeout: float = 60.0,
+    log: Callable[[str], None] | None = None,
+    progress: Callable[[RunSync], None] | None = None,
+) -> SyncReport:
+    """Deliver the runs under the journal ``root`` (default: the settings' ``root``) that hold
+    undelivered data, or only ``run`` (id, id prefix or name; ``lookup.RunLookupError`` when no
+    run or several answer to it). ``log`` gets the delivery's messages, ``progress`` each run's
+    outcome as it is known."""
+    from .lookup import find_in_journal, journal_root, journal_runs
+
+    where = journal_root(root)
+    recs = [find_in_journal(run, where)] if run else journal_runs(where)
+    report = SyncReport()
+    for rec in recs:
+        outcome = sync_run(rec, timeout=timeout, log=log)
+        report.runs.append(outcome)
+        if progress is not None:
+            progress(outcome)
+    return report
