@@ -29,17 +29,3 @@ def __getattr__(name: str) -> Any:
         return TrackkitCallback
     raise AttributeError(f"module 'trackkit.integrations' has no attribute {name!r}")
 
-
-def _check_init_kwargs(owner: str, kwargs: dict[str, Any]) -> None:
-    """Raise at construction (not mid-training) when a keyword is not one ``trackkit.init`` takes."""
-    import inspect
-
-    from ..errors import ConfigError
-    from ..run import init
-
-    accepted = set(inspect.signature(init).parameters)
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise ConfigError(
-            f"{owner}: unknown keyword(s) {unknown}. Fix: use the keywords of trackkit.init: {sorted(accepted)}"
-        )

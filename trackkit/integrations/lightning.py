@@ -24,8 +24,8 @@ from typing import Any
 
 from ..errors import MissingDependency, TrackkitWarning
 from ..events import Status
-from ..run import Run, current_run, init
-from . import _check_init_kwargs
+from ..run import Run
+from .common import check_run_or_init_kwargs, open_run
 
 try:
     from lightning_fabric.loggers.logger import rank_zero_experiment
@@ -76,14 +76,7 @@ class TrackkitLogger(Logger):
         **init_kwargs: Any,
     ) -> None:
         super().__init__()
-        if run is not None and init_kwargs:
-            from ..errors import ConfigError
-
-            raise ConfigError(
-                f"TrackkitLogger: pass either run= or trackkit.init keywords, not both (got {sorted(init_kwargs)}). "
-                "Fix: set them on trackkit.init(...) and pass the run"
-            )
-        _check_init_kwargs("TrackkitLogger", init_kwargs)
+        check_run_or_init_kwargs("TrackkitLogger", run, init_kwargs)
         self._init_kwargs = init_kwargs
         self._run = run
         self._owned = False
@@ -99,12 +92,7 @@ class TrackkitLogger(Logger):
     def experiment(self) -> Run:
         """The trackkit :class:`~trackkit.Run` (created on first access, rank 0 only; a no-op stand-in elsewhere)."""
         if self._run is None:
-            active = current_run()
-            if not self._init_kwargs and active is not None:
-                self._run = active
-            else:
-                self._run = init(**self._init_kwargs)
-                self._owned = True
+            self._run, self._owned = open_run(None, self._init_kwargs)
         return self._run
 
     @property

@@ -21,8 +21,8 @@ import os
 from typing import Any
 
 from ..errors import MissingDependency
-from ..run import Run, current_run, init
-from . import _check_init_kwargs
+from ..run import Run
+from .common import check_run_or_init_kwargs, open_run
 
 try:
     from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
@@ -52,14 +52,7 @@ class TrackkitCallback(TrainerCallback):
     """
 
     def __init__(self, run: Run | None = None, *, log_checkpoints: bool = False, **init_kwargs: Any) -> None:
-        if run is not None and init_kwargs:
-            from ..errors import ConfigError
-
-            raise ConfigError(
-                f"TrackkitCallback: pass either run= or trackkit.init keywords, not both (got {sorted(init_kwargs)}). "
-                "Fix: set them on trackkit.init(...) and pass the run"
-            )
-        _check_init_kwargs("TrackkitCallback", init_kwargs)
+        check_run_or_init_kwargs("TrackkitCallback", run, init_kwargs)
         self._given = run
         self._init_kwargs = init_kwargs
         self._run: Run | None = None
@@ -80,13 +73,7 @@ class TrackkitCallback(TrainerCallback):
             return
         run = self._run
         if run is None or run.finished:
-            active = current_run()
-            if self._given is not None:
-                run, self._owned = self._given, False
-            elif not self._init_kwargs and active is not None:
-                run, self._owned = active, False
-            else:
-                run, self._owned = init(**self._init_kwargs), True
+            run, self._owned = open_run(self._given, self._init_kwargs)
             self._run = run
         config: dict[str, Any] = {}
         targs: Any = args  # TrainingArguments.to_dict is untyped
