@@ -113,8 +113,7 @@ def open_named(parent: str, project: str, run_id: str, resume: str) -> Opened:
     fd = rd.lock_trainer(patience=2.0)
     if fd is None:
         raise ConfigError(
-            f"id: run {run_id!r} in {where} is still running: its training process holds "
-            f"{os.path.join(rd.path, 'lock')}. "
+            f"id: run {run_id!r} in {where} is still running: its training process holds {rd.trainer_lock}. "
             "Fix: resume only after that process has ended (stop it, or wait for it), or choose another id"
         ) from None
     try:

@@ -96,7 +96,8 @@ class Run:
         self._artifact_versions: Counter[str] = Counter()
         #: SDK objects handed out by native(), finished with the run
         self._natives: dict[str, Any] = {}
-        self._lines = MetricLines(self._coerce_value)
+        #: the metric line encoder's bound method (one attribute lookup less per log())
+        self._format_metrics = MetricLines(self._coerce_value).format
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
         self._lock_fd = -1
@@ -180,7 +181,7 @@ class Run:
                 step = self._coerce_step(step)
             if step > self._step:
                 self._step = step
-            line, bad = self._lines.format(values, step, _time())
+            line, bad = self._format_metrics(values, step, _time())
             if line is None:
                 return
             self._journal.write_line(line)

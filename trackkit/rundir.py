@@ -118,6 +118,10 @@ class RunDir:
         return os.path.join(self.path, JOURNAL_NAME)
 
     @property
+    def trainer_lock(self) -> str:
+        return os.path.join(self.path, TRAINER_LOCK)
+
+    @property
     def agent_log(self) -> str:
         return os.path.join(self.path, AGENT_LOG)
 
@@ -153,7 +157,7 @@ class RunDir:
         """Take the trainer lock for this process (the fd to keep open), retrying for ``patience``
         seconds (a lingering agent or ``trackkit sync`` probes it, taking it for an instant); None
         when another trainer holds it."""
-        fd = os.open(os.path.join(self.path, TRAINER_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.trainer_lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         deadline = time.monotonic() + patience
         while True:
             try:
@@ -170,7 +174,7 @@ class RunDir:
         with :func:`release`); None when a trainer holds it; -1 when it cannot be opened at all
         (then nobody can hold it either)."""
         try:
-            fd = os.open(os.path.join(self.path, TRAINER_LOCK), os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(self.trainer_lock, os.O_RDWR | os.O_CLOEXEC)
         except OSError:
             return -1
         try:
