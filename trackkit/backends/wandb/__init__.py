@@ -1,0 +1,35 @@
+"""Weights & Biases adapter: ``WandbSink`` writes runs with the W&B SDK, ``WandbReader`` reads them back.
+
+Backend string: ``wandb[:PROJECT][?entity=E&group=G&mode=offline|online&dir=D]``.
+See ``docs/backends/wandb.md`` for the mapping, the limits and the status rule.
+
+Modules: ``names`` (name rules), ``framing`` (the ``run-<id>.wandb`` block framing),
+``decode`` (the one decoder of W&B records into trackkit events), ``segments`` (offline
+run files), ``sink`` and ``reader``; ``sdk`` (importing W&B, its process-wide state).
+Importing this package is cheap: ``wandb`` is imported when a sink or reader is built.
+"""
+
+from __future__ import annotations
+
+from .decode import item_key
+from .framing import has_exit_record, iter_records, iter_run_file
+from .names import wandb_run_id
+from .reader import WandbReader
+from .sdk import clear_inherited_service
+from .sink import WandbSink
+
+# the names the adapter's tests knew before it became a package
+_item_key = item_key
+_has_exit_record = has_exit_record
+_clear_inherited_service = clear_inherited_service
+
+__all__ = [
+    "WandbReader",
+    "WandbSink",
+    "clear_inherited_service",
+    "has_exit_record",
+    "item_key",
+    "iter_records",
+    "iter_run_file",
+    "wandb_run_id",
+]

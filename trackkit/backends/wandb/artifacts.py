@@ -1,0 +1,73 @@
+"""Artifacts into W&B: trackkit's snapshot files, and the ``config.json`` copy of the full config.
+
+W&B keeps only its own names, types and aliases: trackkit's originals travel in the
+artifact's metadata under ``_trackkit`` and ``Decoder.artifact`` restores them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+from ...backend import sdk_errors
+from ...errors import BackendError
+from ...events import Artifact
+from .names import INTERNAL, alias_name, artifact_kind, artifact_name, wandb_run_id
+from .sdk import LABEL
+
+__all__ = ["log_artifact", "log_config"]
+
+
+def log_files(wandb: Any, run: Any, name: str, kind: str, path: str, metadata: dict[str, Any],
+              aliases: list[str]) -> None:
+    """Log the file or directory ``path`` as the W&B artifact ``name`` of type ``kind``."""
+    with sdk_errors(LABEL, f"artifact {name!r}"):
+        art = wandb.Artifact(name, type=kind, metadata=metadata)
+        if os.path.isdir(path):
+            art.add_dir(path)
+        else:
+            art.add_file(path, name=os.path.basename(path))
+        run.log_artifact(art, aliases=aliases)
+
+
+def log_artifact(wandb: Any, run: Any, run_id: str | None, ev: Artifact) -> None:
+    """A trackkit ``Artifact`` event as a W&B artifact (names, type and aliases mapped)."""
+    aliases = [alias_name(a) for a in ev.aliases]
+    metadata: dict[str, Any] = dict(ev.metadata)
+    added = [] if "sha256" in metadata else ["sha256"]
+    metadata.setdefault("sha256", ev.sha256)
+    metadata[INTERNAL] = {
+        "run_id": run_id,
+        "name": ev.name,
+        "kind": ev.kind,
+        "sha256": ev.sha256,
+        "size": ev.size,
+        "version": ev.version,
+        "aliases": list(ev.aliases),
+        "alias_map": {m: a for m, a in zip(aliases, ev.aliases) if m != a},
+        "added": added,
+        "path": ev.path,
+        "source": ev.source,
+        "time": ev.time,
+    }
+    if not os.path.exists(ev.path):
+        raise BackendError(f"wandb: artifact {ev.name!r}: the snapshot {ev.path!r} does not exist")
+    log_files(wandb, run, artifact_name(ev.name), artifact_kind(ev.kind), ev.path, metadata, aliases)
+
+
+def log_config(wandb: Any, run: Any, run_id: str | None, config: Mapping[str, Any]) -> None:
+    """The house rule: the full config always travels as the ``config.json`` artifact too."""
+    tmp = tempfile.mkdtemp(prefix="trackkit-wandb-")
+    try:
+        path = os.path.join(tmp, "config.json")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(config, fh, indent=2, sort_keys=True, default=str)
+        name = artifact_name(f"trackkit-config-{wandb_run_id(run_id or '')}")
+        meta = {INTERNAL: {"internal": "config", "run_id": run_id}}
+        log_files(wandb, run, name, "config", path, meta, [])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

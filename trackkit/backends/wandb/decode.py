@@ -1,0 +1,413 @@
+"""The one decoder of W&B records into trackkit's neutral events.
+
+``Decoder`` has a method per record kind (``run``, ``history``, ``config``, ``summary``,
+``artifact``, ``exit``, ``preempting``; ``state`` for a server's run state) taking plain
+values. Offline, ``Decoder.feed`` hands it the protobuf records of ``run-<id>.wandb``
+files; online, the reader calls the same methods with what ``wandb.Api()`` returns. A run
+may be several segments (one per process that opened it): the last of trackkit's own
+segments decides the status (``end_segment(decides=True)``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...events import (
+    Artifact,
+    ConfigUpdate,
+    Event,
+    Metrics,
+    RunFinished,
+    RunInfo,
+    RunResumed,
+    RunStarted,
+    Status,
+    StatusChange,
+    Tags,
+)
+from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, TIME_KEY, parse_tag
+
+__all__ = ["Decoded", "Decoder", "item_key", "items_of", "loads", "merge_internal", "num"]
+
+#: a server's run state (``wandb.Api()``) when trackkit's own summary says nothing
+_STATES = {
+    "finished": (Status.COMPLETED, ""),
+    "running": (Status.RUNNING, ""),
+    "crashed": (Status.KILLED, "W&B: crashed (no heartbeat)"),
+    "failed": (Status.CRASHED, "W&B: failed"),
+    "killed": (Status.KILLED, "W&B: killed"),
+    "preempted": (Status.KILLED, "W&B: preempted"),
+}
+
+
+def loads(text: str) -> Any:
+    """A W&B ``value_json`` (the text itself when it is not JSON; None when empty)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
+def item_key(item: Any) -> str:
+    """The key of a config/summary/history item (``key``, or ``nested_key`` joined by ``.``)."""
+    if item.key:
+        return str(item.key)
+    return ".".join(str(k) for k in item.nested_key)
+
+
+def items_of(items: Iterable[Any]) -> dict[str, Any]:
+    """Protobuf items (``key``/``nested_key`` + ``value_json``) as a plain dict."""
+    return {item_key(it): loads(it.value_json) for it in items}
+
+
+def num(v: Any) -> float | None:
+    """A stored value as a metric value, or None when it is not a number."""
+    if isinstance(v, (bool, int, float)):
+        return float(v)
+    return None
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, (int, float)) else None
+
+
+def merge_internal(into: dict[str, Any], value: Any) -> None:
+    """Fold one ``_trackkit`` config value into ``into`` (key and tag maps accumulate)."""
+    if not isinstance(value, dict):
+        return
+    for k, v in value.items():
+        if k in ("keys", "config_keys", "tags") and isinstance(v, dict):
+            into.setdefault(k, {}).update(v)
+        elif k not in into or k not in ("run_id", "project", "name", "start_time", "meta"):
+            into[k] = v
+
+
+@dataclass
+class Decoded:
+    """A decoded run, with the sink-side state a resume needs."""
+
+    wid: str
+    run_id: str
+    project: str
+    events: list[Event]
+    info: RunInfo
+    internal: dict[str, Any]
+    config: dict[str, Any]
+    wandb_tags: list[str]
+    max_step: int | None
+
+
+@dataclass
+class _SegmentState:
+    """What one segment (one process's share of the run) said about how it ended."""
+
+    exit_code: int | None = None
+    detached: bool = False
+    preempting: bool = False
+    #: a ``RunFinished`` arrived in this segment
+    finished_here: bool = False
+    #: a W&B server's run state (online)
+    state: str | None = None
+
+
+class Decoder:
+    """Decodes the records of one W&B run, in order, into trackkit events and a ``RunInfo``.
+
+    ``internal`` is the run's merged ``_trackkit`` bookkeeping (key, config-key and tag maps,
+    trackkit run id ...), known before the records are read.
+    """
+
+    def __init__(self, internal: Mapping[str, Any], wid: str, project: str) -> None:
+        self.internal: dict[str, Any] = {"keys": {}, "config_keys": {}, "tags": {}}
+        merge_internal(self.internal, dict(internal))
+        self.wid = wid
+        self.run_id = str(self.internal.get("run_id") or wid)
+        self.events: list[Event] = []
+        self.info = RunInfo(run_id=self.run_id, project=project, name="", backend="wandb")
+        self._seen_points: set[tuple[int, str, str]] = set()
+        self._seen_artifacts: set[str] = set()
+        self._tags: set[str] = set()
+        self._config: dict[str, Any] = {}
+        self._started = False
+        self._last_time: float | None = None
+        self._max_step: int | None = None
+        self._finished: RunFinished | None = None
+        self._status: StatusChange | None = None
+        self._resumes: set[int] = set()
+        self._tail: RunFinished | None = None
+        self._seg = _SegmentState()
+
+    # ------------------------------------------------------------------ helpers
+
+    def _add(self, ev: Event) -> None:
+        self.events.append(ev)
+        self.info.apply(ev)
+
+    def _tag_pair(self, text: str) -> tuple[str, str]:
+        pair = self.internal["tags"].get(text)
+        if isinstance(pair, list) and len(pair) == 2:
+            return str(pair[0]), str(pair[1])
+        return parse_tag(text)
+
+    def _config_of(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        config_keys = self.internal["config_keys"]
+        return {config_keys.get(k, k): v for k, v in values.items() if k not in ("_wandb", INTERNAL)}
+
+    def _metrics(self, step: int, when: float, values: Mapping[str, float]) -> None:
+        fresh: dict[str, float] = {}
+        for k, v in values.items():
+            ident = (step, k, repr(v))
+            if ident in self._seen_points:
+                continue  # a retried batch or a re-sent point after a resume
+            self._seen_points.add(ident)
+            fresh[k] = v
+        if fresh:
+            self._add(Metrics(step=step, time=when, values=fresh))
+
+    # ------------------------------------------------------------------ one method per record kind
+
+    def run(self, *, project: str, name: str, group: str, tags: Iterable[str], config: Mapping[str, Any],
+            start: float) -> None:
+        """A run record: the first one starts the run, later ones carry the whole tag list."""
+        tags = list(tags)
+        if self._started:
+            new = [t for t in tags if t not in self._tags]
+            self._tags = set(tags)
+            if new:
+                self._add(Tags(tags=dict(self._tag_pair(t) for t in new)))
+            return
+        self._started = True
+        cfg = self._config_of(config)
+        self._config.update(cfg)
+        self._tags = set(tags)
+        self._add(
+            RunStarted(
+                run_id=self.run_id,
+                project=str(self.internal.get("project") or project),
+                name=str(self.internal.get("name") or name),
+                start_time=float(self.internal.get("start_time") or start),
+                group=group or None,
+                tags=dict(self._tag_pair(t) for t in tags),
+                config=cfg,
+                meta=dict(self.internal.get("meta") or {}),
+            )
+        )
+
+    def history(self, row: Mapping[str, Any], step: int = 0) -> None:
+        """A history row (``_step``, ``_timestamp``, metric columns, trackkit's late column)."""
+        stored = _int(row.get("_step"))
+        step = stored if stored is not None else step
+        stamp = num(row.get("_timestamp"))
+        when = num(row.get(TIME_KEY)) or stamp or 0.0
+        self._last_time = max(self._last_time or 0.0, stamp or 0.0) or self._last_time
+        self._max_step = step if self._max_step is None else max(self._max_step, step)
+        keys = self.internal["keys"]
+        values = {keys.get(k, k): n for k, v in row.items() if k not in HISTORY_INTERNAL and (n := num(v)) is not None}
+        self._metrics(step, when, values)
+        late = row.get(LATE_KEY)
+        if isinstance(late, str):
+            for entry in loads(late) or []:
+                if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[2], dict):
+                    vals = {str(k): f for k, v in entry[2].items() if (f := num(v)) is not None}
+                    self._metrics(int(entry[0]), float(entry[1] or 0.0), vals)
+
+    def config(self, values: Mapping[str, Any]) -> None:
+        """A config update."""
+        cfg = self._config_of(values)
+        if cfg:
+            self._config.update(cfg)
+            self._add(ConfigUpdate(config=cfg))
+
+    def summary(self, upd: Mapping[str, Any]) -> None:
+        """A summary update: trackkit's status, resume and finish keys."""
+        if upd.get("trackkit/detached"):
+            self._seg.detached = True
+        seg_v = upd.get("trackkit/resumed")
+        seg_no = int(seg_v) if isinstance(seg_v, (int, float)) and not isinstance(seg_v, bool) else 0
+        resumed_here = seg_no > 0 and seg_no not in self._resumes and not upd.get("trackkit/finished")
+        if resumed_here:
+            self._resumed(seg_no, upd)
+        st = upd.get("trackkit/status")
+        if isinstance(st, str) and st in Status._value2member_map_ and not resumed_here:
+            if upd.get("trackkit/finished"):
+                self._finished = RunFinished(
+                    status=Status(st),
+                    time=float(upd.get("trackkit/end_time") or 0.0),
+                    reason=str(upd.get("trackkit/reason") or ""),
+                    exit_code=_int(upd.get("trackkit/exit_code")),
+                )
+                self._seg.finished_here = True  # appended after the segment: W&B writes the last row later
+            else:
+                details = upd.get("trackkit/details")
+                self._status = StatusChange(
+                    status=Status(st),
+                    reason=str(upd.get("trackkit/reason") or ""),
+                    step=_int(upd.get("trackkit/status_step")),
+                    time=float(upd.get("trackkit/status_time") or 0.0),
+                    details=details if isinstance(details, dict) else {},
+                )
+                self._add(self._status)
+
+    def _resumed(self, seg_no: int, upd: Mapping[str, Any]) -> None:
+        self._resumes.add(seg_no)
+        self._status = None  # an earlier segment's status no longer holds
+        prev = upd.get("trackkit/previous_status")
+        self._add(
+            RunResumed(
+                time=float(upd.get("trackkit/resume_time") or 0.0),
+                segment=seg_no,
+                previous_status=Status(prev) if prev in Status._value2member_map_ else None,
+                step=_int(upd.get("trackkit/resume_step")),
+            )
+        )
+
+    def artifact(self, *, name: str, kind: str, aliases: Iterable[str], metadata: Mapping[str, Any],
+                 size: int) -> None:
+        """A logged artifact; its ``_trackkit`` metadata restores trackkit's names and aliases."""
+        meta = dict(metadata)
+        tk = meta.pop(INTERNAL, None)
+        tk = tk if isinstance(tk, dict) else {}
+        if tk.get("internal"):
+            return  # trackkit's own config.json copy
+        for k in tk.get("added", []):
+            meta.pop(k, None)
+        alias_map = tk.get("alias_map") or {}
+        restored = [alias_map.get(x, x) for x in aliases]
+        original = [str(x) for x in tk.get("aliases", [])]
+        if "latest" not in original:
+            restored = [x for x in restored if x != "latest"]
+        # W&B does not keep the order: restore the order trackkit gave
+        restored.sort(key=lambda x: original.index(x) if x in original else len(original))
+        ev = Artifact(
+            path=str(tk.get("path") or ""),
+            name=str(tk.get("name") or name),
+            kind=str(tk.get("kind") or kind),
+            sha256=str(tk.get("sha256") or ""),
+            size=int(tk.get("size") or size),
+            version=int(tk.get("version") or 0),
+            aliases=tuple(restored),
+            metadata=meta,
+            source=str(tk.get("source") or ""),
+            time=float(tk.get("time") or 0.0),
+        )
+        ident = repr((ev.name, ev.sha256, ev.version, ev.time, ev.aliases))
+        if ident not in self._seen_artifacts:  # a re-sent batch logs it again
+            self._seen_artifacts.add(ident)
+            self._add(ev)
+
+    def exit(self, code: int) -> None:
+        """W&B's exit record: 0 success, else failure; none at all: killed."""
+        self._seg.exit_code = int(code)
+
+    def preempting(self) -> None:
+        """The run was marked preempting (trackkit's agent stopped before the run finished)."""
+        self._seg.preempting = True
+
+    def state(self, state: str) -> None:
+        """A W&B server's run state (online reading: there is no exit record)."""
+        self._seg.state = state
+
+    def last_values(self, summary: Mapping[str, Any]) -> None:
+        """Last metric values from a run's summary, when no history was read (online listing)."""
+        if self.info.last_step is not None:
+            return
+        keys = self.internal["keys"]
+        self.info.last_metrics = {
+            keys.get(k, k): n
+            for k, v in summary.items()
+            if (k in keys or not k.startswith(("_", "trackkit/"))) and (n := num(v)) is not None
+        }
+        self.info.last_step = _int(summary.get("_step"))
+
+    # ------------------------------------------------------------------ segments and the status rule
+
+    def begin_segment(self) -> None:
+        self._seg = _SegmentState()
+
+    def end_segment(self, decides: bool) -> None:
+        """End a segment; the last of trackkit's own segments (``decides``) decides the status."""
+        finished = self._finished if self._seg.finished_here else None
+        if not decides:
+            if finished is not None:
+                self._add(finished)
+            return
+        info = self.info
+        if finished is not None:
+            self._tail = finished
+            info.status, info.reason, info.end_time = finished.status, finished.reason, finished.time or self._last_time
+            return
+        info.status, info.reason = self._status_rule()
+        info.end_time = self._last_time if info.status is not Status.RUNNING else None
+        self._tail = None
+        if info.status.terminal:
+            self._tail = RunFinished(
+                status=info.status, time=info.end_time or 0.0, reason=info.reason, exit_code=self._seg.exit_code
+            )
+
+    def _status_rule(self) -> tuple[Status, str]:
+        if self._status is not None and self._status.status.terminal:
+            return self._status.status, self._status.reason
+        if self._seg.detached or self._seg.preempting:
+            return Status.KILLED, "trackkit delivery stopped before the run finished"
+        if self._seg.state is not None:
+            return _STATES.get(self._seg.state, (Status.RUNNING, self._seg.state))
+        if self._seg.exit_code is None:
+            return Status.KILLED, "no exit record"
+        if self._seg.exit_code == 0:
+            return Status.COMPLETED, ""
+        return Status.CRASHED, f"exit code {self._seg.exit_code}"
+
+    def result(self, *, location: str, backend: str) -> Decoded:
+        """The decoded run (call once, after the last segment)."""
+        if self._tail is not None:
+            self.events.append(self._tail)
+        info = self.info
+        info.tags = dict(self._tag_pair(t) for t in sorted(self._tags))
+        info.resumed = len(self._resumes)
+        info.location, info.backend = location, backend
+        return Decoded(
+            wid=self.wid,
+            run_id=self.run_id,
+            project=info.project,
+            events=self.events,
+            info=info,
+            internal=self.internal,
+            config=self._config,
+            wandb_tags=sorted(self._tags),
+            max_step=self._max_step,
+        )
+
+    # ------------------------------------------------------------------ protobuf records (offline)
+
+    def feed(self, rec: Any, segment_start: float) -> None:
+        """One ``wandb_internal_pb2.Record`` of a run file."""
+        handler = _PROTO.get(rec.WhichOneof("record_type"))
+        if handler is not None:
+            handler(self, rec, segment_start)
+
+
+def _proto_run(d: Decoder, rec: Any, start: float) -> None:
+    r = rec.run
+    d.run(project=r.project, name=r.display_name or r.run_id, group=r.run_group, tags=r.tags,
+          config=items_of(r.config.update), start=start)
+
+
+def _proto_artifact(d: Decoder, rec: Any, start: float) -> None:
+    a = rec.artifact
+    meta = loads(a.metadata) if a.metadata else {}
+    d.artifact(name=a.name, kind=a.type, aliases=list(a.aliases), metadata=meta if isinstance(meta, dict) else {},
+               size=sum(int(c.size) for c in a.manifest.contents))
+
+
+_PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
+    "run": _proto_run,
+    "history": lambda d, rec, _: d.history(items_of(rec.history.item), int(rec.history.step.num)),
+    "config": lambda d, rec, _: d.config(items_of(rec.config.update)),
+    "summary": lambda d, rec, _: d.summary(items_of(rec.summary.update)),
+    "artifact": _proto_artifact,
+    "exit": lambda d, rec, _: d.exit(rec.exit.exit_code),
+    "preempting": lambda d, rec, _: d.preempting(),
+}

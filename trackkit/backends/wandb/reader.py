@@ -1,0 +1,149 @@
+"""``WandbReader``: W&B runs back as trackkit events.
+
+Offline runs (and local copies of online ones) are read from W&B's own ``run-<id>.wandb``
+files; runs that live only on a W&B server through ``wandb.Api()``. Both go through the
+one ``Decoder`` (``decode.py``): offline it is fed the files' protobuf records, online
+what the API returns for the same records (config, history rows, summary, artifacts).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ...backend import BackendSpec, sdk_errors
+from ...errors import ConfigError
+from ...events import RunInfo, RunRecord
+from .decode import Decoded, Decoder
+from .names import INTERNAL, wandb_run_id
+from .sdk import LABEL, default_root, import_wandb
+from .segments import Segment, decode_segments, find_files, read_segment
+
+__all__ = ["WandbReader", "decode_api_run"]
+
+
+class WandbReader:
+    """Reads W&B runs back as trackkit events.
+
+    Offline (and local copies of online runs): scans ``dir`` (option), else ``WANDB_DIR``,
+    else the cwd for ``wandb/*run-*/run-*.wandb``. Online, with ``mode=online`` or an API
+    key in the environment and W&B not in offline mode: ``wandb.Api()`` (untested here).
+    """
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self._wandb = import_wandb()
+        self.spec = spec
+        opts = dict(spec.options)
+        self._root = default_root(opts)
+        self._project = spec.location or None
+        self._entity = opts.get("entity") or None
+        mode = opts.get("mode") or os.environ.get("WANDB_MODE", "")
+        self._online = mode == "online" or (
+            mode not in ("offline", "dryrun", "disabled") and bool(os.environ.get("WANDB_API_KEY"))
+        )
+        self._cache: dict[str, tuple[float, int, Segment]] = {}
+
+    def list_runs(self, project: str | None = None) -> list[RunInfo]:
+        project = project or self._project
+        if self._online:
+            return [decode_api_run(r, history=False).info for r in self._online_runs(project)]
+        runs = [r.info for r in self._local_runs() if self._matches(r, project)]
+        return sorted(runs, key=lambda i: (i.start_time or 0.0, i.run_id))
+
+    def read_run(self, run_id: str) -> RunRecord:
+        run = self._online_run(run_id) if self._online else self._local_run(run_id)
+        return RunRecord(info=run.info, events=run.events)
+
+    # ------------------------------------------------------------------ offline
+
+    def _segments(self) -> list[Segment]:
+        out = []
+        for path in find_files(self._root):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            hit = self._cache.get(path)
+            if hit is not None and hit[0] == st.st_mtime and hit[1] == st.st_size:
+                out.append(hit[2])
+                continue
+            seg = read_segment(path)
+            if seg is not None:
+                self._cache[path] = (st.st_mtime, st.st_size, seg)
+                out.append(seg)
+        return out
+
+    def _local_runs(self) -> list[Decoded]:
+        groups: dict[tuple[str, str], list[Segment]] = {}
+        for seg in self._segments():
+            groups.setdefault((seg.project, seg.wid), []).append(seg)
+        return [decode_segments(segs) for segs in groups.values()]
+
+    @staticmethod
+    def _matches(run: Decoded, project: str | None) -> bool:
+        if project is None:
+            return True
+        return project in (run.project, run.info.backend.partition(":")[2])
+
+    def _local_run(self, run_id: str) -> Decoded:
+        wid = wandb_run_id(run_id)
+        hits = [
+            r
+            for r in self._local_runs()
+            if r.run_id == run_id or (r.wid in (run_id, wid) and not r.internal.get("run_id"))
+        ]
+        if self._project:
+            hits = [r for r in hits if self._matches(r, self._project)] or hits
+        if not hits:
+            raise KeyError(run_id)
+        return hits[0]
+
+    # ------------------------------------------------------------------ online (needs an API key)
+
+    def _api(self) -> Any:
+        with sdk_errors(LABEL, "Api"):
+            return self._wandb.Api()
+
+    def _online_runs(self, project: str | None) -> list[Any]:
+        api = self._api()
+        if not project:
+            raise ConfigError("wandb reader: online listing needs a project (wandb:PROJECT)")
+        path = f"{self._entity}/{project}" if self._entity else project
+        with sdk_errors(LABEL, "Api.runs"):
+            return list(api.runs(path))
+
+    def _online_run(self, run_id: str) -> Decoded:
+        api = self._api()
+        if not self._project:
+            raise ConfigError("wandb reader: online reading needs a project (wandb:PROJECT)")
+        base = f"{self._entity}/{self._project}" if self._entity else self._project
+        try:
+            run = api.run(f"{base}/{wandb_run_id(run_id)}")
+        except Exception as exc:
+            raise KeyError(run_id) from exc
+        with sdk_errors(LABEL, "scan_history"):
+            return decode_api_run(run, history=True)
+
+
+def decode_api_run(run: Any, history: bool) -> Decoded:
+    """A ``wandb.Api()`` run through the one ``Decoder``: its config and tags as the run record,
+    its history rows and logged artifacts (``history``; else the summary's last values), its
+    summary, and the server's run state in place of the exit record."""
+    config = dict(run.config)
+    tk = config.get(INTERNAL)
+    decoder = Decoder(tk if isinstance(tk, dict) else {}, str(run.id), str(run.project))
+    decoder.run(project=str(run.project), name=str(run.name or run.id), group=str(run.group or ""),
+                tags=[str(t) for t in run.tags], config=config, start=0.0)
+    summary = dict(run.summary)
+    if history:
+        for row in run.scan_history():
+            decoder.history(row)
+        for art in run.logged_artifacts():
+            decoder.artifact(name=str(art.name), kind=str(art.type), aliases=[str(a) for a in art.aliases],
+                             metadata=dict(art.metadata or {}), size=int(art.size or 0))
+    else:
+        decoder.last_values(summary)
+    decoder.summary(summary)
+    decoder.state(str(getattr(run, "state", "")))
+    decoder.end_segment(decides=True)
+    return decoder.result(location=str(getattr(run, "url", "")), backend=f"wandb:{run.project}")

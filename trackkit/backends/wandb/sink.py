@@ -1,0 +1,421 @@
+"""``WandbSink``: trackkit events into one W&B run per ``RunStarted``, with the W&B SDK.
+
+The sink runs inside trackkit's delivery agent, never in the training thread.
+See ``docs/backends/wandb.md`` for the mapping, the limits and the status rule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...backend import BackendSpec, Capabilities, sdk_errors
+from ...errors import BackendError, ConfigError
+from ...events import (
+    Artifact,
+    ConfigUpdate,
+    Event,
+    Metrics,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    Status,
+    StatusChange,
+    Tags,
+)
+from .artifacts import log_artifact, log_config
+from .bookkeeping import Bookkeeping
+from .framing import has_exit_record
+from .names import (
+    INTERNAL,
+    LATE_KEY,
+    TIME_KEY,
+    project_name,
+    wandb_run_id,
+)
+from .sdk import LABEL, OPEN_RUNS, clear_inherited_service, default_root, import_wandb, native_run
+from .segments import prior_state
+
+__all__ = ["WandbSink"]
+
+log = logging.getLogger("trackkit.wandb")
+
+#: a Metrics event delivered this many seconds after it happened also records its own time
+_TIME_LAG_S = 2.0
+#: ``wandb.Settings`` of the agent's runs: no console capture, stats, code or git bookkeeping
+_SETTINGS: dict[str, Any] = {
+    "silent": True,
+    "console": "off",
+    "x_disable_stats": True,
+    "x_disable_meta": True,
+    "x_disable_machine_info": True,
+    "x_save_requirements": False,
+    "save_code": False,
+    "disable_git": True,
+    "disable_job_creation": True,
+}
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value, allow_nan=True)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str, allow_nan=True))
+
+
+class WandbSink:
+    """Delivers trackkit events to one W&B run per ``RunStarted``.
+
+    Options (``wandb:PROJECT?...``): ``entity``, ``group``, ``mode`` (``offline``/``online``;
+    default: W&B's own setting), ``dir`` (default ``WANDB_DIR`` or the cwd),
+    ``init_timeout``, ``finish_timeout`` and ``flush_timeout`` in seconds (default 60, 300, 30).
+    """
+
+    capabilities = Capabilities(native_killed=False)
+    #: the open run's ``_trackkit`` value and tags (set by ``_start``)
+    _book: Bookkeeping
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self._wandb = import_wandb()
+        self.spec = spec
+        opts = dict(spec.options)
+        mode = opts.get("mode")
+        if mode is not None and mode not in ("offline", "online", "disabled"):
+            raise ConfigError(f"backend {spec}: mode={mode!r} is not one of offline, online, disabled")
+        self._mode = mode
+        self._entity = opts.get("entity") or None
+        self._group = opts.get("group") or None
+        self._root = default_root(opts)
+        try:
+            self._init_timeout = float(opts.get("init_timeout", "60"))
+            self._finish_timeout = float(opts.get("finish_timeout", "300"))
+            self._flush_timeout = float(opts.get("flush_timeout", "30"))
+        except ValueError as exc:
+            raise ConfigError(f"backend {spec}: the *_timeout options must be numbers of seconds") from exc
+        #: the run's RunStarted, to re-attach when a resumed run continues after its RunFinished
+        self._start_ev: RunStarted | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.run: Any = None
+        self._run_id: str | None = None
+        self._finished = False
+        #: the current W&B step (highest step logged); lower steps go to ``trackkit/late``
+        self._step: int | None = None
+        #: W&B steps below this were written by an earlier segment of the run (resume)
+        self._floor: int | None = None
+        self._row_keys: set[str] = set()
+        self._late_rows: list[list[Any]] = []
+        self._late_dirty = False
+        self._late_total = 0
+        self._warned_late = False
+        self._config_dirty = False
+
+    # ------------------------------------------------------------------ API
+
+    def emit(self, batch: Sequence[Event]) -> None:
+        try:
+            self._emit(batch)
+        except BaseException:
+            if self.run is not None and not self._finished:
+                with contextlib.suppress(Exception):
+                    self._flush_late()
+            raise
+        if self.run is not None and not self._finished:
+            self._flush_late()
+
+    def _emit(self, batch: Sequence[Event]) -> None:
+        for ev in batch:
+            if isinstance(ev, RunStarted):
+                self._start(ev)
+                continue
+            if isinstance(ev, RunResumed):
+                self._resume(ev)
+                continue
+            if self._finished:
+                continue  # a retried batch after RunFinished: already delivered
+            if self.run is None:
+                raise BackendError("wandb: received an event before RunStarted")
+            if isinstance(ev, Metrics):
+                self._metrics(ev)
+            elif isinstance(ev, ConfigUpdate):
+                self._config_update(ev)
+            elif isinstance(ev, Tags):
+                self._add_tags(ev.tags)
+            elif isinstance(ev, Artifact):
+                self._artifact(ev)
+            elif isinstance(ev, StatusChange):
+                self._status(ev)
+            elif isinstance(ev, RunFinished):
+                self._finish(ev)
+
+    def close(self) -> None:
+        """Finish an open run WITHOUT a trackkit status: the agent stopped before the run ended.
+
+        The run is marked *preempting* (W&B's "may resume") and finished with exit code 1,
+        plus the summary ``trackkit/detached: true``; the reader reports it as ``killed``
+        with the reason "delivery stopped before the run finished" unless a later
+        segment (a resume) finishes it. It is never marked completed.
+        """
+        if self.run is None or self._finished:
+            return
+        run = self.run
+        try:
+            self._flush_late()
+            self._log_config_artifact()
+            with sdk_errors(LABEL, "close"):
+                run.summary.update({"trackkit/detached": True})
+                with contextlib.suppress(Exception):
+                    run.mark_preempting()
+                path = self._run_file(run)
+                run.finish(exit_code=1)
+            self._wait_written(path)
+        finally:
+            self._finished = True
+            self._forget(run)
+            self.run = None
+
+    @classmethod
+    def native(cls, spec: BackendSpec, run_id: str, project: str, name: str) -> Any:
+        """``Run.native("wandb")``: a W&B SDK run (``wandb.Run``) in the CALLER's process.
+
+        It attaches to the same W&B run id (``resume="allow"``) and writes its own segment
+        (offline: its own ``run-<id>.wandb``). Calls block on the SDK, can raise, are not
+        journaled and bypass trackkit's step, key and status rules; the reader takes metrics,
+        config updates and artifacts from it, never tags or status. Finish it yourself.
+        """
+        return native_run(spec, run_id, project, name)
+
+    @property
+    def sdk_run(self) -> Any:
+        """The agent-side SDK run while it is open (for diagnostics), else None."""
+        return self.run
+
+    # ------------------------------------------------------------------ start / resume
+
+    def _start(self, ev: RunStarted) -> None:
+        if self.run is not None and self._run_id == ev.run_id:
+            return  # idempotent: the same run is already open
+        if self.run is not None:
+            self.close()
+        self._reset()
+        self._start_ev = ev
+        clear_inherited_service()
+        wid = wandb_run_id(ev.run_id)
+        os.makedirs(self._root, exist_ok=True)
+        prior = prior_state(self._root, wid)
+        self._book = book = Bookkeeping(ev, prior)
+        if prior is not None:
+            self._floor = prior.max_step
+        settings_kw = {**_SETTINGS, "init_timeout": self._init_timeout, "finish_timeout": self._finish_timeout}
+        if self._mode:
+            settings_kw["mode"] = self._mode
+        with sdk_errors(LABEL, "init"):
+            settings = self._wandb.Settings(**settings_kw)
+            self.run = self._wandb.init(
+                project=project_name(self.spec.location or ev.project),
+                entity=self._entity,
+                group=ev.group or self._group,
+                name=ev.name or None,
+                id=wid,
+                resume="allow",
+                config={**book.start_config, INTERNAL: book.internal},
+                tags=list(book.wandb_tags()),
+                dir=self._root,
+                reinit="create_new",
+                settings=settings,
+            )
+        self._run_id = ev.run_id
+        OPEN_RUNS[wid] = self.run
+        if prior is None or prior.max_step is None:
+            starting = getattr(self.run, "starting_step", 0) or 0
+            if starting > 0:  # online resume: the server already holds steps below this
+                self._floor = starting - 1
+        self._config_dirty = prior is None
+        if prior is None:
+            self._log_config_artifact()
+
+    def _resume(self, ev: RunResumed) -> None:
+        """A resumed trackkit run: re-open the same W&B run (a new segment) if its earlier segment
+        was finished, and say it is running again; the next RunFinished sets the final status."""
+        if self.run is None:
+            if self._start_ev is None:
+                raise BackendError("wandb: received RunResumed before RunStarted")
+            self._start(self._start_ev)
+        self._book.set_status(None)  # the earlier segment's final status no longer holds
+        with sdk_errors(LABEL, "resume"):
+            self.run.tags = self._book.wandb_tags()
+            self.run.summary.update(
+                {
+                    "trackkit/status": Status.RUNNING.value,
+                    "trackkit/reason": "",
+                    "trackkit/finished": False,
+                    "trackkit/resumed": ev.segment,
+                    "trackkit/resume_time": ev.time,
+                    "trackkit/resume_step": ev.step,
+                    "trackkit/previous_status": ev.previous_status.value if ev.previous_status else None,
+                }
+            )
+
+    def _push_internal(self) -> None:
+        """Send ``_trackkit`` to W&B when it changed (a newly mapped key or tag)."""
+        if self._book.take_dirty() and self.run is not None:
+            with sdk_errors(LABEL, "config update"):
+                self.run.config.update({INTERNAL: self._book.internal}, allow_val_change=True)
+
+    # ------------------------------------------------------------------ metrics
+
+    def _metrics(self, ev: Metrics) -> None:
+        step = int(ev.step)
+        values = dict(ev.values)
+        late: dict[str, float] = {}
+        current = self._step if self._step is not None else self._floor
+        if current is None or step > current or (step == current and self._step is None):
+            pass  # a new W&B row
+        elif step == current:
+            # W&B keeps one value per key and step: a second value for a key goes to the late column
+            late = {k: v for k, v in values.items() if k in self._row_keys}
+            values = {k: v for k, v in values.items() if k not in self._row_keys}
+        else:
+            late, values = values, {}
+        if values:
+            if self._step is None or step > self._step:
+                self._flush_late()
+                self._step = step
+                self._row_keys = set()
+                self._late_rows = []
+            row: dict[str, Any] = {self._book.metric_key(k): v for k, v in values.items()}
+            self._push_internal()
+            if ev.time and abs(time.time() - ev.time) > _TIME_LAG_S:
+                row[TIME_KEY] = ev.time
+            with sdk_errors(LABEL, "log"):
+                self.run.log(row, step=step)
+            self._row_keys.update(values)
+        if late:
+            self._record_late(step, ev.time, late)
+
+    def _record_late(self, step: int, when: float, values: Mapping[str, float]) -> None:
+        if self._step is None:
+            self._step = self._floor if self._floor is not None else step
+        self._late_rows.append([step, when, dict(values)])
+        self._late_dirty = True
+        self._late_total += len(values)
+        if not self._warned_late:
+            self._warned_late = True
+            msg = (
+                f"wandb: metric points at step {step}, below the current W&B step {self._step} "
+                f"(W&B would drop them silently); they are kept in the '{LATE_KEY}' column with "
+                "their original step and read back by trackkit. Warned once per run."
+            )
+            warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            log.warning(msg)
+
+    def _flush_late(self) -> None:
+        if not self._late_dirty or self.run is None or self._step is None:
+            return
+        payload = json.dumps(self._late_rows, separators=(",", ":"), allow_nan=True)
+        with sdk_errors(LABEL, "log"):
+            self.run.log({LATE_KEY: payload}, step=self._step)
+            self.run.summary.update({"trackkit/late_points": self._late_total})
+        self._late_dirty = False
+
+    # ------------------------------------------------------------------ config / tags
+
+    def _config_update(self, ev: ConfigUpdate) -> None:
+        update = self._book.wandb_config(ev.config)
+        if self._book.take_dirty():
+            update[INTERNAL] = self._book.internal
+        with sdk_errors(LABEL, "config update"):
+            self.run.config.update(update, allow_val_change=True)
+        self._book.config.update({str(k): v for k, v in ev.config.items()})
+        self._config_dirty = True
+
+    def _add_tags(self, tags: Mapping[str, str]) -> None:
+        for k, v in tags.items():
+            self._book.add_tag(str(k), str(v))
+        self._push_internal()
+        with sdk_errors(LABEL, "tags"):
+            self.run.tags = self._book.wandb_tags()
+
+    # ------------------------------------------------------------------ artifacts
+
+    def _artifact(self, ev: Artifact) -> None:
+        log_artifact(self._wandb, self.run, self._run_id, ev)
+
+    def _log_config_artifact(self) -> None:
+        """The house rule: the full config always travels as the ``config.json`` artifact too."""
+        if not self._config_dirty or self.run is None:
+            return
+        log_config(self._wandb, self.run, self._run_id, self._book.config)
+        self._config_dirty = False
+
+    # ------------------------------------------------------------------ status
+
+    def _status(self, ev: StatusChange) -> None:
+        with sdk_errors(LABEL, "summary"):
+            self.run.summary.update(
+                {
+                    "trackkit/status": ev.status.value,
+                    "trackkit/reason": ev.reason,
+                    "trackkit/status_step": ev.step,
+                    "trackkit/status_time": ev.time,
+                    "trackkit/details": _jsonable(dict(ev.details)),
+                }
+            )
+
+    def _finish(self, ev: RunFinished) -> None:
+        self._flush_late()
+        self._log_config_artifact()
+        self._book.set_status(ev.status.value)
+        exit_code = 0 if ev.status is Status.COMPLETED else (ev.exit_code or 1)
+        with sdk_errors(LABEL, "finish"):
+            self.run.tags = self._book.wandb_tags()
+            self.run.summary.update(
+                {
+                    "trackkit/status": ev.status.value,
+                    "trackkit/reason": ev.reason,
+                    "trackkit/end_time": ev.time,
+                    "trackkit/exit_code": ev.exit_code,
+                    "trackkit/finished": True,
+                }
+            )
+            path = self._run_file(self.run)
+            self.run.finish(exit_code=exit_code)
+        self._forget(self.run)
+        self._finished = True
+        self.run = None
+        self._wait_written(path)
+
+    @staticmethod
+    def _forget(run: Any) -> None:
+        for wid, open_run in list(OPEN_RUNS.items()):
+            if open_run is run:
+                del OPEN_RUNS[wid]
+
+    @staticmethod
+    def _run_file(run: Any) -> str | None:
+        path = getattr(getattr(run, "settings", None), "sync_file", None)
+        return str(path) if path else None
+
+    def _wait_written(self, path: str | None) -> None:
+        """``finish()`` can return before wandb-core has written the file: wait (bounded) until
+        the exit record is on disk, so that a closed sink means readable data."""
+        if not path:
+            return
+        deadline = time.monotonic() + self._flush_timeout
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if has_exit_record(path):
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        msg = f"wandb: {path} was not complete {self._flush_timeout:.0f} s after finish(); reading it may miss data"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        log.warning(msg)
