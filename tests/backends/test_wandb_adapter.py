@@ -178,8 +178,8 @@ def test_awkward_keys_survive(rich: Any) -> None:
         assert pts[key] == [(1, float(i))], key
     # reserved names were stored under mapped keys, never as W&B internals
     hist = [r for r in rich[3] if r.WhichOneof("record_type") == "history"]
-    step1 = next(h for h in hist if any(tkw._item_key(i) == "_step" and i.value_json == "1" for i in h.history.item))
-    stored = {tkw._item_key(i) for i in step1.history.item}
+    step1 = next(h for h in hist if any(tkw.item_key(i) == "_step" and i.value_json == "1" for i in h.history.item))
+    stored = {tkw.item_key(i) for i in step1.history.item}
     assert "" not in stored and LONG_KEY in stored and "train/loss@top-1" in stored
 
 
@@ -335,7 +335,7 @@ def test_plain_exit_codes_without_trackkit_summary(tmp_path: Path) -> None:
         # finish() may return before wandb-core wrote the file (a separate process: slower on a
         # loaded machine); the loop ends as soon as the exit record is there
         deadline = time.monotonic() + 60
-        while not tkw._has_exit_record(path) and time.monotonic() < deadline:
+        while not tkw.has_exit_record(path) and time.monotonic() < deadline:
             time.sleep(0.01)
     assert read(tmp_path, "plain-ok").info.status is Status.COMPLETED
     bad = read(tmp_path, "plain-bad").info
@@ -493,11 +493,11 @@ def test_awkward_run_ids_map_to_valid_wandb_ids(tmp_path: Path) -> None:
 
 def test_inherited_wandb_service_is_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_SERVICE", "3-1-unix-/tmp/not-ours/socket")
-    tkw._clear_inherited_service()
+    tkw.clear_inherited_service()
     assert "WANDB_SERVICE" not in os.environ
     own = f"3-{os.getpid()}-unix-/tmp/ours/socket"
     monkeypatch.setenv("WANDB_SERVICE", own)
-    tkw._clear_inherited_service()
+    tkw.clear_inherited_service()
     assert os.environ["WANDB_SERVICE"] == own
 
 

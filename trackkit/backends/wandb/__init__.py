@@ -18,11 +18,6 @@ from .reader import WandbReader
 from .sdk import clear_inherited_service
 from .sink import WandbSink
 
-# the names the adapter's tests knew before it became a package
-_item_key = item_key
-_has_exit_record = has_exit_record
-_clear_inherited_service = clear_inherited_service
-
 __all__ = [
     "WandbReader",
     "WandbSink",
