@@ -22,9 +22,10 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
-from ..backend import BackendSpec, Capabilities
+from ..backend import BackendSpec, Capabilities, safe_name, sdk_errors
 from ..errors import BackendError, MissingDependency
 from ..events import (
     Artifact,
@@ -53,9 +54,8 @@ TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
 _TEXT_TAGS = {TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT}
 
 
-def _safe(name: str) -> str:
-    out = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in name).strip(".")
-    return out[:120] or "_"
+#: a project, group, run or artifact name as one directory name
+_safe = partial(safe_name, keep="-_.=", limit=120)
 
 
 def _hparam_value(v: Any) -> bool | int | float | str:
@@ -114,8 +114,10 @@ class TensorBoardSink:
     # ------------------------------------------------------------------ emit
 
     def emit(self, batch: Sequence[Event]) -> None:
-        try:
+        doing = "write"
+        with sdk_errors("tensorboard", lambda: doing):
             for ev in batch:
+                doing = f"write {type(ev).__name__}"
                 if isinstance(ev, Metrics):
                     self._scalars(ev)
                 elif isinstance(ev, RunStarted):
@@ -141,12 +143,9 @@ class TensorBoardSink:
                     details = {"resumed": ev.segment, "previous_status": prev}
                     self._text(TEXT_STATUS, _dumps(_status_json(Status.RUNNING, "resumed", ev.step, details)), ev.time,
                                ev.step)
+            doing = "flush"
             if self.writer is not None:
                 self.writer.flush()  # the agent advances its cursor only after this returns
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise BackendError(f"tensorboard: {exc}") from exc
 
     def _open(self, ev: RunStarted) -> None:
         self.start = ev
