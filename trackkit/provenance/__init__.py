@@ -213,6 +213,20 @@ def _capture(
     return prov
 
 
+def _guarded(
+    run: Callable[[], Provenance], *, warn: bool, stacklevel: int, last_net: type[BaseException] = Exception
+) -> Provenance:
+    """``run()`` (a :func:`_capture`) behind the last net, so capture never raises; then, when ``warn``,
+    its warnings (``stacklevel`` as for :meth:`Provenance.emit_warnings`, called from here)."""
+    try:
+        prov = run()
+    except last_net as exc:  # pragma: no cover - every part is guarded; this is the last net
+        prov = Provenance(meta=_error(exc), warnings=[f"trackkit provenance failed: {exc!r}"])
+    if warn:
+        prov.emit_warnings(stacklevel=stacklevel)
+    return prov
+
+
 def capture(
     *,
     git: bool = True,
@@ -238,8 +252,8 @@ def capture(
     ``seed``: include :func:`last_seed_record` when there is one. ``cache_file``: fingerprint cache
     (default :func:`cache_path`). ``warn=False`` collects warnings in ``.warnings`` without showing them.
     """
-    try:
-        prov = _capture(
+    return _guarded(
+        lambda: _capture(
             git=git,
             environment=environment,
             invocation=invocation,
@@ -250,12 +264,10 @@ def capture(
             extra_patterns=extra_patterns,
             seed=seed,
             cache_file=cache_file,
-        )
-    except Exception as exc:  # pragma: no cover - every part is guarded; this is the last net
-        prov = Provenance(meta={"error": _error(exc)["error"]}, warnings=[f"trackkit provenance failed: {exc!r}"])
-    if warn:
-        prov.emit_warnings(stacklevel=2)
-    return prov
+        ),
+        warn=warn,
+        stacklevel=3,
+    )
 
 
 def capture_async(
@@ -301,8 +313,8 @@ def capture_async(
             pass
 
     def work() -> None:
-        try:
-            prov = _capture(
+        prov = _guarded(
+            lambda: _capture(
                 git=git,
                 environment=environment,
                 invocation=snap,
@@ -313,11 +325,11 @@ def capture_async(
                 extra_patterns=extra_patterns,
                 seed=seed,
                 cache_file=cache_file,
-            )
-        except BaseException as exc:  # pragma: no cover - last net
-            prov = Provenance(meta={"error": _error(exc)["error"]}, warnings=[f"trackkit provenance failed: {exc!r}"])
-        if warn:
-            prov.emit_warnings(stacklevel=1)
+            ),
+            warn=warn,
+            stacklevel=2,
+            last_net=BaseException,  # the future must resolve, whatever happens in the thread
+        )
         fut.set_result(prov)
 
     threading.Thread(target=work, name="trackkit-provenance", daemon=True).start()
