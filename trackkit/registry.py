@@ -18,13 +18,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .backend import BackendSpec
-from .errors import BackendNotFound, ConfigError, MissingDependency
+from .backend import BackendSpec, capabilities_of
+from .errors import BackendNotFound, ConfigError, MissingDependency, TrackkitWarning
 
 __all__ = ["BackendEntry", "known_schemes", "load_reader", "load_sink", "parse_backend", "parse_backends", "register"]
 
@@ -224,8 +225,6 @@ def load_reader(spec: BackendSpec) -> Any:
 
 def strip_credentials(spec: BackendSpec) -> str:
     """The backend string without ``user:pass@`` (what may be written to disk)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     loc = spec.location
     if "://" in loc:
         parts = urlsplit(loc)
@@ -245,18 +244,12 @@ _warned_gaps: set[str] = set()
 
 def warn_capabilities(specs: Sequence[BackendSpec]) -> None:
     """One warning at init naming what each chosen backend cannot hold and what trackkit does instead."""
-    import warnings
-
-    from .backend import capabilities_of
-
     lines = []
     for spec in specs:
         if spec.scheme in _warned_gaps:
             continue
-        entry = entry_for(spec.scheme)
-        module, _, attr = entry.sink.partition(":")
         try:
-            cls = getattr(importlib.import_module(module), attr)  # adapter modules import their SDK lazily
+            cls = _load(entry_for(spec.scheme).sink, spec)  # adapter modules import their SDK lazily
         except Exception:
             continue
         gaps = capabilities_of(cls).gaps()
@@ -264,8 +257,6 @@ def warn_capabilities(specs: Sequence[BackendSpec]) -> None:
         if gaps:
             lines.append(f"{spec.scheme}: " + "; ".join(gaps))
     if lines:
-        from .errors import TrackkitWarning
-
         warnings.warn("trackkit backend limits:\n  " + "\n  ".join(lines), TrackkitWarning, stacklevel=3)
 
 
