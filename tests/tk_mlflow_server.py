@@ -50,8 +50,11 @@ class MlflowServer:
     """``mlflow server`` on 127.0.0.1:PORT that can be stopped and started again on the same port
     with the same sqlite store and artifact root."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, serve_artifacts: bool = False) -> None:
         self.root = root
+        #: artifacts proxied by the server (``mlflow-artifacts:`` URIs, sent over HTTP) instead of
+        #: a ``file://`` root the client writes to itself
+        self.serve_artifacts = serve_artifacts
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.db = root / "mlflow.db"
@@ -66,9 +69,12 @@ class MlflowServer:
         cmd = [exe] if exe else [sys.executable, "-m", "mlflow"]
         cmd += [
             "server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.db}", "--no-serve-artifacts",
-            "--default-artifact-root", self.art.as_uri(),
+            "--backend-store-uri", f"sqlite:///{self.db}",
         ]  # fmt: skip
+        if self.serve_artifacts:
+            cmd += ["--artifacts-destination", self.art.as_uri()]
+        else:
+            cmd += ["--no-serve-artifacts", "--default-artifact-root", self.art.as_uri()]
         env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         with open(self.root / "server.log", "ab") as log:
             self.proc = subprocess.Popen(

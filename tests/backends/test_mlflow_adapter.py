@@ -21,7 +21,7 @@ pytest.importorskip("mlflow")
 
 from trackkit.backend import BackendSpec, map_key
 from trackkit.backends.mlflow import MAX_PARAM_LENGTH, MlflowReader, MlflowSink, mlflow_key, shorten
-from trackkit.errors import BackendError
+from trackkit.errors import BackendError, ConfigError
 from trackkit.events import (
     Artifact,
     ConfigUpdate,
@@ -368,6 +368,88 @@ def test_unreachable_server_fails_fast() -> None:
     with pytest.raises(BackendError):
         MlflowReader(parse_backend(f"mlflow://127.0.0.1:{port}")).list_runs()
     assert time.monotonic() - t < 10
+
+
+def test_http_options_belong_to_their_connection(mlflow_server: str) -> None:
+    """Two MLflow connections with different options in ONE process (two servers in one agent, a
+    reader beside a sink): each request carries its own connection's timeout and retries, and
+    nothing is put into the process environment. Both talk to a real listener that accepts and
+    never answers, through MLflow's own REST client: a call fails after that connection's timeout,
+    once per attempt (1 + retries), each attempt a new TCP connection. Under a per-process setting
+    the connection made last would have imposed its options on both."""
+    from tk_mlflow_server import Blackhole, free_port
+
+    def http_env() -> dict[str, str]:
+        return {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_HTTP_REQUEST")}
+
+    env = http_env()
+    port = free_port()
+    hole = Blackhole(port)
+    try:
+        patient = MlflowReader(parse_backend(f"mlflow://127.0.0.1:{port}?timeout=4"))
+        hasty = MlflowReader(parse_backend(f"mlflow://127.0.0.1:{port}?timeout=1&retries=1"))
+        took: dict[str, tuple[float, int]] = {}
+        for name, reader in (("patient", patient), ("hasty", hasty)):
+            before, t = len(hole.conns), time.monotonic()
+            with pytest.raises(BackendError, match=f"127.0.0.1:{port}"):
+                reader.list_runs()
+            took[name] = (time.monotonic() - t, len(hole.conns) - before)
+    finally:
+        hole.close()
+    assert 4.0 <= took["patient"][0] < 10 and took["patient"][1] == 1, took  # one attempt of 4 s
+    assert 2.0 <= took["hasty"][0] < 3.9 and took["hasty"][1] == 2, took  # two attempts of 1 s
+    assert http_env() == env
+    # the same options against the real server: delivered and read back
+    hostport = mlflow_server.split("://", 1)[1]
+    ev = start()
+    MlflowSink(parse_backend(f"mlflow://{hostport}?timeout=5&retries=2")).emit([ev, Metrics(0, T0, {"x": 1.0})])
+    info = MlflowReader(parse_backend(f"mlflow://{hostport}?timeout=1")).list_runs(ev.project)[0]
+    assert info.last_metrics == {"x": 1.0}
+    assert http_env() == env
+
+
+def test_bad_http_option_is_a_setup_error() -> None:
+    with pytest.raises(ConfigError, match=r"timeout='soon'.*Fix"):
+        MlflowSink(parse_backend("mlflow://127.0.0.1:9?timeout=soon"))
+
+
+@pytest.fixture(scope="module")
+def artifact_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A real ``mlflow server`` that proxies artifacts (``mlflow-artifacts:``, sent over HTTP)."""
+    from tk_mlflow_server import MlflowServer
+
+    srv = MlflowServer(tmp_path_factory.mktemp("mlflow-artifact-server"), serve_artifacts=True)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_artifacts_proxied_by_the_server(artifact_server: Any, tmp_path: Any) -> None:
+    """Artifacts go over HTTP to the server (each request with the connection's options) and
+    read back through the reader and through MLflow's own client."""
+    spec = parse_backend("mlflow://" + artifact_server.url.split("://", 1)[1] + "?timeout=5&retries=0")
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"\x00weights" * 1000)
+    ev = start(config={"lr": 0.1, "net": {"depth": 3}}, meta={"git": {"commit": "abc"}})
+    sink = MlflowSink(spec)
+    sha = hashlib.sha256(f.read_bytes()).hexdigest()
+    sink.emit([ev, Artifact(str(f), "net", "model", sha, f.stat().st_size, version=1, time=T0 + 1)])
+    sink.emit([ConfigUpdate({"lr": 0.2}, time=T0 + 2), RunFinished(status=Status.COMPLETED, time=T0 + 3)])
+    run = mlflow_run(BackendSpec("mlflow", artifact_server.url), ev)
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:"), run.info.artifact_uri
+    rec = MlflowReader(spec).read_run(ev.run_id)
+    assert rec.info.config == {"lr": 0.2, "net": {"depth": 3}}
+    assert isinstance(rec.events[0], RunStarted) and rec.events[0].config == {"lr": 0.1, "net": {"depth": 3}}
+    assert rec.events[0].meta == {"git": {"commit": "abc"}}
+    assert [e.config for e in rec.events if isinstance(e, ConfigUpdate)] == [{"lr": 0.2}]
+    (art,) = [e for e in rec.events if isinstance(e, Artifact)]
+    assert (art.name, art.kind, art.version, art.sha256) == ("net", "model", 1, sha)
+    local = client_for(BackendSpec("mlflow", artifact_server.url)).download_artifacts(
+        run.info.run_id, "model/net/v1/model.bin", str(tmp_path)
+    )
+    assert open(local, "rb").read() == f.read_bytes()
 
 
 def test_credentials_are_not_recorded(mlflow_server: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,8 +20,10 @@ from trackkit.backends.mlflow import (
     T_KEY,
     MlflowReader,
     MlflowSink,
-    _sha,
     mlflow_key,
+)
+from trackkit.backends.mlflow import (
+    tag_digest as _sha,
 )
 from trackkit.errors import BackendError
 from trackkit.events import Metrics, RunStarted

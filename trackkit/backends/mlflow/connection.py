@@ -1,0 +1,197 @@
+"""One MLflow connection: the tracking URI (credentials kept in it), the HTTP options of this
+connection, the client, the lock around a new sqlite store, and the translation of SDK errors."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ...backend import BackendSpec, sdk_errors, short_hash
+from ...errors import ConfigError, MissingDependency
+from .names import T_RUN_ID, safe_segment
+
+#: default HTTP behaviour of a connection: fail fast, the agent retries
+DEFAULT_HTTP_TIMEOUT_S = 15
+DEFAULT_HTTP_RETRIES = 0
+
+
+def strip_credentials(text: str) -> str:
+    """``text`` without the ``user:password@`` of any URL in it."""
+    return re.sub(r"//[^/@\s]*@", "//", text)
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """The HTTP settings of one connection to a tracking server (``?timeout=15&retries=0``), passed
+    with each of its requests: two connections in one process keep their own."""
+
+    #: seconds per HTTP request (connect and read)
+    timeout: int = DEFAULT_HTTP_TIMEOUT_S
+    #: MLflow's retries of a failed request (connection errors, timeouts, 429/5xx)
+    retries: int = DEFAULT_HTTP_RETRIES
+
+    @classmethod
+    def of(cls, spec: BackendSpec) -> HttpOptions:
+        values = {}
+        for name, default in (("timeout", DEFAULT_HTTP_TIMEOUT_S), ("retries", DEFAULT_HTTP_RETRIES)):
+            text = spec.options.get(name, default)
+            try:
+                values[name] = int(text)
+            except (TypeError, ValueError):
+                raise ConfigError(
+                    f"backend {strip_credentials(str(spec))!r}: option {name}={text!r} is not a whole number. "
+                    f"Fix: e.g. ?{name}={default}"
+                ) from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class _Location:
+    uri: str
+    remote: bool = False
+    #: where a sqlite store's experiments keep their artifacts
+    artifact_base: str | None = None
+
+
+def _locate(spec: BackendSpec) -> _Location:
+    loc = (spec.location or "./mlflow.db").strip()
+    if re.match(r"^https?://", loc, re.I):
+        parts = urlsplit(loc)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = host + (f":{parts.port}" if parts.port else "")
+        # credentials stay in this connection's URI (requests sends them as basic auth to this
+        # host only), never in the process environment, where MLflow would send them to every
+        # server a process talks to (two MLflow backends in one agent, a reader beside a sink)
+        if parts.username is not None:
+            netloc = f"{parts.username}:{parts.password or ''}@{netloc}"
+        return _Location(urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", "")), remote=True)
+    if loc.startswith("sqlite:"):
+        path = loc[len("sqlite:///") :] if loc.startswith("sqlite:///") else ""
+        base = os.path.join(os.path.dirname(os.path.abspath(path)), "mlartifacts") if path else None
+        return _Location(loc, artifact_base=base)
+    if "://" in loc:
+        raise ConfigError(
+            f"backend {strip_credentials(str(spec))!r}: unsupported MLflow location {strip_credentials(loc)!r}. "
+            "Fix: use mlflow:./mlflow.db, mlflow:sqlite:///ABS.db, mlflow://HOST:PORT or mlflow+https://HOST"
+        )
+    path = os.path.abspath(os.path.expanduser(loc))
+    if os.path.isdir(path):
+        raise ConfigError(
+            f"backend {str(spec)!r}: {path} is a directory; MLflow 3 needs a database file "
+            "(the ./mlruns file store is deprecated). Fix: e.g. mlflow:./mlflow.db"
+        )
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return _Location("sqlite:///" + path, artifact_base=os.path.join(os.path.dirname(path), "mlartifacts"))
+
+
+class Connection:
+    """A resolved tracking URI and its client (``mlflow.tracking.MlflowClient``)."""
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self.spec = spec
+        where = _locate(spec)
+        self.uri, self.remote, self.artifact_base = where.uri, where.remote, where.artifact_base
+        #: ``?timeout=&retries=`` of a server (a sqlite store has no HTTP)
+        self.http = HttpOptions.of(spec) if self.remote else HttpOptions()
+        self.display = strip_credentials(self.uri)
+        self.label = f"mlflow ({self.display})"
+        # process-wide privacy and quiet defaults, the same for every connection (not options of one)
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        os.environ.setdefault("DO_NOT_TRACK", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        try:
+            from mlflow.tracking import MlflowClient
+        except ImportError as exc:
+            raise MissingDependency(
+                f"backend 'mlflow' needs the 'mlflow' package ({exc}). Fix: pip install 'trackkit[mlflow]'"
+            ) from exc
+        if self.remote:
+            from .transport import ConnectionClient
+
+            # MLflow prints "View run ... at: <tracking URI>" on stdout (agent.log, the trainer's
+            # terminal): with a password in the URI, this client does not
+            self.client: Any = ConnectionClient(
+                self.uri, timeout=self.http.timeout, retries=self.http.retries, quiet=self.uri != self.display
+            )
+        elif self.uri.startswith("sqlite:///"):
+            self.client = self._init_sqlite_store(self.uri[len("sqlite:///") :], MlflowClient)
+        else:
+            self.client = MlflowClient(tracking_uri=self.uri)
+
+    def _init_sqlite_store(self, path: str, client_cls: Any) -> Any:
+        """Create / migrate a sqlite store under an exclusive file lock.
+
+        MLflow creates and migrates the schema on first use; two processes doing it at
+        once (the agent and ``run.native``, parallel sweeps, DDP ranks) corrupt the store
+        for good ("table ... already exists"). The lock serialises the first touch."""
+        import fcntl
+
+        fd = os.open(path + ".trackkit-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            client = client_cls(tracking_uri=self.uri)
+            client.search_experiments(max_results=1)
+            return client
+        finally:
+            os.close(fd)
+
+    @property
+    def name(self) -> str:
+        return strip_credentials(self.spec.raw) if self.spec.raw else f"mlflow:{self.display}"
+
+    def errors(self, what: str | Callable[[], str]) -> contextlib.AbstractContextManager[None]:
+        """SDK errors inside become ``BackendError("mlflow (<uri>): <what> failed: ...")``, credentials removed."""
+        return sdk_errors(self.label, what, scrub=strip_credentials)
+
+    def experiment_id(self, name: str, *, create: bool) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            if not create:
+                return None
+            location = None
+            if self.artifact_base:
+                location = Path(self.artifact_base, f"{safe_segment(name)[:60]}-{short_hash(name)}").as_uri()
+            try:
+                return str(client.create_experiment(name, artifact_location=location))
+            except MlflowException:  # created concurrently: use theirs
+                exp = client.get_experiment_by_name(name)
+                if exp is None:
+                    raise
+        if create and getattr(exp, "lifecycle_stage", "active") == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return str(exp.experiment_id)
+
+    def all_experiments(self) -> dict[str, str]:
+        """experiment id -> name, for every active experiment."""
+        return {str(exp.experiment_id): exp.name for exp in pages(self.client.search_experiments, max_results=1000)}
+
+    def find_run(self, experiment_ids: Sequence[str], run_id: str) -> Any | None:
+        if not experiment_ids:
+            return None
+        quote = "'" if "'" not in run_id else '"'
+        runs = self.client.search_runs(
+            list(experiment_ids), filter_string=f"tags.`{T_RUN_ID}` = {quote}{run_id}{quote}", max_results=10
+        )
+        return runs[0] if runs else None
+
+
+def pages(search: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any]:
+    """Every item of an MLflow search, following its page tokens to the end."""
+    token = None
+    while True:
+        page = search(*args, page_token=token, **kwargs)
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return

@@ -1,0 +1,372 @@
+"""``MlflowSink``: trackkit events into an MLflow tracking store, synchronously in ``emit``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ...backend import BackendSpec, Capabilities, short_hash, shorten
+from ...errors import BackendError
+from ...events import (
+    Artifact,
+    ConfigUpdate,
+    Event,
+    Metrics,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    Status,
+    StatusChange,
+    Tags,
+    event_to_record,
+    flatten_config,
+)
+from .batches import pack
+from .connection import Connection
+from .names import (
+    A_ARTIFACTS,
+    A_CONFIG,
+    A_CONFIG_UPDATES,
+    A_META,
+    A_RESUMES,
+    BATCH_METRICS,
+    MAX_KEY_LENGTH,
+    MAX_PARAM_LENGTH,
+    MAX_TAG_LENGTH,
+    RESERVED,
+    T_EXIT_CODE,
+    T_GROUP,
+    T_INF,
+    T_KEY,
+    T_REASON,
+    T_RESUMED,
+    T_RUN_ID,
+    T_START_TAGS,
+    T_STATUS,
+    T_STATUS_CHANGE,
+    T_STATUS_STEP,
+    TO_MLFLOW,
+    artifact_dir,
+    mlflow_key,
+    storable,
+    tag_digest,
+    to_json,
+    value_str,
+)
+
+_log = logging.getLogger("trackkit.backends.mlflow")
+
+
+class MlflowSink:
+    """Sends trackkit events to an MLflow tracking store, synchronously in ``emit``."""
+
+    capabilities = Capabilities(
+        max_key_length=MAX_KEY_LENGTH,
+        restricted_key_chars=True,
+        stores_inf=False,
+        stores_nan=True,
+        native_killed=True,
+        max_param_length=MAX_PARAM_LENGTH,
+        artifacts=True,
+    )
+
+    def __init__(self, spec: BackendSpec) -> None:
+        self._conn = Connection(spec)
+        self.tracking_uri = self._conn.display
+        #: the MLflow run id of the attached run
+        self.mlflow_run_id: str | None = None
+        self._mlflow_status = "RUNNING"
+        # what the store is known to hold (skip re-sending; never re-log a param)
+        self._params: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
+        # pending for the next log_batch
+        self._p_params: dict[str, str] = {}
+        self._p_tags: dict[str, str] = {}
+        self._p_metrics: list[Any] = []
+        #: original key -> (MLflow key, name of its ``trackkit.key.*`` tag or None, that tag's value)
+        self._keys: dict[str, tuple[str, str | None, str]] = {}
+        #: the longest MLflow key in ``_keys``: bounds the size of any pending metric
+        self._longest_key = 0
+        #: what ``emit`` is doing (named in its errors)
+        self._doing = "emit"
+        from mlflow.entities import Metric
+
+        self._metric_cls: Any = Metric
+
+    @property
+    def client(self) -> Any:
+        return self._conn.client
+
+    @classmethod
+    def native(cls, spec: BackendSpec, run_id: str, project: str, name: str) -> tuple[Any, str]:
+        """``Run.native("mlflow")``: ``(MlflowClient, mlflow_run_id)`` of the run with this trackkit id.
+
+        Attaches to (or creates, tagged ``trackkit.run_id`` so the agent re-attaches to it) the
+        run. This bypasses every trackkit guarantee: calls block, can raise, are not journaled."""
+        import time
+
+        sink = cls(spec)
+        with sink._conn.errors("native"):
+            sink._attach(RunStarted(run_id=run_id, project=project, name=name, start_time=time.time()))
+        assert sink.mlflow_run_id is not None
+        return sink.client, sink.mlflow_run_id
+
+    # ---- the seam
+
+    def emit(self, batch: Sequence[Event]) -> None:
+        self._doing = "emit"
+        with self._delivering(lambda: self._doing):
+            for ev in batch:
+                self._doing = type(ev).__name__
+                self._handle(ev)
+            self._doing = "log_batch"
+            self._flush()
+
+    def close(self) -> None:
+        with self._delivering("close"):
+            self._flush()
+
+    @contextlib.contextmanager
+    def _delivering(self, what: str | Callable[[], str]) -> Iterator[None]:
+        """SDK errors as ``BackendError``; after any failure nothing stays pending (the agent sends
+        the batch again)."""
+        try:
+            with self._conn.errors(what):
+                yield
+        except Exception:
+            self._drop_pending()
+            raise
+
+    def _handle(self, ev: Event) -> None:
+        if isinstance(ev, RunStarted):
+            self._flush()
+            self._start(ev)
+            return
+        if self.mlflow_run_id is None:
+            raise BackendError(f"{self._conn.label}: received {type(ev).__name__} before RunStarted")
+        if isinstance(ev, Metrics):
+            self._metrics(ev)
+        elif isinstance(ev, ConfigUpdate):
+            self._config(ev.config)
+            self._upload_json(ev.config, self._update_name(ev))
+        elif isinstance(ev, Tags):
+            for k, v in ev.tags.items():
+                self._tag(self._key(str(k)), value_str(v))
+        elif isinstance(ev, Artifact):
+            self._flush()
+            self._artifact(ev)
+        elif isinstance(ev, StatusChange):
+            self._status_change(ev)
+        elif isinstance(ev, RunFinished):
+            self._finish(ev)
+        elif isinstance(ev, RunResumed):
+            self._resume(ev)
+
+    # ---- events
+
+    def _attach(self, ev: RunStarted) -> bool:
+        """Find the run tagged ``trackkit.run_id`` or create it; True when it already existed."""
+        conn = self._conn
+        exp_id = conn.experiment_id(ev.project or "Default", create=True)
+        assert exp_id is not None
+        run = conn.find_run([exp_id], ev.run_id)
+        resumed = run is not None
+        if run is not None:  # resume / redelivery: re-attach
+            self._params = dict(run.data.params)
+        else:
+            run = self.client.create_run(
+                exp_id,
+                start_time=int(ev.start_time * 1000),
+                tags={T_RUN_ID: ev.run_id},
+                run_name=ev.name or None,
+            )
+            self._params = {}
+        self.mlflow_run_id = run.info.run_id
+        self._mlflow_status = run.info.status
+        self._tags = dict(run.data.tags)
+        self._drop_pending()
+        return resumed
+
+    def _start(self, ev: RunStarted) -> None:
+        resumed = self._attach(ev)
+        if ev.group:
+            self._tag(T_GROUP, ev.group)
+        start_keys = []
+        for k, v in ev.tags.items():
+            start_keys.append(str(k))
+            self._tag(self._key(str(k)), value_str(v))
+        start_list = json.dumps(sorted(start_keys), ensure_ascii=False)
+        if len(start_list) <= MAX_TAG_LENGTH:
+            self._tag(T_START_TAGS, start_list)
+        for k, v in flatten_config(ev.meta).items():
+            if v is None or isinstance(v, (str, int, float, bool)):
+                name = f"trackkit.{k}"
+                if name in RESERVED or name.startswith((T_KEY, T_INF, "trackkit.meta.")):
+                    name = f"trackkit.meta.{k}"
+                self._tag(mlflow_key(name), value_str(v))
+        self._config(ev.config)
+        self._flush()
+        if ev.config or not resumed:
+            self._upload_json(ev.config, A_CONFIG)
+        if ev.meta or not resumed:
+            self._upload_json(ev.meta, A_META)
+
+    def _metrics(self, ev: Metrics) -> None:
+        # the hot path of delivery: per point one dict lookup for the key, no re-validation
+        ts = int(ev.time * 1000)
+        step = int(ev.step)
+        metric = self._metric_cls
+        keys = self._keys
+        pending = self._p_metrics
+        isinf = math.isinf
+        for k, v in ev.values.items():
+            entry = keys.get(k) if type(k) is str else None
+            if entry is None:
+                k = str(k)
+                entry = keys.get(k) or self._key_entry(k)
+            key, key_tag, key_tag_value = entry
+            if key_tag is not None:  # a mapped key: remember the original (as _key does)
+                self._tag_value(key_tag, key_tag_value)
+            value = v if type(v) is float else float(v)
+            if isinf(value):
+                self._tag(T_INF + tag_digest(key), key)
+            pending.append(metric(key, value, ts, step))
+            if len(pending) >= 10 * BATCH_METRICS:
+                self._flush()
+                pending = self._p_metrics
+
+    def _config(self, config: Mapping[str, Any]) -> None:
+        for k, v in flatten_config(config).items():
+            key = self._key(k)
+            value = shorten(storable(value_str(v)), MAX_PARAM_LENGTH)
+            old = self._params.get(key, self._p_params.get(key))
+            if old is None:
+                self._p_params[key] = value
+            elif old != value:
+                # params are immutable in MLflow; the new value is kept in the config artifacts
+                _log.warning(
+                    "mlflow: param %r already logged as %r; new value %r kept only in the config artifacts",
+                    key,
+                    old[:80],
+                    value[:80],
+                )
+
+    def _update_name(self, ev: ConfigUpdate) -> str:
+        body = json.dumps(ev.config, default=str, sort_keys=True, ensure_ascii=False)
+        return f"{A_CONFIG_UPDATES}/{int(ev.time * 1000):015d}-{short_hash(body)}.json"
+
+    def _artifact(self, ev: Artifact) -> None:
+        dest = artifact_dir(ev)
+        if not os.path.exists(ev.path):
+            raise BackendError(f"{self._conn.label}: artifact file {ev.path} does not exist")
+        self.client.log_artifact(self.mlflow_run_id, ev.path, artifact_path=dest)
+        rec = event_to_record(ev)
+        rec.pop("k", None)
+        rec["artifact_path"] = f"{dest}/{os.path.basename(ev.path.rstrip(os.sep))}"
+        self._upload_json(rec, f"{A_ARTIFACTS}/{dest}.json")
+
+    def _status_change(self, ev: StatusChange) -> None:
+        self._tag(T_STATUS, ev.status.value)
+        self._tag(T_REASON, shorten(ev.reason, MAX_TAG_LENGTH))
+        self._tag(T_STATUS_STEP, "" if ev.step is None else str(ev.step))
+        rec = event_to_record(ev)
+        rec.pop("k", None)
+        text = json.dumps(rec, default=str, ensure_ascii=False)
+        if len(text) > MAX_TAG_LENGTH:  # a long traceback: keep its tail, where the error is
+            details = {k: (shorten(v[::-1], 2000)[::-1] if isinstance(v, str) else v) for k, v in ev.details.items()}
+            rec["details"] = details
+            text = shorten(json.dumps(rec, default=str, ensure_ascii=False), MAX_TAG_LENGTH)
+        self._tag(T_STATUS_CHANGE, text)
+        if ev.status is Status.RUNNING:
+            self._running_again()
+
+    def _finish(self, ev: RunFinished) -> None:
+        self._tag(T_STATUS, ev.status.value)
+        if ev.reason or T_REASON not in self._tags:
+            self._tag(T_REASON, shorten(ev.reason, MAX_TAG_LENGTH))
+        if ev.exit_code is not None:
+            self._tag(T_EXIT_CODE, str(ev.exit_code))
+        self._flush()
+        status = TO_MLFLOW[ev.status]
+        if status == "RUNNING":
+            return
+        self.client.set_terminated(self.mlflow_run_id, status=status, end_time=int(ev.time * 1000))
+        self._mlflow_status = status
+
+    def _resume(self, ev: RunResumed) -> None:
+        """The same MLflow run goes on: RUNNING again until the next RunFinished terminates it."""
+        self._tag(T_STATUS, Status.RUNNING.value)
+        self._tag(T_REASON, "")
+        self._tag(T_RESUMED, str(ev.segment))
+        self._flush()
+        rec = event_to_record(ev)
+        rec.pop("k", None)
+        self._upload_json(rec, f"{A_RESUMES}/{int(ev.time * 1000):015d}-{ev.segment}.json")
+        self._running_again()
+
+    def _running_again(self) -> None:
+        """The MLflow run back to RUNNING (after what is pending), unless it is."""
+        if self._mlflow_status != "RUNNING":
+            self._flush()
+            self.client.update_run(self.mlflow_run_id, status="RUNNING")
+            self._mlflow_status = "RUNNING"
+
+    # ---- helpers
+
+    def _key(self, key: str) -> str:
+        entry = self._keys.get(key)
+        if entry is None:
+            entry = self._key_entry(key)
+        if entry[1] is not None:
+            self._tag_value(entry[1], entry[2])
+        return entry[0]
+
+    def _key_entry(self, key: str) -> tuple[str, str | None, str]:
+        """Map ``key`` once: the MLflow key and, for a key that had to change, the tag that keeps
+        the original (its value already in stored form, see :meth:`_tag`)."""
+        mapped = mlflow_key(key)
+        entry: tuple[str, str | None, str] = (mapped, None, "")
+        if mapped != key:
+            entry = (mapped, T_KEY + tag_digest(key), shorten(storable(key), MAX_TAG_LENGTH))
+        self._keys[key] = entry
+        self._longest_key = max(self._longest_key, len(mapped))
+        return entry
+
+    def _tag(self, key: str, value: str) -> None:
+        self._tag_value(key, shorten(storable(value), MAX_TAG_LENGTH))
+
+    def _tag_value(self, key: str, value: str) -> None:
+        """:meth:`_tag` of a value already in stored form."""
+        if self._tags.get(key) == value and key not in self._p_tags:
+            return
+        self._p_tags[key] = value
+
+    def _upload_json(self, obj: Any, artifact_file: str) -> None:
+        self.client.log_text(self.mlflow_run_id, to_json(obj), artifact_file)
+
+    def _drop_pending(self) -> None:
+        self._p_params, self._p_tags, self._p_metrics = {}, {}, []
+
+    def _flush(self) -> None:
+        if self.mlflow_run_id is None or not (self._p_params or self._p_tags or self._p_metrics):
+            return
+        from mlflow.entities import Param, RunTag
+
+        for params, tags, metrics in pack(
+            list(self._p_params.items()), list(self._p_tags.items()), self._p_metrics, self._longest_key
+        ):
+            self.client.log_batch(
+                self.mlflow_run_id,
+                metrics=metrics,
+                params=[Param(k, v) for k, v in params],
+                tags=[RunTag(k, v) for k, v in tags],
+                synchronous=True,
+            )
+            self._params.update(params)
+            self._tags.update(tags)
+        self._drop_pending()
