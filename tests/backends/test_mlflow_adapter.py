@@ -169,6 +169,19 @@ def test_awkward_keys_are_mapped_and_restored(spec: BackendSpec) -> None:
     assert set(info.last_metrics) == set(AWKWARD)
 
 
+def test_user_tags_in_reserved_namespaces_round_trip(spec: BackendSpec) -> None:
+    """A user's tag named ``trackkit.*`` or ``mlflow.*`` is stored outside those namespaces (the
+    reader keeps them for bookkeeping) and read back under its own name; it never overrides
+    trackkit's status tag."""
+    user = {"trackkit.": "a", "trackkit.status": "mine", "mlflow.note": "b", "plain": "c"}
+    ev = start(tags=user)
+    MlflowSink(spec).emit([ev, Metrics(0, T0, {"x": 1.0}), RunFinished(Status.COMPLETED, T0 + 1)])
+    run = mlflow_run(spec, ev)
+    assert run.data.tags["trackkit.status"] == "completed" and "mlflow.note" not in run.data.tags
+    rec = MlflowReader(spec).read_run(ev.run_id)
+    assert rec.info.tags == user and rec.info.status is Status.COMPLETED
+
+
 def test_nested_config_params_long_value_and_artifact(spec: BackendSpec) -> None:
     long = "x" * 7000
     cfg = {

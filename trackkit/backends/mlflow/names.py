@@ -75,6 +75,20 @@ def mlflow_key(key: str) -> str:
     return map_key(key, allowed=KEY_CHARS, max_length=MAX_KEY_LENGTH)
 
 
+#: tag namespaces the reader keeps for itself: a user's tag there is stored under a mapped key
+RESERVED_TAG_PREFIXES = ("trackkit.", "mlflow.")
+
+
+def user_tag_key(key: str) -> str:
+    """The key MLflow stores for a user's tag ``key``: the key rule, and a key in a reserved
+    namespace (``trackkit.``, ``mlflow.``: MLflow's own and trackkit's bookkeeping) moved out of
+    it (``_`` in front, ``-h`` + 8 hex digits of the original), so it is never mistaken for either."""
+    if not key.startswith(RESERVED_TAG_PREFIXES):
+        return mlflow_key(key)
+    suffix = "-h" + short_hash(key)
+    return mlflow_key("_" + key)[: MAX_KEY_LENGTH - len(suffix)] + suffix
+
+
 def tag_digest(text: str) -> str:
     """The 16 hex digits that name a ``trackkit.key.*`` / ``trackkit.inf.*`` tag for ``text``."""
     return short_hash(text, 16)

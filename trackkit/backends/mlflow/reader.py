@@ -32,6 +32,7 @@ from .names import (
     A_RESUMES,
     FMAX,
     FROM_MLFLOW,
+    RESERVED_TAG_PREFIXES,
     T_EXIT_CODE,
     T_GROUP,
     T_INF,
@@ -43,6 +44,7 @@ from .names import (
     T_STATUS_CHANGE,
     mlflow_key,
     unstorable,
+    user_tag_key,
     value_back,
 )
 
@@ -106,7 +108,7 @@ class MlflowReader:
         keys = _key_map(tags)
         infs = _inf_keys(tags)
         status = _status_of(run, tags)
-        user_tags = {keys.get(k, k): v for k, v in tags.items() if not k.startswith(("trackkit.", "mlflow."))}
+        user_tags = {keys.get(k, k): v for k, v in tags.items() if not k.startswith(RESERVED_TAG_PREFIXES)}
         params = {keys.get(k, k): value_back(v) for k, v in run.data.params.items()}
         last = {keys.get(k, k): _restore_inf(k, v, infs) for k, v in run.data.metrics.items()}
         steps = [m.step for m in getattr(run.data, "_metric_objs", [])]
@@ -284,8 +286,12 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
 
 def _key_map(tags: Mapping[str, str]) -> dict[str, str]:
     """mapped key -> original key, from the ``trackkit.key.*`` tags."""
-    originals = (unstorable(v) for k, v in tags.items() if k.startswith(T_KEY))
-    return {mlflow_key(v): v for v in originals}
+    out: dict[str, str] = {}
+    for original in (unstorable(v) for k, v in tags.items() if k.startswith(T_KEY)):
+        out[mlflow_key(original)] = original
+        if original.startswith(RESERVED_TAG_PREFIXES):
+            out[user_tag_key(original)] = original
+    return out
 
 
 def _inf_keys(tags: Mapping[str, str]) -> set[str]:

@@ -56,6 +56,7 @@ from .names import (
     storable,
     tag_digest,
     to_json,
+    user_tag_key,
     value_str,
 )
 
@@ -90,6 +91,8 @@ class MlflowSink:
         self._p_metrics: list[Any] = []
         #: original key -> (MLflow key, name of its ``trackkit.key.*`` tag or None, that tag's value)
         self._keys: dict[str, tuple[str, str | None, str]] = {}
+        #: the same for the keys of user tags
+        self._tag_keys: dict[str, tuple[str, str | None, str]] = {}
         #: the longest MLflow key in ``_keys``: bounds the size of any pending metric
         self._longest_key = 0
         #: what ``emit`` is doing (named in its errors)
@@ -156,7 +159,7 @@ class MlflowSink:
             self._upload_json(ev.config, self._update_name(ev))
         elif isinstance(ev, Tags):
             for k, v in ev.tags.items():
-                self._tag(self._key(str(k)), value_str(v))
+                self._tag(self._key(str(k), tag=True), value_str(v))
         elif isinstance(ev, Artifact):
             self._flush()
             self._artifact(ev)
@@ -199,7 +202,7 @@ class MlflowSink:
         start_keys = []
         for k, v in ev.tags.items():
             start_keys.append(str(k))
-            self._tag(self._key(str(k)), value_str(v))
+            self._tag(self._key(str(k), tag=True), value_str(v))
         start_list = json.dumps(sorted(start_keys), ensure_ascii=False)
         if len(start_list) <= MAX_TAG_LENGTH:
             self._tag(T_START_TAGS, start_list)
@@ -318,22 +321,23 @@ class MlflowSink:
 
     # ---- helpers
 
-    def _key(self, key: str) -> str:
-        entry = self._keys.get(key)
+    def _key(self, key: str, *, tag: bool = False) -> str:
+        """The stored key of a metric/param (``tag``: of a user's tag, see ``user_tag_key``)."""
+        entry = (self._tag_keys if tag else self._keys).get(key)
         if entry is None:
-            entry = self._key_entry(key)
+            entry = self._key_entry(key, tag)
         if entry[1] is not None:
             self._tag_value(entry[1], entry[2])
         return entry[0]
 
-    def _key_entry(self, key: str) -> tuple[str, str | None, str]:
+    def _key_entry(self, key: str, tag: bool = False) -> tuple[str, str | None, str]:
         """Map ``key`` once: the MLflow key and, for a key that had to change, the tag that keeps
         the original (its value already in stored form, see :meth:`_tag`)."""
-        mapped = mlflow_key(key)
+        mapped = user_tag_key(key) if tag else mlflow_key(key)
         entry: tuple[str, str | None, str] = (mapped, None, "")
         if mapped != key:
             entry = (mapped, T_KEY + tag_digest(key), shorten(storable(key), MAX_TAG_LENGTH))
-        self._keys[key] = entry
+        (self._tag_keys if tag else self._keys)[key] = entry
         self._longest_key = max(self._longest_key, len(mapped))
         return entry
 
