@@ -26,11 +26,11 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .events import Event, Metrics, event_to_record
+from .events import Event, Metrics, event_to_record, flatten_config
 
 __all__ = ["FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "MetricLines", "encode", "read_journal"]
 
@@ -79,7 +79,8 @@ class MetricLines:
     both decoders read these lines as the same events.
 
     ``coerce(key, value)`` turns a value that is not a float or an int64 into one, or returns
-    None to skip it (it reports why)."""
+    None to skip it (it reports why). Nested mappings are flattened by the config rule
+    (``{"train": {"loss": x}}`` is ``train.loss``)."""
 
     def __init__(self, coerce: Any) -> None:
         self._coerce = coerce
@@ -94,6 +95,8 @@ class MetricLines:
         for k, v in values.items():
             t = type(v)
             if t is not float and (t is not int or not I64_MIN <= v <= I64_MAX):
+                if isinstance(v, Mapping) and v:  # nested: flattened by the one config rule (a.b)
+                    return self.format(flatten_config(values), step, now)
                 v = self._coerce(k, v)
                 if v is None:
                     continue

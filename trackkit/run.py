@@ -13,7 +13,6 @@ import secrets
 import threading
 import time
 import traceback
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -24,7 +23,7 @@ from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusCha
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .rundir import RunDir, ending_events, release
-from .util import copy_hashed, jsonable, norm_tags, safe_repr
+from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
     from .agent import AgentHandle
@@ -35,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Run", "current_run", "finish", "init", "log"]
 
 _time = time.time
+#: different problems a run warns about before it only counts them
+MAX_WARNED = 20
 
 _active: Run | None = None
 _active_lock = threading.Lock()
@@ -164,7 +165,7 @@ class Run:
         self._artifact_versions.update(plan.artifact_versions)
         self.resumed = plan.resumed
         for message in plan.warnings:
-            warnings.warn(f"trackkit: {message}", TrackkitWarning, stacklevel=4)
+            warn(f"trackkit: {message}", TrackkitWarning)
         self._write_all(plan.records)
         # an earlier segment's finish note must not decide this one's status
         self._rundir.drop_finish_note()
@@ -198,7 +199,8 @@ class Run:
             self.logs_lost += 1
             self._problem("journal", f"journal write failed ({exc}); this log() call was NOT saved")
         except Exception as exc:
-            self._problem("log", f"log() could not record {safe_repr(values, 200)}: {safe_repr(exc)}")
+            self._problem("log", f"log() could not record {safe_repr(values, 200)}: {safe_repr(exc)}",
+                          type(exc).__name__)
 
     def _coerce_step(self, step: Any) -> int:
         try:
@@ -208,9 +210,9 @@ class Run:
         return s
 
     def _coerce_value(self, key: Any, v: Any) -> float | int | None:
-        if v is None or isinstance(v, (str, bytes)):
+        if v is None or isinstance(v, (str, bytes, Mapping)):
             what = f"log(): {safe_repr(key)} has a non-numeric value {safe_repr(v, 60)}; skipped"
-            self._problem(f"value:{key}", what)
+            self._problem(f"value:{key}", what, "non-numeric")
             return None
         if isinstance(v, bool):
             return int(v)
@@ -222,6 +224,7 @@ class Run:
                     f"value:{key}",
                     f"log(): {safe_repr(key)} holds {n} elements; skipped. "
                     "Fix: log a scalar (e.g. tensor.mean().item())",
+                    "elements",
                 )
                 return None
             if hasattr(v, "item"):
@@ -231,7 +234,7 @@ class Run:
                 out = float(out)
         except Exception as exc:
             what = f"log(): {safe_repr(key)}={safe_repr(v, 60)} is not a number ({safe_repr(exc)}); skipped"
-            self._problem(f"value:{key}", what)
+            self._problem(f"value:{key}", what, type(exc).__name__)
             return None
         return out
 
@@ -353,20 +356,13 @@ class Run:
     def _report(self) -> None:
         lost = self.problems.get("journal", 0)
         if lost:
-            warnings.warn(
-                f"trackkit run {self.name}: {lost} record(s) could not be written to the journal and are lost "
-                f"({self.logs_lost} of them log() calls); the backends hold only what the journal holds",
-                TrackkitWarning,
-                stacklevel=3,
-            )
+            warn(f"trackkit run {self.name}: {lost} record(s) could not be written to the journal and are lost "
+                 f"({self.logs_lost} of them log() calls); the backends hold only what the journal holds",
+                 TrackkitWarning)
         pending = self._agent.pending()
         if pending:
-            warnings.warn(
-                f"trackkit run {self.name}: not yet delivered to {', '.join(pending)}; "
-                f"the journal keeps it. Deliver later with: trackkit sync {self.id}",
-                TrackkitWarning,
-                stacklevel=3,
-            )
+            warn(f"trackkit run {self.name}: not yet delivered to {', '.join(pending)}; "
+                 f"the journal keeps it. Deliver later with: trackkit sync {self.id}", TrackkitWarning)
 
     def __enter__(self) -> Run:
         return self
@@ -445,13 +441,23 @@ class Run:
             ok = self._write(ev, _WHAT.get(type(ev).__name__, type(ev).__name__))
         return ok
 
-    def _problem(self, kind: str, message: str) -> None:
+    def _problem(self, kind: str, message: str, cause: str = "") -> None:
+        """Count a problem handled for the user (``run.problems[kind]``) and warn about it once: once
+        per problem — its kind (``value:KEY`` for a value) and ``cause`` — not once per category.
+        After ``MAX_WARNED`` different problems the rest are only counted (one line says so)."""
         self.problems[kind.split(":")[0]] += 1
         if self._strict:
             raise TrackkitError(message)
-        if kind not in self._warned:
-            self._warned.add(kind)
-            warnings.warn(f"trackkit: {message} (warned once; counted in run.problems)", TrackkitWarning, stacklevel=3)
+        which = f"{kind}|{cause}"
+        if which in self._warned:
+            return
+        self._warned.add(which)
+        if len(self._warned) > MAX_WARNED:
+            if len(self._warned) == MAX_WARNED + 1:
+                warn(f"trackkit: run {self.name}: more than {MAX_WARNED} different problems; the rest are only "
+                     "counted in run.problems", TrackkitWarning)
+            return
+        warn(f"trackkit: {message} (warned once; counted in run.problems)", TrackkitWarning)
 
     def native(self, backend: str) -> Any:
         """The SDK's own run object for ``backend`` ("wandb", "mlflow", "tensorboard").
@@ -558,11 +564,8 @@ def init(
     with _active_lock:
         prev = _active
     if prev is not None and not prev.finished and reinit == "finish_previous":
-        warnings.warn(
-            f"trackkit.init: run {prev.name} is still active; it is finished (completed) before the new one starts",
-            TrackkitWarning,
-            stacklevel=2,
-        )
+        warn(f"trackkit.init: run {prev.name} is still active; it is finished (completed) before the new one starts",
+             TrackkitWarning)
         prev.finish()
     run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
               artifacts=prep.files, run_id=run_id, resume=resume_mode)
@@ -576,7 +579,7 @@ def log(values: Mapping[str, Any], step: int | None = None) -> None:
     """``log()`` on the active run (warned once and ignored when there is none)."""
     run = _active
     if run is None:
-        warnings.warn("trackkit.log(): no active run; call trackkit.init() first", TrackkitWarning, stacklevel=2)
+        warn("trackkit.log(): no active run; call trackkit.init() first", TrackkitWarning)
         return
     run.log(values, step)
 

@@ -5,14 +5,13 @@ and the team standard's check. ``run.init`` calls these; see docs/architecture.m
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, TrackkitWarning
 from .events import Status, flatten_config
-from .util import jsonable
+from .util import jsonable, warn
 
 if TYPE_CHECKING:
     from .backend import BackendSpec
@@ -124,16 +123,12 @@ def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, b
             extra_patterns=settings.redact_patterns or None,
         )
     except Exception as exc:  # capture never fails the run
-        warnings.warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning, stacklevel=4)
+        warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning)
         return {"provenance_error": repr(exc)}, {}
     if parts is not False and pillar_status(prov.meta).get("seed") == "missing" and not _warned_no_seed:
         _warned_no_seed = True
-        warnings.warn(
-            "trackkit: this run records no seed, so it cannot be reproduced exactly. "
-            "Fix: trackkit.init(seed=42) or trackkit.seed_everything(42) before init",
-            TrackkitWarning,
-            stacklevel=4,
-        )
+        warn("trackkit: this run records no seed, so it cannot be reproduced exactly. "
+             "Fix: trackkit.init(seed=42) or trackkit.seed_everything(42) before init", TrackkitWarning)
     return dict(prov.meta), dict(prov.files)
 
 
@@ -157,4 +152,4 @@ def check_standard(run: Run) -> None:
     if run.settings.strict:
         run.finish(Status.CRASHED, msg)
         raise ConfigError(msg + ". Fix: add them to init(tags=..., config=...)")
-    warnings.warn("trackkit: " + msg, TrackkitWarning, stacklevel=3)
+    warn("trackkit: " + msg, TrackkitWarning)

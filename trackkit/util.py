@@ -10,16 +10,40 @@ import math
 import os
 import shutil
 import struct
+import sys
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
     "close", "copy_hashed", "dumps", "jsonable", "norm_tags", "safe_repr", "same_value", "sha256_of",
-    "write_json_atomic",
+    "user_stacklevel", "warn", "write_json_atomic",
 ]
 
 #: compact JSON, as every journal record and side file is written
 dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+# ---------------------------------------------------------------- warnings
+
+#: trackkit's own source directory: a warning points at the first frame outside it
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning issued here point at the user's line: the first
+    frame outside trackkit's package (``warnings.warn(..., skip_file_prefixes=...)`` before 3.12)."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PKG_DIR):
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the user's line, wherever inside trackkit it is called from."""
+    warnings.warn(message, category, stacklevel=user_stacklevel())
 
 
 # ---------------------------------------------------------------- values as JSON
