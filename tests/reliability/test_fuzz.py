@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trackkit
-from trackkit.events import flatten_config
 from trackkit.backend import map_key
 from trackkit.errors import TrackkitError
+from trackkit.events import flatten_config
 from trackkit.journal import read_journal
 from trackkit.testing import capture
 
