@@ -17,11 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args, get_origin
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
 from .errors import ConfigError
+from .util import tomllib
 
 __all__ = ["ProvenancePart", "Settings", "Standard", "find_config_files", "load_settings", "validate_standard"]
 

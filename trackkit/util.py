@@ -1,5 +1,6 @@
-"""Generic helpers shared by the core: values as JSON, a repr that never raises, a hashed copy
-and the one value comparison. Standard library only; adapters do not import this module
+"""Generic helpers shared by the core: values as JSON, a repr that never raises, a hashed copy,
+the one value comparison, warnings that point at the user's line, and ``tomllib`` (``tomli`` on
+3.10). Standard library only; adapters do not import this module
 (their shared helpers live in ``backend.py``). See docs/architecture.md."""
 
 from __future__ import annotations
@@ -15,9 +16,24 @@ import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (a dependency there, see pyproject.toml)
+    import tomli as tomllib
+
 __all__ = [
-    "close", "copy_hashed", "dumps", "jsonable", "norm_tags", "safe_repr", "same_value", "sha256_of",
-    "user_stacklevel", "warn", "write_json_atomic",
+    "close",
+    "copy_hashed",
+    "dumps",
+    "jsonable",
+    "norm_tags",
+    "safe_repr",
+    "same_value",
+    "sha256_of",
+    "tomllib",
+    "user_stacklevel",
+    "warn",
+    "write_json_atomic",
 ]
 
 #: compact JSON, as every journal record and side file is written

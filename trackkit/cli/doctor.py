@@ -76,7 +76,7 @@ def _doctor_repository(console: Console, root: str | None, backend: str | None, 
     std_source = tk_file
     if tk_file is None and py_file is not None:
         try:
-            import tomllib
+            from ..util import tomllib
 
             with open(py_file, "rb") as fh:
                 if isinstance(tomllib.load(fh).get("tool", {}).get("trackkit"), dict):

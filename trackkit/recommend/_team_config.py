@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from ..errors import ConfigError
 from ..settings import Standard, validate_standard
+from ..util import tomllib
 from ._rules import Recommendation, recommend
 from ._toml import toml_key, toml_value
 
