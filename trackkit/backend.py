@@ -79,6 +79,9 @@ class Capabilities:
     max_param_length: int | None = None
     #: artifacts stored by the backend itself
     artifacts: bool = True
+    #: the key this backend stores for a metric/param key (None: every key as it is); the trainer
+    #: calls it once per new key to say, once, when a key of this run had to be mapped
+    key_rule: Callable[[str], str] | None = None
 
     def gaps(self) -> list[str]:
         """Plain-words list of what this backend cannot hold and what trackkit does instead."""

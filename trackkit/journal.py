@@ -82,8 +82,10 @@ class MetricLines:
     None to skip it (it reports why). Nested mappings are flattened by the config rule
     (``{"train": {"loss": x}}`` is ``train.loss``)."""
 
-    def __init__(self, coerce: Any) -> None:
+    def __init__(self, coerce: Any, new_key: Any = None) -> None:
         self._coerce = coerce
+        #: called with each key the first time it is seen (the backends' key rules are checked there)
+        self._new_key = new_key
         #: metric key -> its JSON text plus ":" (keys repeat every step; encode each once)
         self._keys: dict[Any, str] = {}
 
@@ -113,7 +115,10 @@ class MetricLines:
             if ek is None:
                 if len(keys) > 10_000:  # keys made up per step must not grow memory without bound
                     keys.clear()
-                ek = keys[k] = _encode(k if type(k) is str else str(k)) + ":"
+                sk = k if type(k) is str else str(k)
+                ek = keys[k] = _encode(sk) + ":"
+                if self._new_key is not None:
+                    self._new_key(sk)
             parts.append(ek + r)
         if not parts:
             return None, None

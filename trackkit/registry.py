@@ -18,16 +18,18 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from .backend import BackendSpec, capabilities_of
-from .errors import BackendNotFound, ConfigError, MissingDependency, TrackkitWarning
+from .backend import BackendSpec
+from .errors import BackendNotFound, ConfigError, MissingDependency
 
-__all__ = ["BackendEntry", "known_schemes", "load_reader", "load_sink", "parse_backend", "parse_backends", "register"]
+__all__ = [
+    "BackendEntry", "known_schemes", "load_reader", "load_sink", "parse_backend", "parse_backends", "register",
+    "sink_class",
+]
 
 
 @dataclass(frozen=True)
@@ -239,25 +241,9 @@ def strip_credentials(spec: BackendSpec) -> str:
     return f"{spec.scheme}:{loc}" + (f"?{q}" if q else "")
 
 
-_warned_gaps: set[str] = set()
-
-
-def warn_capabilities(specs: Sequence[BackendSpec]) -> None:
-    """One warning at init naming what each chosen backend cannot hold and what trackkit does instead."""
-    lines = []
-    for spec in specs:
-        if spec.scheme in _warned_gaps:
-            continue
-        try:
-            cls = _load(entry_for(spec.scheme).sink, spec)  # adapter modules import their SDK lazily
-        except Exception:
-            continue
-        gaps = capabilities_of(cls).gaps()
-        _warned_gaps.add(spec.scheme)
-        if gaps:
-            lines.append(f"{spec.scheme}: " + "; ".join(gaps))
-    if lines:
-        warnings.warn("trackkit backend limits:\n  " + "\n  ".join(lines), TrackkitWarning, stacklevel=3)
+def sink_class(spec: BackendSpec) -> Any:
+    """The Sink class of a backend (adapter modules import their SDK lazily: this imports none)."""
+    return _load(entry_for(spec.scheme).sink, spec)
 
 
 def load_native(spec: BackendSpec, run: Any) -> Any:

@@ -19,10 +19,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags
+from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
+from .limits import Limits
 from .rundir import RunDir, ending_events, release
+from .start import default_name
 from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
@@ -73,7 +75,8 @@ class Run:
         self.project = settings.project
         self.group = group
         self.start_time = _time()
-        self.name = name or _default_name(settings.standard.name_template, self)
+        self.name = name or default_name(settings.standard.name_template, self.project, self.id, self.start_time,
+                                         group)
         #: the config as recorded: init() already made it JSON and redacted it
         self.config: dict[str, Any] = dict(config or {})
         self.tags: dict[str, str] = norm_tags(tags)
@@ -97,12 +100,16 @@ class Run:
         self._artifact_versions: Counter[str] = Counter()
         #: SDK objects handed out by native(), finished with the run
         self._natives: dict[str, Any] = {}
+        #: what the backends cannot hold, said when this run's data meets it (None: advisories off)
+        self._limits = Limits.of(specs, _advise) if settings.advisories else None
         #: the metric line encoder's bound method (one attribute lookup less per log())
-        self._format_metrics = MetricLines(self._coerce_value).format
+        self._format_metrics = MetricLines(self._coerce_value, self._limits.key if self._limits else None).format
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
         self._lock_fd = -1
 
+        if self._limits:
+            self._limits.config(flatten_config(self.config))
         plan = self._open(os.path.abspath(settings.root), run_id, resume, name=name, group=group)
         if plan is not None:  # a resumed run: a resume record continues the journal (docs/resume.md)
             self._apply(plan)
@@ -188,6 +195,8 @@ class Run:
             self._journal.write_line(line)
             self.records_written += 1
             if bad is not None:  # after the write: the diverging value itself is kept
+                if self._limits:
+                    self._limits.value(bad[0], bad[1])
                 self._nonfinite(bad[0], bad[1], step)
         except DivergedError:
             raise
@@ -253,6 +262,8 @@ class Run:
     def log_config(self, config: Mapping[str, Any]) -> None:
         """Add or change config values (merged into the run's config)."""
         data = jsonable(dict(config))
+        if self._limits:
+            self._limits.config(flatten_config(data))
         self.config.update(data)
         self._write(ConfigUpdate(config=data, time=_time()), "config")
 
@@ -499,17 +510,8 @@ _WHAT = {"StatusChange": "status", "RunFinished": "finish", "RunResumed": "resum
          "Tags": "tags", "Artifact": "artifact", "RunStarted": "start"}
 
 
-def _default_name(template: str | None, run: Run) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(run.start_time))
-    if template:
-        try:
-            return template.format(project=run.project, id=run.id, date=stamp, group=run.group or "")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"standard.name_template: {template!r} cannot be formatted ({exc}). "
-                "Fix: use only {project}, {id}, {date}, {group}"
-            ) from None
-    return f"{stamp}-{run.id[-4:]}"
+def _advise(message: str) -> None:
+    warn(message, TrackkitWarning)
 
 
 # ---------------------------------------------------------------------- module API
@@ -530,6 +532,7 @@ def init(
     flush_interval: float | None = None,
     on_nan: str | None = None,
     strict: bool | None = None,
+    advisories: bool | None = None,
     capture: bool | Mapping[str, bool] | None = None,
     seed: int | None = None,
     data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
@@ -557,7 +560,8 @@ def init(
     run_id, resume_mode = resolve_id(id, resume)
     prep = prepare(config, data, seed, {
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
-        "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict, "capture": capture,
+        "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
+        "advisories": advisories, "capture": capture,
     })
     if reinit not in ("finish_previous", "create_new"):
         raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")

@@ -104,6 +104,9 @@ class Settings(BaseModel):
     on_nan: Literal["mark", "stop", "ignore"] = "mark"
     #: raise logging problems into the caller instead of counting and warning once
     strict: bool = False
+    #: advisory warnings: a backend limit that applies to this run's data, a run without a seed,
+    #: provenance notes (a dirty git tree ...). Problems that lose data are always warned about.
+    advisories: bool = True
     #: record provenance at init: true/false, or per part {"git": false, "packages": false, ...}
     capture: bool | dict[Literal["git", "environment", "invocation", "packages"], bool] = True
     #: seconds between agent polls of the journal

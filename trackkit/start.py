@@ -5,6 +5,7 @@ and the team standard's check. ``run.init`` calls these; see docs/architecture.m
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from .run import Run
     from .settings import Settings
 
-__all__ = ["Prepared", "check_standard", "forced_settings", "prepare"]
+__all__ = ["Prepared", "check_standard", "default_name", "forced_settings", "prepare"]
 
 #: settings forced on every init (``trackkit.testing.capture`` sets them through forced_settings)
 _forced: dict[str, Any] = {}
@@ -53,14 +54,13 @@ class Prepared:
 def prepare(config: Any, data: Any, seed: int | None, settings_kwargs: Mapping[str, Any]) -> Prepared:
     """Load settings, check the backends, capture provenance, make the config JSON and redact it.
     Setup problems raise ``ConfigError`` naming the fix."""
-    from .registry import check_available, parse_backends, warn_capabilities
+    from .registry import check_available, parse_backends
     from .settings import load_settings
 
     settings = load_settings({**settings_kwargs, **_forced})
     specs = parse_backends(settings.backend)
     for spec in specs:
         check_available(spec)
-    warn_capabilities(specs)
     if config is not None and not isinstance(config, Mapping):
         config = _config_from_object(config)
     meta: dict[str, Any] = {"trackkit_version": _version(), "backends": [_public_spec(s) for s in specs]}
@@ -120,12 +120,13 @@ def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, b
         prov = capture(
             git=on("git"), environment=on("environment"), invocation=on("invocation"),
             packages=on("packages") and on("environment"), data=data,
-            extra_patterns=settings.redact_patterns or None,
+            extra_patterns=settings.redact_patterns or None, warn=settings.advisories,
         )
     except Exception as exc:  # capture never fails the run
         warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning)
         return {"provenance_error": repr(exc)}, {}
-    if parts is not False and pillar_status(prov.meta).get("seed") == "missing" and not _warned_no_seed:
+    if (settings.advisories and parts is not False and pillar_status(prov.meta).get("seed") == "missing"
+            and not _warned_no_seed):
         _warned_no_seed = True
         warn("trackkit: this run records no seed, so it cannot be reproduced exactly. "
              "Fix: trackkit.init(seed=42) or trackkit.seed_everything(42) before init", TrackkitWarning)
@@ -153,3 +154,18 @@ def check_standard(run: Run) -> None:
         run.finish(Status.CRASHED, msg)
         raise ConfigError(msg + ". Fix: add them to init(tags=..., config=...)")
     warn("trackkit: " + msg, TrackkitWarning)
+
+
+def default_name(template: str | None, project: str, run_id: str, start_time: float, group: str | None) -> str:
+    """A run's name when none is given: the team standard's ``name_template``, else the start time
+    and the id's last four characters."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(start_time))
+    if template:
+        try:
+            return template.format(project=project, id=run_id, date=stamp, group=group or "")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"standard.name_template: {template!r} cannot be formatted ({exc}). "
+                "Fix: use only {project}, {id}, {date}, {group}"
+            ) from None
+    return f"{stamp}-{run_id[-4:]}"

@@ -67,3 +67,36 @@ def test_a_run_that_warns_about_many_problems_stops_after_twenty() -> None:
     got = _trackkit_warnings(rec)
     assert len(got) == 21 and "more than 20 different problems" in str(got[-1].message)
     assert run.problems["value"] == 50
+
+
+def test_the_default_backend_and_a_seeded_run_print_no_warnings(tmp_path: object) -> None:
+    """A new user's first run (TensorBoard, a seed): no trackkit warning at all — a backend limit is
+    said only when it applies to this run's data."""
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with trackkit.init(project="p", backend=f"tensorboard:{tmp_path}/runs", root=f"{tmp_path}/j", seed=1,
+                           capture={"git": False}, agent="thread") as run:
+            run.log({"train/loss": 0.5, "lr": 1e-3}, step=0)
+    assert _trackkit_warnings(rec) == [], [str(w.message) for w in _trackkit_warnings(rec)]
+
+
+def test_a_backend_limit_is_said_once_when_this_runs_data_meets_it(tmp_path: object) -> None:
+    backend = f"mlflow:{tmp_path}/mlflow.db"
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with trackkit.init(project="p", backend=backend, root=f"{tmp_path}/j", capture=False, agent="thread",
+                           drain_timeout=120) as run:
+            run.log({"ok": 1.0}, step=0)  # a key MLflow holds as it is: nothing to say
+            run.log({"acc@top1": 0.5, "loss(val)": 0.25}, step=1)  # two mapped keys: said once
+            run.log({"ok": float("inf")}, step=2)  # MLflow clamps inf: said once
+    got = [str(w.message) for w in _trackkit_warnings(rec) if "said once per backend" in str(w.message)]
+    assert len(got) == 2, got
+    assert "'acc@top1'" in got[0] and "stored as 'acc_top1-h" in got[0] and "\n" not in got[0]
+    assert "clamped" in got[1]
+    assert all(w.filename == __file__ for w in _trackkit_warnings(rec) if "said once" in str(w.message))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with trackkit.init(project="p", backend=backend, root=f"{tmp_path}/j", capture=False, agent="thread",
+                           advisories=False) as run:
+            run.log({"acc@top1": float("inf")}, step=0)
+    assert _trackkit_warnings(rec) == [], [str(w.message) for w in _trackkit_warnings(rec)]

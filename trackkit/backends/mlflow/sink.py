@@ -74,6 +74,7 @@ class MlflowSink:
         native_killed=True,
         max_param_length=MAX_PARAM_LENGTH,
         artifacts=True,
+        key_rule=mlflow_key,
     )
 
     def __init__(self, spec: BackendSpec) -> None:

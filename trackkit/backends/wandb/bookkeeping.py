@@ -12,7 +12,15 @@ from typing import Any
 
 from ...events import RunStarted
 from .decode import Decoded
-from .names import RESERVED_CONFIG_KEYS, RESERVED_METRIC_KEYS, STATUS_TAG, mapped_tag, parse_tag, reserved, tag_text
+from .names import (
+    RESERVED_CONFIG_KEYS,
+    STATUS_TAG,
+    mapped_tag,
+    parse_tag,
+    reserved,
+    stored_metric_key,
+    tag_text,
+)
 
 __all__ = ["Bookkeeping"]
 
@@ -59,9 +67,9 @@ class Bookkeeping:
 
     def metric_key(self, key: str) -> str:
         """The W&B history column of a metric key (reserved names are mapped)."""
-        if key not in RESERVED_METRIC_KEYS:
+        mapped = stored_metric_key(key)
+        if mapped == key:
             return key
-        mapped = reserved(key)
         if self.internal["keys"].get(mapped) != key:
             self.internal["keys"][mapped] = key
             self.dirty = True

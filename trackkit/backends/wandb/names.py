@@ -27,6 +27,7 @@ __all__ = [
     "parse_tag",
     "project_name",
     "reserved",
+    "stored_metric_key",
     "tag_text",
     "wandb_run_id",
 ]
@@ -71,6 +72,11 @@ def project_name(project: str) -> str:
 def reserved(name: str) -> str:
     """The stored name of a metric or config key W&B reserves."""
     return f"{name or 'key'}-h{short_hash(name)}"
+
+
+def stored_metric_key(key: str) -> str:
+    """The key W&B stores for a metric key: W&B's own names (``_step``, ``_runtime`` ...) are mapped."""
+    return reserved(key) if key in RESERVED_METRIC_KEYS else key
 
 
 def tag_text(key: str, value: str) -> str:

@@ -37,6 +37,7 @@ from .names import (
     LATE_KEY,
     TIME_KEY,
     project_name,
+    stored_metric_key,
     wandb_run_id,
 )
 from .sdk import LABEL, OPEN_RUNS, clear_inherited_service, default_root, import_wandb, native_run
@@ -78,7 +79,7 @@ class WandbSink:
     ``init_timeout``, ``finish_timeout`` and ``flush_timeout`` in seconds (default 60, 300, 30).
     """
 
-    capabilities = Capabilities(native_killed=False)
+    capabilities = Capabilities(native_killed=False, key_rule=stored_metric_key)
     #: the open run's ``_trackkit`` value and tags (set by ``_start``)
     _book: Bookkeeping
 
