@@ -191,3 +191,20 @@ def _inside_git(path: Path) -> bool:
         return False
     out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, check=False)
     return out.returncode == 0
+
+
+@pytest.mark.parametrize(("flags", "most"), [
+    (FLAGS, 24),  # a small team: one 80x24 terminal
+    (["--team-size", "12", "--budget", "paid", "--privacy", "--production", "--cloud", "aws", "--all-three"], 40),
+])
+def test_the_recommendation_fits_on_one_screen(runner: CliRunner, monkeypatch: pytest.MonkeyPatch,
+                                               flags: list[str], most: int) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = runner.invoke(recommend, flags)
+    assert result.exit_code == 0, result.output
+    lines = result.output.rstrip("\n").splitlines()
+    assert len(lines) <= most, result.output
+    assert max(len(ln) for ln in lines) <= 80, result.output
+    assert "Recommended backend" in result.output and "--explain" in result.output
+    full = runner.invoke(recommend, [*flags, "--explain"])
+    assert full.exit_code == 0 and "question" in full.output and "points to" in full.output, full.output

@@ -117,6 +117,7 @@ def _ask(ctx: click.Context, values: dict[str, Any], err: bool) -> None:
 @click.option("--write", is_flag=True, help="Write trackkit.toml at the repository root as the team standard.")
 @click.option("--force", is_flag=True, help="With --write: replace an existing trackkit.toml.")
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
+@click.option("--explain", is_flag=True, help="Also show every question, answer and verdict as a table.")
 @click.option(
     "--interactive/--no-interactive",
     default=None,
@@ -135,6 +136,7 @@ def recommend(
     write: bool,
     force: bool,
     as_json: bool,
+    explain: bool,
     interactive: bool | None,
 ) -> None:
     """Recommend ONE backend (TensorBoard, W&B or MLflow) from a few questions, and why.
@@ -187,70 +189,88 @@ def recommend(
         data["written"] = str(written) if written else None
         click.echo(json.dumps(data, indent=2))
     else:
-        _render(rec, written)
+        _render(rec, written, explain)
 
 
-def _render(rec: Recommendation, written: Path | None) -> None:
-    from rich import box
-    from rich.console import Console, Group
+def _render(rec: Recommendation, written: Path | None, explain: bool = False) -> None:
+    """The recommendation on one screen: the answer, the decision path in one line, why, the
+    alternatives, the trackkit.toml lines. ``explain`` adds every question and answer as a table."""
+    from rich.console import Console
     from rich.panel import Panel
-    from rich.syntax import Syntax
-    from rich.table import Table
     from rich.text import Text
 
     out = sys.stdout
     console = Console(file=out, width=None if out.isatty() else int(os.environ.get("COLUMNS", "110")))
 
     head = Text()
-    head.append(f"{rec.backend}\n", style="bold green")
-    head.append(f"{rec.summary}\n")
+    head.append(f"{rec.backend}", style="bold green")
+    head.append(f": {rec.summary}\n")
     head.append("backend = ")
     head.append(rec.backend_string, style="bold")
     if rec.placeholders:
-        head.append(f"\n(placeholder: replace {', '.join(rec.placeholders)} with your server)", style="yellow")
+        head.append(f"  (placeholder: replace {', '.join(rec.placeholders)} with your server)", style="yellow")
     console.print(Panel(head, title="Recommended backend", title_align="left", expand=False))
 
-    names = {r.id: r for r in RULES}
-    path = Table(title="Decision path (highest priority first)", box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("#", "rule", "question", "answer", "points to", "verdict"):
-        path.add_column(col, overflow="fold")
-    for i, step in enumerate(rec.steps, 1):
+    names = {r.id: r.name for r in RULES}
+    path = Text("Decision path: ", style="bold")
+    for i, step in enumerate(rec.steps):
         verdict = step.verdict + (f" by {step.overridden_by}" if step.overridden_by else "")
         style = {"decided": "bold green", "overridden": "yellow"}.get(step.verdict, "")
-        rule_name = names[step.rule].name if step.rule in names else step.rule
-        path.add_row(
-            str(i),
-            Text(rule_name),
-            Text(step.question),
-            Text(step.answer),
-            Text(", ".join(step.points_to) or "-"),
-            Text(verdict, style=style),
-        )
+        path.append((" · " if i else "") + f"{names.get(step.rule, step.rule)} ")
+        path.append(verdict, style=style)
     console.print(path)
-
-    why = Table.grid(padding=(0, 1))
-    why.add_column(no_wrap=True)
-    why.add_column(overflow="fold")
-    for reason in rec.reasons:
-        why.add_row("-", Text(reason))
-    console.print(Panel(why, title="Why", title_align="left", box=box.SIMPLE, padding=(0, 1)))
-
+    if explain:
+        console.print(_path_table(rec, names))
+    for reason in rec.reasons if explain else _deciding_reasons(rec):
+        console.print(Text(f"- {reason}"))
     if rec.alternatives:
-        alts = Table(title="Alternatives (closest first)", box=box.SIMPLE_HEAD, title_justify="left")
-        alts.add_column("backend")
-        alts.add_column("string", overflow="fold")
-        alts.add_column("why not", overflow="fold")
+        console.print(Text("Alternatives (closest first):", style="bold"))
         for alt in rec.alternatives:
-            alts.add_row(Text(alt.backend), Text(alt.backend_string), Text(alt.why_not))
-        console.print(alts)
-
+            console.print(Text(f"- {alt.backend} ({alt.backend_string}): {alt.why_not}"))
     if rec.cloud_note:
-        console.print(Panel(Text(rec.cloud_note), title="Your cloud", title_align="left"))
-
-    snippet = Syntax(rec.toml_snippet.rstrip("\n"), "toml", theme="ansi_dark", word_wrap=True)
-    console.print(Panel(Group(snippet), title="trackkit.toml", title_align="left"))
+        console.print(Text("Your cloud: ", style="bold") + Text(rec.cloud_note if explain else _first(rec.cloud_note)))
+    lines = [ln.split("  #")[0] for ln in rec.toml_snippet.splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    console.print(Text("trackkit.toml: ", style="bold") + Text("  ".join(lines)))
     console.print(Text(rec.switch_note))
     if written is not None:
         console.print(Text(f"Wrote {written}: the team standard for this repository.", style="bold"))
     else:
-        console.print(Text("Run again with --write to make this the team standard (trackkit.toml).", style="dim"))
+        hint = "Run again with --write to make this the team standard (trackkit.toml)"
+        console.print(Text(hint + ("." if explain else "; --explain shows every question and answer."), style="dim"))
+
+
+def _deciding_reasons(rec: Recommendation) -> list[str]:
+    """The reasons of the rules that decided, narrowed or were overridden, and the notes' first
+    sentences; the rules that only agreed are in the decision path (``--explain`` shows them)."""
+    opinions = [st for st in rec.steps if st.verdict != "no opinion"]
+    if len(opinions) != len(rec.reasons):  # not one reason per opinion: show them all
+        return list(rec.reasons)
+    out = []
+    for st, reason in zip(opinions, rec.reasons):
+        if st.verdict in ("decided", "overridden", "narrowed"):
+            out.append(reason)
+        elif st.verdict.endswith("note"):
+            out.append(_first(reason))
+    return out
+
+
+def _first(text: str) -> str:
+    """The first sentence of a note (``--explain`` prints it whole)."""
+    head, dot, rest = text.partition(". ")
+    return head + "." if dot and rest else text
+
+
+def _path_table(rec: Recommendation, names: dict[str, str]) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    path = Table(box=box.SIMPLE_HEAD)
+    for col in ("#", "rule", "question", "answer", "points to", "verdict"):
+        path.add_column(col, overflow="fold")
+    for i, step in enumerate(rec.steps, 1):
+        verdict = step.verdict + (f" by {step.overridden_by}" if step.overridden_by else "")
+        path.add_row(str(i), Text(names.get(step.rule, step.rule)), Text(step.question), Text(step.answer),
+                     Text(", ".join(step.points_to) or "-"), Text(verdict))
+    return path
