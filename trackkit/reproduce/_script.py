@@ -1,14 +1,5 @@
-"""Read a run's five pillars back, check them, and rebuild the run from its record.
-
-* :func:`find_record` loads one run (id, id prefix or name) from the local journal or any backend's Reader.
-* :func:`check_pillars` says which of the five pillars a run has (what ``trackkit doctor RUN`` prints).
-* :func:`check_run_against_standard` lists how a run breaks the team standard (``trackkit doctor``).
-* :func:`write_script` writes ``reproduce.sh`` (+ ``config.json``, the patch, the requirements) that
-  checks out the recorded commit into a fresh worktree, applies the uncommitted changes, installs the
-  recorded packages into a fresh virtualenv and runs the recorded command line (``trackkit reproduce``).
-
-Standard library only (the Readers are loaded by registry string when a backend is named).
-"""
+"""``trackkit reproduce``: ``reproduce.sh`` and its files, written from a run's record (see
+docs/reproducibility.md, "reproduce")."""
 
 from __future__ import annotations
 
@@ -20,211 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError
-from .events import Artifact, RunRecord, RunStarted, flatten_config
+from ..errors import ConfigError
+from ..events import RunRecord
+from ._record import mapping_at, provenance_files, run_meta
 
-__all__ = [
-    "ALL_PILLARS",
-    "PillarCheck",
-    "check_pillars",
-    "check_run_against_standard",
-    "find_record",
-    "provenance_files",
-    "run_meta",
-    "write_script",
-]
-
-#: the five pillars as ``doctor`` reports them: hyperparameters (the config) + what provenance captures
-ALL_PILLARS: tuple[str, ...] = ("hyperparameters", "git", "env", "invocation", "data", "seed")
+__all__ = ["write_script"]
 
 #: environment variables that change numerics; exported by the script exactly as recorded
 _DETERMINISM_ENV = ("PYTHONHASHSEED", "CUBLAS_WORKSPACE_CONFIG", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-_FIXES = {
-    "hyperparameters": "pass the hyperparameters: trackkit.init(config={...}) or config=vars(args)",
-    "git": "run from inside a git repository and keep capture on (capture={'git': true})",
-    "env": "keep environment capture on (capture={'environment': true})",
-    "invocation": "keep invocation capture on (capture={'invocation': true})",
-    "data": "record the data version: trackkit.init(data={'name': ..., 'version': ..., 'path': ...})",
-    "seed": "seed the run: trackkit.init(seed=42) or trackkit.seed_everything(42) before init",
-}
-
-
-# ---------------------------------------------------------------------- finding a run
-
-
-def find_record(run: str, *, root: str | None = None, backend: str | None = None) -> RunRecord:
-    """Load one run by id, id prefix or name (the rule of :mod:`trackkit.lookup`).
-
-    From the local journal under ``root`` (default: the settings' ``root``), or, with ``backend``
-    (a backend string such as ``"tensorboard:./runs"``), through that backend's Reader.
-    Raises :class:`~trackkit.lookup.RunLookupError` (a :class:`~trackkit.errors.ConfigError`)
-    naming the fix when no run, or several, answer to ``run``.
-    """
-    from .lookup import find_in_journal, find_in_readers, journal_root
-
-    if backend:
-        from .query import backend_label
-        from .registry import load_reader, parse_backend
-
-        spec = parse_backend(backend)
-        return find_in_readers(run, [(backend_label(spec), load_reader(spec))])[1]
-    return find_in_journal(run, journal_root(root))
-
-
-def _start(record: RunRecord) -> RunStarted | None:
-    return next((e for e in record.events if isinstance(e, RunStarted)), None)
-
-
-def run_meta(record: RunRecord) -> dict[str, Any]:
-    """The run's ``meta`` (provenance, trackkit version, backends) from its start event; ``{}`` if none."""
-    start = _start(record)
-    return dict(start.meta) if start is not None else {}
-
-
-def provenance_files(record: RunRecord) -> dict[str, str]:
-    """``{file name: readable path}`` of the run's provenance artifacts (latest version of each)."""
-    latest: dict[str, Artifact] = {}
-    for ev in record.events:
-        if isinstance(ev, Artifact) and ev.kind == "provenance":
-            if ev.name not in latest or ev.version >= latest[ev.name].version:
-                latest[ev.name] = ev
-    out: dict[str, str] = {}
-    for name, art in latest.items():
-        candidates = [art.path]
-        if record.info.location and os.path.isdir(record.info.location):  # the run directory moved
-            base = os.path.basename(art.path.rstrip(os.sep)) or name
-            candidates.append(os.path.join(record.info.location, "artifacts", name, f"v{art.version}", base))
-        for p in candidates:
-            if p and os.path.isfile(p):
-                out[name] = p
-                break
-    return out
-
-
-# ---------------------------------------------------------------------- doctor
-
-
-@dataclass(frozen=True)
-class PillarCheck:
-    """One pillar of one run: ``status`` is ``ok``, ``missing``, ``disabled``, ``error`` or ``unavailable``."""
-
-    pillar: str
-    status: str
-    detail: str
-    fix: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-def _short(v: Any, n: int = 80) -> str:
-    s = str(v)
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _detail(name: str, rec: Any, config: Mapping[str, Any], files: Mapping[str, str]) -> str:
-    if name == "hyperparameters":
-        flat = flatten_config(config)
-        keys = ", ".join(list(flat)[:6]) + (", …" if len(flat) > 6 else "")
-        return f"{len(flat)} key(s): {keys}" if flat else "no config recorded"
-    if not isinstance(rec, Mapping):
-        return "not recorded"
-    if rec.get("disabled"):
-        return "turned off when the run started"
-    if "error" in rec and len(rec) == 1:
-        return f"capture failed: {_short(rec['error'])}"
-    if rec.get("available") is False:
-        return str(rec.get("reason", "not available"))
-    if name == "git":
-        commit = str(rec.get("commit") or "?")[:12]
-        parts = [f"commit {commit}", f"on {rec.get('branch') or 'detached HEAD'}"]
-        if rec.get("remote_url"):
-            parts.append(f"remote {rec['remote_url']}")
-        if rec.get("dirty"):
-            saved = "patch saved" if "uncommitted_changes.patch" in files else "patch NOT found"
-            parts.append(f"dirty ({rec.get('changed_files')} file(s), {saved})")
-        else:
-            parts.append("clean")
-        return ", ".join(parts)
-    if name == "env":
-        py = rec.get("python", {}).get("version", "?") if isinstance(rec.get("python"), Mapping) else "?"
-        parts = [f"Python {py}"]
-        torch = rec.get("torch")
-        if isinstance(torch, Mapping) and torch.get("version"):
-            parts.append(f"torch {torch['version']}")
-            if torch.get("cuda"):
-                parts.append(f"CUDA {torch['cuda']}")
-        if rec.get("gpu_count"):
-            parts.append(f"{rec['gpu_count']} GPU(s)")
-        req = rec.get("requirements")
-        if isinstance(req, Mapping):
-            found = "requirements.txt" in files
-            parts.append(f"{req.get('count')} packages" + ("" if found else " (requirements.txt NOT found)"))
-        else:
-            parts.append("no package list")
-        return ", ".join(parts)
-    if name == "invocation":
-        return _short(rec.get("command") or shlex.join(rec.get("argv") or []))
-    if name == "seed":
-        det = " (deterministic algorithms)" if rec.get("deterministic") else ""
-        return f"seed {rec.get('seed')}{det}; seeded {', '.join(rec.get('seeded') or [])}"
-    if name == "data":
-        entries = [rec] if "name" in rec or "fingerprint" in rec or "version" in rec else list(rec.values())
-        out = []
-        for e in entries:
-            if isinstance(e, Mapping):
-                fp = e.get("fingerprint")
-                out.append(
-                    f"{e.get('name', '?')} {e.get('version', '')}".strip()
-                    + (f" {str(fp)[:19]}…" if fp else "")
-                )
-        return _short("; ".join(out)) or "recorded"
-    return "recorded"
-
-
-def check_pillars(record: RunRecord) -> list[PillarCheck]:
-    """The five pillars of a run (hyperparameters, git, env, invocation, data, seed), one check each."""
-    from .provenance import pillar_status
-
-    meta = run_meta(record)
-    files = provenance_files(record)
-    config = record.info.config or {}
-    status = pillar_status(meta)
-    out = [
-        PillarCheck(
-            "hyperparameters",
-            "ok" if config else "missing",
-            _detail("hyperparameters", None, config, files),
-            "" if config else _FIXES["hyperparameters"],
-        )
-    ]
-    for name, st in status.items():
-        rec = meta.get(name)
-        out.append(PillarCheck(name, st, _detail(name, rec, config, files), "" if st == "ok" else _FIXES[name]))
-    return out
-
-
-def check_run_against_standard(record: RunRecord, standard: Any) -> list[str]:
-    """What a run misses of the team standard (``settings.Standard``): tags, config keys, provenance parts."""
-    problems: list[str] = []
-    tags = record.info.tags or {}
-    problems += [f"tag {t!r} missing" for t in getattr(standard, "required_tags", []) if t not in tags]
-    config = record.info.config or {}
-    flat = flatten_config(config)
-    required_config = list(getattr(standard, "required_config", []))
-    problems += [f"config key {k!r} missing" for k in required_config if k not in flat and k not in config]
-    required = list(getattr(standard, "required_provenance", []))
-    if required:
-        from .provenance import pillar_status
-
-        status = pillar_status(run_meta(record))
-        problems += [f"provenance {p!r} is {status.get(p, 'missing')}" for p in required if status.get(p) != "ok"]
-    return problems
-
-
-# ---------------------------------------------------------------------- reproduce
 
 
 def _q(s: str) -> str:
@@ -257,28 +51,61 @@ def _shell_arg(arg: str, git_root: str) -> str:
     return _q(arg)
 
 
-def _install_lines(requirements: str, git_root: str) -> tuple[str, list[str], bool]:
-    """Filter requirements.txt for ``pip install -r``: local/editable installs cannot come from an index.
+@dataclass(frozen=True)
+class _Local:
+    """A recorded package no index has: ``kind`` is ``editable`` or ``path`` (``source`` a path), ``vcs``
+    or ``url`` (``source`` the URL pip installs from); ``in_repo``: the path inside the repository."""
 
-    Returns (installable text, the lines left out, whether the recorded repository itself was installed
-    editable — the script then installs the worktree with ``pip install -e``)."""
+    name: str
+    version: str
+    kind: str
+    source: str
+    in_repo: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}=={self.version}" if self.version else self.name
+
+
+def _file_path(url: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(url).path) if url.startswith("file:") else url
+
+
+def _in_repo_real(path: str, git_root: str) -> str | None:
+    """Like :func:`_in_repo`, also through symlinks (``/tmp`` vs ``/private/tmp``)."""
+    rel = _in_repo(path, git_root)
+    if rel is None and git_root and os.path.isabs(path):
+        rel = _in_repo(os.path.realpath(path), os.path.realpath(git_root))
+    return rel
+
+
+def _install_lines(requirements: str, git_root: str) -> tuple[str, list[_Local]]:
+    """Split requirements.txt: what ``pip install -r`` takes from an index, and the packages installed
+    from their recorded source (editable and local paths, VCS URL + commit, archive URLs), one by one."""
     keep: list[str] = []
-    left: list[str] = []
-    self_editable = False
+    local: list[_Local] = []
     for line in requirements.splitlines():
-        _, _, comment = line.partition("  # ")
-        comment = comment.strip()
-        if comment.startswith(("editable ", "file:")):
-            url = comment.removeprefix("editable ").strip()
-            path = url.removeprefix("file://")
-            if git_root and os.path.normpath(path) == os.path.normpath(git_root):
-                self_editable = True
-            else:
-                left.append(line)
-            keep.append(f"# left out (local install, not on an index): {line}")
-        else:
+        req, _, comment = line.partition("  # ")
+        req, comment = req.strip(), comment.strip()
+        name, _, version = req.partition("==")
+        pkg: _Local | None = None
+        if req and not req.startswith("#") and " @ " in req:
+            vname, _, url = req.partition(" @ ")
+            pkg = _Local(vname.strip(), "", "vcs", url.strip())
+        elif comment.startswith(("editable ", "file:")):
+            path = _file_path(comment.removeprefix("editable ").strip())
+            kind = "editable" if comment.startswith("editable ") else "path"
+            pkg = _Local(name, version, kind, path, _in_repo_real(path, git_root))
+        elif comment.startswith(("http://", "https://")) and version:
+            pkg = _Local(name, version, "url", comment)
+        if pkg is None:
             keep.append(line)
-    return "\n".join(keep) + "\n", left, self_editable
+        else:
+            local.append(pkg)
+            keep.append(f"# installed from its recorded source, not from an index: {line}")
+    return "\n".join(keep) + "\n", local
 
 
 def _data_entries(data: Any) -> list[Mapping[str, Any]]:
@@ -287,11 +114,6 @@ def _data_entries(data: Any) -> list[Mapping[str, Any]]:
     if any(k in data for k in ("name", "version", "fingerprint", "path")):
         return [data]
     return [v for v in data.values() if isinstance(v, Mapping)]
-
-
-def _mapping(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = parent.get(key)
-    return value if isinstance(value, Mapping) else {}
 
 
 @dataclass
@@ -311,8 +133,11 @@ class _Script:
     notes: list[str] = field(default_factory=list)
     has_patch: bool = False
     has_req: bool = False
-    self_editable: bool = False
+    #: the packages installed from their recorded source (editable, local paths, VCS, URLs)
+    local: list[_Local] = field(default_factory=list)
     rel_cwd: str = "."
+    #: the journal root the run was read from: the re-run is journaled there too
+    root: str = ""
 
     @property
     def run_id(self) -> str:
@@ -320,7 +145,7 @@ class _Script:
 
     @property
     def python(self) -> Mapping[str, Any]:
-        return _mapping(self.env, "python")
+        return mapping_at(self.env, "python")
 
     @property
     def recorded_python(self) -> str:
@@ -338,7 +163,7 @@ class _Script:
 def _script_of(record: RunRecord) -> _Script:
     """The record's provenance for the script; ``ConfigError`` when it lacks the commit or the command."""
     meta = run_meta(record)
-    git, inv = _mapping(meta, "git"), _mapping(meta, "invocation")
+    git, inv = mapping_at(meta, "git"), mapping_at(meta, "invocation")
     run_id = record.info.run_id
     commit = git.get("commit")
     if not commit:
@@ -355,7 +180,7 @@ def _script_of(record: RunRecord) -> _Script:
             f"run {run_id} cannot be reproduced: no command line was recorded (invocation capture was "
             "off or the run started from an interactive session). Fix: start runs from a script"
         )
-    return _Script(record, meta, git, inv, _mapping(meta, "env"), _mapping(meta, "seed"), str(commit), argv,
+    return _Script(record, meta, git, inv, mapping_at(meta, "env"), mapping_at(meta, "seed"), str(commit), argv,
                    str(git.get("root") or ""))
 
 
@@ -378,7 +203,7 @@ def _write_patch(sc: _Script, files: Mapping[str, str], out_dir: str) -> None:
     if sc.has_patch:
         with open(files[patch_name], "rb") as src, open(os.path.join(out_dir, patch_name), "wb") as dst:
             dst.write(src.read())
-        pinfo = _mapping(sc.git, "patch")
+        pinfo = mapping_at(sc.git, "patch")
         if pinfo.get("truncated"):
             sc.notes.append("the recorded patch was truncated (too large): the worktree will NOT match")
         if pinfo.get("binary_files_not_saved"):
@@ -399,12 +224,9 @@ def _write_requirements(sc: _Script, files: Mapping[str, str], out_dir: str) -> 
         req = fh.read()
     with open(os.path.join(out_dir, "requirements.txt"), "w", encoding="utf-8") as fh:
         fh.write(req)
-    installable, left, sc.self_editable = _install_lines(req, sc.git_root)
+    installable, sc.local = _install_lines(req, sc.git_root)
     with open(os.path.join(out_dir, "requirements-install.txt"), "w", encoding="utf-8") as fh:
         fh.write(installable)
-    if left:
-        sc.notes.append(f"{len(left)} local/editable package(s) cannot be installed from an index: "
-                        + "; ".join(x.split("  #")[0] for x in left[:5]))
 
 
 def _note_untracked_and_cwd(sc: _Script) -> None:
@@ -423,7 +245,7 @@ def _header(sc: _Script) -> list[str]:
     """The script's opening comment (what it rebuilds, what it cannot) and its variables."""
     info, git, env, seed_rec = sc.record.info, sc.git, sc.env, sc.seed_rec
     seed = seed_rec.get("seed")
-    torch = _mapping(env, "torch")
+    torch = mapping_at(env, "torch")
     summary = [
         f"run        {sc.run_id} ({info.name}) project {info.project}, from {info.backend}",
         f"commit     {sc.commit} on {git.get('branch') or 'detached HEAD'}"
@@ -435,6 +257,7 @@ def _header(sc: _Script) -> list[str]:
         + (" (deterministic algorithms)" if seed_rec.get("deterministic") else ""),
         f"python     {sc.py_version or '?'} ({sc.recorded_python})",
         f"torch      {torch.get('version', '-')}  cuda {torch.get('cuda') or '-'}  gpus {env.get('gpu_count', 0)}",
+        *[f"local      {p.label} ({p.kind}: {_local_origin(p)})" for p in sc.local],
     ]
     return [
         "#!/usr/bin/env bash",
@@ -445,6 +268,7 @@ def _header(sc: _Script) -> list[str]:
         "# Environment: TRACKKIT_REPRODUCE_WORKTREE (default ./worktree next to this script),",
         "# TRACKKIT_REPRODUCE_PYTHON (default: the recorded interpreter if present, else python3),",
         "# TRACKKIT_REPRODUCE_SKIP_INSTALL=1 (no virtualenv/pip: use that interpreter as it is),",
+        "# TRACKKIT_REPRODUCE_REUSE_PACKAGES=1 (a virtualenv over that interpreter's packages: nothing from an index),",
         "# TRACKKIT_REPRODUCE_SOURCE (clone from here instead of the recorded repository or remote).",
         "set -euo pipefail",
         'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
@@ -500,11 +324,72 @@ def _patch_section(sc: _Script) -> list[str]:
     ]
 
 
+#: bash for step 3: ``install_local WHAT FROM FIX PIP-ARGS...`` installs one recorded local package and says so
+_LOCAL_FUNCTIONS = [
+    "LOCAL_FAILED=0",
+    "install_local() {",
+    '  local what="$1" from="$2" fix="$3"; shift 3',
+    '  if "$PY" -m pip install --quiet --no-deps $PIP_LOCAL "$@"; then say "installed $what from $from"',
+    '  else say "could not install $what from $from: pip failed (its message is above). Fix: $fix"',
+    "    LOCAL_FAILED=$((LOCAL_FAILED + 1)); fi",
+    "}",
+    "no_local() {",
+    '  say "could not install $1: $2 does not exist here. Fix: put its source at $2 and run this script again '
+    '(with a new TRACKKIT_REPRODUCE_WORKTREE), or install it into the virtualenv yourself"',
+    "  LOCAL_FAILED=$((LOCAL_FAILED + 1))",
+    "}",
+]
+
+#: python for TRACKKIT_REPRODUCE_REUSE_PACKAGES=1: which recorded index packages differ from those reused
+_VERSION_CHECK = [
+    "import sys",
+    "from importlib.metadata import PackageNotFoundError, version",
+    "off = []",
+    "for line in open(sys.argv[1], encoding='utf-8'):",
+    "    name, sep, want = line.split('#')[0].strip().partition('==')",
+    "    if sep:",
+    "        try:",
+    "            have = version(name)",
+    "        except PackageNotFoundError:",
+    "            have = 'missing'",
+    "        if have != want:",
+    "            off.append(f'{name} {have} (recorded {want})')",
+    "print('[reproduce] ' + (f'{len(off)} recorded package(s) differ here: ' + ', '.join(off[:8])",
+    "      + (' ...' if len(off) > 8 else '') if off else 'every recorded package is here at its recorded version'))",
+]
+
+
+def _local_origin(p: _Local) -> str:
+    if p.in_repo is not None:
+        return "<repo>" if p.in_repo == "." else f"<repo>/{p.in_repo}"
+    return p.source
+
+
+def _local_install(p: _Local) -> str:
+    """The script line that installs one recorded local package from its recorded source."""
+    if p.kind in ("vcs", "url"):
+        fix = ("check that the repository and the commit are reachable from here (credentials are never recorded: "
+               "use an ssh key or a git credential helper)" if p.kind == "vcs" else "check that the URL is reachable")
+        return f"  install_local {_q(p.label)} {_q(p.source)} {_q(fix)} {_q(f'{p.name} @ {p.source}')}"
+    flag = "-e " if p.kind == "editable" else ""
+    if p.in_repo is not None:
+        where = _local_origin(p)
+        target = '"$WORKTREE"' if p.in_repo == "." else f'"$WORKTREE"/{_q(p.in_repo)}'
+        fix = f"commit its source ({where}) with the code, or install it into the virtualenv yourself"
+        origin = f"the worktree ({where}, at the recorded commit)"
+        return f"  install_local {_q(p.label)} {_q(origin)} {_q(fix)} {flag}{target}"
+    fix = "fix what pip says (a local build needs its build backend), or install it into the virtualenv yourself"
+    return (f"  if [ -e {_q(p.source)} ]; then install_local {_q(p.label)} {_q(p.source + ' (as it is now)')} "
+            f"{_q(fix)} {flag}{_q(p.source)}; else no_local {_q(p.label)} {_q(p.source)}; fi")
+
+
 def _environment_section(sc: _Script) -> list[str]:
-    """3. the interpreter, and the recorded packages in a fresh virtualenv."""
+    """3. the interpreter; the recorded packages in a fresh virtualenv (from an index, or those of the
+    interpreter with TRACKKIT_REPRODUCE_REUSE_PACKAGES=1); the local packages from their recorded sources."""
+    names = ", ".join(p.label for p in sc.local)
     lines = [
         "",
-        "# 3. the environment: the recorded packages in a fresh virtualenv",
+        "# 3. the environment: the recorded packages in a fresh virtualenv, the local ones from their sources",
         f"RECORDED_PYTHON={_q(sc.recorded_python)}",
         'PY="${TRACKKIT_REPRODUCE_PYTHON:-}"',
         'if [ -z "$PY" ]; then',
@@ -517,22 +402,43 @@ def _environment_section(sc: _Script) -> list[str]:
         "fi",
         'if [ "${TRACKKIT_REPRODUCE_SKIP_INSTALL:-0}" = "1" ]; then',
         '  say "TRACKKIT_REPRODUCE_SKIP_INSTALL=1: using $PY as it is (no virtualenv, no pip)"',
+        *([f"  say {_q(f'not installed from their recorded sources: {names} (the interpreter has what it has)')}"]
+          if sc.local else []),
+        'elif [ "${TRACKKIT_REPRODUCE_REUSE_PACKAGES:-0}" = "1" ]; then',
+        '  say "creating a virtualenv in $HERE/venv over the packages of $PY (TRACKKIT_REPRODUCE_REUSE_PACKAGES=1: '
+        'nothing from an index)"',
+        '  BASE_SITES="$("$PY" -c \'import site; print([*site.getsitepackages(), '
+        '*([site.getusersitepackages()] if site.ENABLE_USER_SITE else [])])\')"',
+        '  "$PY" -m venv --without-pip "$HERE/venv"',
+        '  PY="$HERE/venv/bin/python"',
+        '  "$PY" -c \'import os, site, sys; open(os.path.join(site.getsitepackages()[0], "zz_trackkit_reproduce_base'
+        '.pth"), "w").write(f"import site; list(map(site.addsitedir, {sys.argv[1]}))\\n")\' "$BASE_SITES"',
+        '  PIP_LOCAL="--no-index --no-build-isolation"',
+        *(['  "$PY" -m pip --version >/dev/null 2>&1 || die "no pip among the packages of the interpreter: '
+           'install pip there, or unset TRACKKIT_REPRODUCE_REUSE_PACKAGES"'] if sc.local else []),
+        *(['  "$PY" - "$HERE/requirements-install.txt" <<\'PYEOF\'', *_VERSION_CHECK, "PYEOF"] if sc.has_req else []),
         "else",
         '  say "creating a virtualenv in $HERE/venv"',
         '  "$PY" -m venv "$HERE/venv"',
         '  PY="$HERE/venv/bin/python"',
+        '  PIP_LOCAL=""',
+        *(['  say "installing the recorded packages (requirements-install.txt)"',
+           '  "$PY" -m pip install --quiet -r "$HERE/requirements-install.txt"'] if sc.has_req else []),
+        "fi",
     ]
-    if sc.has_req:
+    if sc.local:
         lines += [
-            '  say "installing the recorded packages (requirements-install.txt)"',
-            '  "$PY" -m pip install --quiet -r "$HERE/requirements-install.txt"',
+            'if [ "${TRACKKIT_REPRODUCE_SKIP_INSTALL:-0}" != "1" ]; then',
+            f"  say {_q(f'installing {len(sc.local)} local, editable or VCS package(s) from their recorded sources')}",
+            *[f"  {x}" for x in _LOCAL_FUNCTIONS],
+            *[_local_install(p) for p in sc.local],
+            '  if [ "$LOCAL_FAILED" -gt 0 ]; then',
+            f'    say "warning: $LOCAL_FAILED of {len(sc.local)} local package(s) not installed: the run may fail '
+            'to import them"',
+            "  fi",
+            "fi",
         ]
-    if sc.self_editable:
-        lines += [
-            '  say "installing the repository itself (it was installed editable)"',
-            '  "$PY" -m pip install --quiet --no-deps -e "$WORKTREE"',
-        ]
-    return [*lines, "fi"]
+    return lines
 
 
 def _data_section(sc: _Script) -> list[str]:
@@ -564,9 +470,26 @@ def _data_section(sc: _Script) -> list[str]:
     ]
 
 
-def _run_section(sc: _Script) -> list[str]:
+def _destination(sc: _Script) -> list[str]:
+    """Where the re-run goes: the original's journal root and backends (the caller's TRACKKIT_ROOT /
+    TRACKKIT_BACKEND win), so ``trackkit compare ORIGINAL NEW`` finds both."""
+    lines: list[str] = []
+    if sc.root:
+        lines += [f"RECORDED_ROOT={_q(sc.root)}", 'export TRACKKIT_ROOT="${TRACKKIT_ROOT:-$RECORDED_ROOT}"']
+    backends = [b for b in sc.meta.get("backends") or [] if isinstance(b, str)]
+    if backends and not any("***" in b for b in backends):
+        lines += [f"RECORDED_BACKEND={_q(','.join(backends))}",
+                  'export TRACKKIT_BACKEND="${TRACKKIT_BACKEND:-$RECORDED_BACKEND}"']
+    elif backends:
+        sc.notes.append("the run's backend options held credentials, which are never recorded: the re-run is "
+                        "delivered where the settings say (set TRACKKIT_BACKEND)")
+    return [*lines, 'say "the re-run is journaled under ${TRACKKIT_ROOT:-the root the settings name} and delivered '
+                    'to ${TRACKKIT_BACKEND:-the backend the settings name}"']
+
+
+def _run_section(sc: _Script, destination: list[str]) -> list[str]:
     """5. the recorded command line, from the recorded directory, with the recorded seed."""
-    env_vars = _mapping(sc.env, "env_vars")
+    env_vars = mapping_at(sc.env, "env_vars")
     exports = [
         f"export {k}={_q(str(env_vars[k]))}" for k in _DETERMINISM_ENV
         if k in env_vars and "REDACTED" not in str(env_vars[k])
@@ -575,11 +498,13 @@ def _run_section(sc: _Script) -> list[str]:
     command = " ".join(["\"$PY\"", *(_shell_arg(a, sc.git_root) for a in sc.argv[1:])])
     return [
         "",
-        "# 5. the run: the recorded command line, from the recorded directory, with the recorded seed",
+        "# 5. the run: the recorded command line, from the recorded directory, with the recorded seed,",
+        "#    journaled and delivered where the original was",
         *exports,
         f"export TRACKKIT_REPRODUCE_OF={_q(sc.run_id)}",
         'export TRACKKIT_REPRODUCE_CONFIG="$HERE/config.json"',
         f"export TRACKKIT_REPRODUCE_SEED={_q('' if seed is None else str(seed))}",
+        *destination,
         f"cd \"$WORKTREE\"/{_q(sc.rel_cwd)}",
         f"say {_q('running: ' + sc.command_text)}",
         f"exec {command}",
@@ -587,21 +512,26 @@ def _run_section(sc: _Script) -> list[str]:
     ]
 
 
-def write_script(record: RunRecord, out_dir: str) -> str:
+def write_script(record: RunRecord, out_dir: str, *, root: str | None = None) -> str:
     """Write ``reproduce.sh`` and what it needs into ``out_dir``; return the script's path.
 
     Next to the script: ``config.json`` (the recorded config), ``uncommitted_changes.patch``,
-    ``requirements.txt`` (as recorded) and ``requirements-install.txt`` (without local installs),
+    ``requirements.txt`` (as recorded) and ``requirements-install.txt`` (what comes from an index),
     ``run.json`` (the record's identity and meta). Raises :class:`~trackkit.errors.ConfigError` when the
     record cannot be reproduced at all (no git commit, no command line), naming what is missing.
+    ``root``: the journal root the run was read from; the re-run is journaled there too (and delivered
+    to the recorded backends), unless ``TRACKKIT_ROOT`` / ``TRACKKIT_BACKEND`` say otherwise when it runs.
 
     The script, run with bash, refuses to reuse an existing worktree and honours:
     ``TRACKKIT_REPRODUCE_WORKTREE`` (default ``<out_dir>/worktree``), ``TRACKKIT_REPRODUCE_PYTHON``
     (default: the recorded interpreter if it exists, else ``python3``), ``TRACKKIT_REPRODUCE_SKIP_INSTALL=1``
-    (no virtualenv, no pip: run with that interpreter as it is), ``TRACKKIT_REPRODUCE_SOURCE`` (where to
-    clone from, instead of the recorded repository path or remote).
+    (no virtualenv, no pip: run with that interpreter as it is), ``TRACKKIT_REPRODUCE_REUSE_PACKAGES=1``
+    (a virtualenv over that interpreter's packages, nothing from an index; the local packages are still
+    installed from their sources), ``TRACKKIT_REPRODUCE_SOURCE`` (where to clone from, instead of the
+    recorded repository path or remote).
     """
     sc = _script_of(record)
+    sc.root = os.path.abspath(root) if root else ""
     out_dir = os.path.abspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     files = provenance_files(record)
@@ -609,8 +539,9 @@ def write_script(record: RunRecord, out_dir: str) -> str:
     _write_patch(sc, files, out_dir)
     _write_requirements(sc, files, out_dir)
     _note_untracked_and_cwd(sc)
+    destination = _destination(sc)  # before the header: it may add a note
     lines = [*_header(sc), *_code_section(), *_patch_section(sc), *_environment_section(sc), *_data_section(sc),
-             *_run_section(sc)]
+             *_run_section(sc, destination)]
     path = os.path.join(out_dir, "reproduce.sh")
     with open(path, "w", encoding="utf-8") as fh:
         fh.write("\n".join(lines))
