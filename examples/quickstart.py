@@ -2,6 +2,7 @@
 
     python examples/quickstart.py
     tensorboard --logdir runs
+    trackkit doctor RUN      # the run recorded its five pillars: config, seed, code, environment, data
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3))
 opt = torch.optim.SGD(model.parameters(), lr=cfg["optimizer"]["lr"], momentum=cfg["optimizer"]["momentum"])
 loss_fn = nn.CrossEntropyLoss()
 
-with trackkit.init(config=cfg, project="quickstart", seed=cfg["seed"]) as run:
+# the data's version: this data is generated, so its name and how it was made identify it; for files,
+# pass their path too (data={"name": ..., "version": ..., "path": "data/"}) and trackkit fingerprints them
+data = {"name": cfg["dataset"], "version": f"randn-2048x20-seed{cfg['seed']}"}
+
+with trackkit.init(config=cfg, project="quickstart", seed=cfg["seed"], data=data) as run:
     step = 0
     for epoch in range(cfg["epochs"]):
         perm = torch.randperm(len(X))
@@ -50,3 +55,4 @@ with trackkit.init(config=cfg, project="quickstart", seed=cfg["seed"]) as run:
 print(f"run {run.name} ({run.id}) {run.status.value}: final accuracy {acc:.3f}")
 print("look at it with:  tensorboard --logdir runs")
 print(f"or in the terminal: trackkit show {run.id}")
+print(f"is it reproducible:  trackkit doctor {run.id}")

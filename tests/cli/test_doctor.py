@@ -157,3 +157,44 @@ def test_doctor_is_registered_on_the_main_command(repo: Path) -> None:
     result = CliRunner().invoke(main, ["doctor", "--help"])
     assert result.exit_code == 0 and "five pillars" in result.output
     assert os.path.isdir(repo)
+
+
+def test_suggests_the_gitignore_lines_for_what_trackkit_writes_into_the_repository(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal root and the local backend locations inside the repository that git does not ignore
+    (every run's patch would carry them): `trackkit doctor` prints the lines; a note, not a failure."""
+    monkeypatch.setenv("COLUMNS", "200")
+    _git(in_tmp, "init", "-q")  # TRACKKIT_ROOT (in_tmp) is <repo>/.trackkit
+    (in_tmp / "trackkit.toml").write_text('[trackkit]\nbackend = "tensorboard:./runs,mlflow:./mlflow.db"\n')
+    (in_tmp / "wandb").mkdir()  # left by an earlier W&B run
+    (in_tmp / "sub").mkdir()
+    monkeypatch.chdir(in_tmp / "sub")  # from a subdirectory: the paths are the repository's
+    out = CliRunner().invoke(doctor, []).output
+    assert f"add to {in_tmp / '.gitignore'}:" in out, out
+    for line in ("/.trackkit/", "/sub/runs/", "/sub/mlflow.db", "/sub/mlartifacts/", "/wandb/"):
+        assert f"\n       {line}\n" in out, out
+    assert "\n       /runs/\n" not in out  # ./runs from sub/ is sub/runs
+    monkeypatch.chdir(in_tmp)
+    out = CliRunner().invoke(doctor, []).output
+    for line in ("/.trackkit/", "/runs/", "/mlflow.db", "/mlartifacts/", "/wandb/"):
+        assert f"\n       {line}\n" in out, out
+    assert "fix:" not in out and "all good" in out  # a suggestion: doctor still passes
+
+    (in_tmp / ".gitignore").write_text(".trackkit/\nruns/\nmlflow.db\nmlartifacts/\n")
+    out = CliRunner().invoke(doctor, []).output
+    assert "\n       /wandb/\n" in out and "\n       /mlflow.db" not in out and "\n       /runs/\n" not in out
+    (in_tmp / ".gitignore").write_text(".trackkit/\nruns/\nmlflow.db\nmlartifacts/\nwandb/\n")
+    result = CliRunner().invoke(doctor, [])
+    assert "git does not ignore" not in result.output and ".gitignore:" not in result.output
+
+
+def test_no_gitignore_note_outside_a_repository_or_for_paths_outside_it(in_tmp: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    monkeypatch.setenv("TRACKKIT_BACKEND", "memory")
+    assert "git does not ignore" not in CliRunner().invoke(doctor, []).output  # not a git repository
+    (in_tmp / "repo").mkdir()
+    _git(in_tmp / "repo", "init", "-q")
+    monkeypatch.chdir(in_tmp / "repo")  # the journal root (in_tmp/.trackkit) lies outside it
+    assert "git does not ignore" not in CliRunner().invoke(doctor, []).output

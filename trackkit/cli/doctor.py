@@ -1,10 +1,13 @@
-"""``trackkit doctor [RUN]``: a run's five pillars, or the repository's team standard and its recent runs."""
+"""``trackkit doctor [RUN]``: a run's five pillars and its invocation, or the repository's team standard,
+its recent runs and the ``.gitignore`` lines for what trackkit writes into the repository."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -12,6 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TrackkitError
+
+if TYPE_CHECKING:
+    from ..backend import BackendSpec
 
 _STYLE = {"ok": "green", "missing": "red", "disabled": "yellow", "error": "red", "unavailable": "yellow"}
 
@@ -28,11 +34,13 @@ def _console() -> Console:
 def doctor(run: str | None, root: str | None, backend: str | None, limit: int) -> None:
     """Check reproducibility.
 
-    With RUN (id, id prefix or name): which of the five pillars the run recorded (hyperparameters, git,
-    env, invocation, data, seed); exit 1 when one is missing, turned off or unavailable.
+    With RUN (id, id prefix or name): which of the five pillars (hyperparameters, seed, code = git,
+    environment = env, data) and the invocation the run recorded; exit 1 when one is missing, turned off
+    or unavailable.
 
     Without RUN: check the repository's team standard (trackkit.toml) and the recent runs against it;
-    exit 1 when something is off, printing the fix."""
+    exit 1 when something is off, printing the fix. It also prints the .gitignore lines for the journal
+    root and the local backend locations inside the git repository that git does not ignore yet."""
     console = _console()
     if run is None:
         sys.exit(_doctor_repository(console, root, backend, limit))
@@ -57,7 +65,7 @@ def _doctor_run(console: Console, run: str, root: str | None, backend: str | Non
     bad = [c for c in checks if not c.ok]
     if not bad:
         where = f" --backend {backend}" if backend else ""
-        console.print("[green]complete[/]: all five pillars recorded. Rebuild it with "
+        console.print("[green]complete[/]: the five pillars and the invocation are recorded. Rebuild it with "
                       f"`trackkit reproduce {i.run_id}{escape(where)}`")
         return 0
     console.print(f"[red]incomplete[/]: {', '.join(f'{c.pillar} ({c.status})' for c in bad)}")
@@ -72,6 +80,7 @@ def _doctor_repository(console: Console, root: str | None, backend: str | None, 
 
     problems: list[tuple[str, str]] = []
     ok: list[str] = []
+    notes: list[str] = []
     tk_file, py_file = find_config_files()
     std_source = tk_file
     if tk_file is None and py_file is not None:
@@ -95,6 +104,7 @@ def _doctor_repository(console: Console, root: str | None, backend: str | None, 
     except TrackkitError as exc:
         problems.append(("settings do not load: " + str(exc).split(". Fix:")[0], _fix_of(str(exc))))
         return _report(console, ok, problems, [])
+    specs: list[BackendSpec] = []
     try:
         specs = parse_backends(settings.backend)
         ok.append(f"backend: {', '.join(s.raw for s in specs)}")
@@ -106,6 +116,7 @@ def _doctor_repository(console: Console, root: str | None, backend: str | None, 
                                  _fix_of(str(exc))))
     except TrackkitError as exc:
         problems.append(("backend: " + str(exc).split(". Fix:")[0], _fix_of(str(exc))))
+    notes += _gitignore_notes(os.path.abspath(root or settings.root), specs)
     std = settings.standard
     if std.name_template:
         try:
@@ -152,7 +163,69 @@ def _doctor_repository(console: Console, root: str | None, backend: str | None, 
             "pass the missing tags/config in trackkit.init(tags=..., config=...), keep provenance capture on "
             "(and seed/data as `trackkit doctor RUN` says); strict=true in trackkit.toml makes it an error",
         ))
-    return _report(console, ok, problems, rows)
+    return _report(console, ok, problems, rows, notes)
+
+
+#: where trackkit and the local backends write by default, relative to the working directory
+_DEFAULT_OUTPUTS = (".trackkit/", "runs/", "wandb/", "mlartifacts/", "mlflow.db")
+
+
+def _output_paths(root: str, specs: Sequence[BackendSpec]) -> list[str]:
+    """What trackkit writes to from here: the journal root and the local backends' locations (absolute;
+    a directory with a trailing slash)."""
+    from ..registry import entry_for
+
+    paths = [root.rstrip(os.sep) + "/"]
+    for spec in specs:
+        loc = spec.location
+        if spec.scheme == "wandb":
+            base = spec.options.get("dir") or os.environ.get("WANDB_DIR") or os.getcwd()
+            paths.append(os.path.join(os.path.abspath(os.path.expanduser(base)), "wandb") + "/")
+        elif spec.scheme == "mlflow" and (loc.startswith("sqlite:///") or "://" not in loc):
+            db = loc.removeprefix("sqlite:///") if loc.startswith("sqlite:") else loc
+            paths += [os.path.abspath(db), os.path.join(os.path.dirname(os.path.abspath(db)), "mlartifacts") + "/"]
+        elif loc and entry_for(spec.scheme).local_path:
+            paths.append(loc if os.path.isfile(loc) else loc.rstrip(os.sep) + "/")
+    return paths
+
+
+def _git(args: Sequence[str], cwd: str, stdin: str | None = None) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=10,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _gitignore_notes(root: str, specs: Sequence[BackendSpec]) -> list[str]:
+    """The ``.gitignore`` lines for what trackkit writes inside the current git repository and git does
+    not ignore (``git check-ignore``): without them every run's patch and ``git status`` carry it."""
+    top_proc = _git(["rev-parse", "--show-toplevel"], os.getcwd())
+    if top_proc is None or top_proc.returncode != 0 or not top_proc.stdout.strip():
+        return []
+    top = os.path.realpath(top_proc.stdout.strip())
+    rel: list[str] = []
+    # and the default locations an earlier run left here or at the top of the repository
+    left = [os.path.join(d, p) for d in (os.getcwd(), top) for p in _DEFAULT_OUTPUTS
+            if os.path.exists(os.path.join(d, p))]
+    for p in [*_output_paths(root, specs), *left]:
+        real = os.path.realpath(p.rstrip("/")) + ("/" if p.endswith("/") else "")
+        if real.startswith(top + os.sep) and real.rstrip("/") != top:
+            r = os.path.relpath(real.rstrip("/"), top) + ("/" if real.endswith("/") else "")
+            if r not in rel:
+                rel.append(r)
+    if not rel:
+        return []
+    check = _git(["check-ignore", "--stdin", "-z"], top, "\0".join(rel) + "\0")
+    if check is None or check.returncode not in (0, 1):
+        return []
+    ignored = set(check.stdout.split("\0"))
+    missing = [r for r in rel if r not in ignored]
+    if not missing:
+        return []
+    lines = "".join(f"\n       /{r}" for r in missing)
+    return [f"git does not ignore what trackkit writes into this repository (every run's patch would carry it)"
+            f"\n     add to {os.path.join(top, '.gitignore')}:{lines}"]
 
 
 def _fix_of(message: str) -> str:
@@ -161,9 +234,11 @@ def _fix_of(message: str) -> str:
 
 
 def _report(console: Console, ok: list[str], problems: list[tuple[str, str]],
-            rows: list[tuple[str, str, list[str]]]) -> int:
+            rows: list[tuple[str, str, list[str]]], notes: Sequence[str] = ()) -> int:
     for line in ok:
         console.print(f"[green]ok[/]   {escape(line)}")
+    for line in notes:
+        console.print(f"[yellow]note[/] {escape(line)}")
     if rows:
         table = Table(title="recent runs against the standard")
         for col in ("id", "name", "verdict"):
