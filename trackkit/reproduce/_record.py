@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..events import Artifact, RunRecord, RunStarted
+from ..rundir import RunDir
 
 __all__ = ["find_record", "mapping_at", "provenance_files", "run_meta"]
 
@@ -52,7 +53,7 @@ def provenance_files(record: RunRecord) -> dict[str, str]:
         candidates = [art.path]
         if record.info.location and os.path.isdir(record.info.location):  # the run directory moved
             base = os.path.basename(art.path.rstrip(os.sep)) or name
-            candidates.append(os.path.join(record.info.location, "artifacts", name, f"v{art.version}", base))
+            candidates.append(RunDir(record.info.location).stored_artifact(name, art.version, base))
         for p in candidates:
             if p and os.path.isfile(p):
                 out[name] = p
