@@ -3,20 +3,38 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import TrackkitError
-from ..events import RunInfo, RunRecord, RunResumed
-from .common import STATUS_STYLE, console, dump_json, find_run, journal_records, journal_root, num, resumed_note, when
+from ..events import Artifact, RunInfo, RunRecord, RunResumed, Status, StatusChange
+from .common import (
+    Column,
+    Delivery,
+    console,
+    delivery,
+    dump_json,
+    find_run,
+    fitted_table,
+    hidden_note,
+    journal_records,
+    journal_root,
+    num,
+    quiet_sdk_logs,
+    resumed_note,
+    status_text,
+    when,
+)
 
 
-def _dur(rec: RunRecord) -> str:
-    d = rec.info.duration
+def _dur(i: RunInfo) -> str:
+    d = i.duration
     if d is None:
         return "-"
     m, s = divmod(int(d), 60)
@@ -24,43 +42,58 @@ def _dur(rec: RunRecord) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def info_dict(i: RunInfo) -> dict[str, Any]:
-    return {
+def info_dict(i: RunInfo, state: Delivery | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "run_id": i.run_id, "project": i.project, "name": i.name, "backend": i.backend, "status": i.status.value,
         "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
         "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
         "last_step": i.last_step, "location": i.location, "resumed": i.resumed,
     }
+    if state is not None:  # a journaled run: the backends that do not hold all of it yet
+        out["not_delivered"] = list(state.pending)
+        out["delivery_errors"] = dict(state.causes)
+        out["delivering"] = state.delivering
+    return out
 
 
-def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool) -> None:
-    """Print run summaries as a rich table (or JSON)."""
+def _note(i: RunInfo, state: Delivery | None) -> str:
+    """The delivery note of a run that is over (a running run's agent is still at work)."""
+    return "" if state is None or i.status is Status.RUNNING else state.note()
+
+
+def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mapping[str, Delivery] | None = None) -> None:
+    """Print run summaries, newest first as given, as a table that fits the terminal (or JSON).
+
+    ``states``: the delivery state of journaled runs, by run directory. The id, name and status
+    are kept whole; the other columns are hidden when the terminal is too narrow."""
+    states = states or {}
     if as_json:
-        dump_json([info_dict(i) for i in rows])
+        dump_json([info_dict(i, states.get(i.location)) for i in rows])
         return
     out = console()
     if not rows:
-        out.print(f"no runs in {title}")
+        out.print(f"no runs in {escape(title)}")
         return
-    backends = {i.backend for i in rows}
-    table = Table(title=f"runs in {title}")
-    cols = ["backend"] if len(backends) > 1 else []
-    cols += ["id", "project", "name", "status", "start", "step", "last metrics"]
-    for col in cols:
-        table.add_column(col)
-    for i in rows:
+    several = len({i.backend for i in rows}) > 1
+    notes = [_note(i, states.get(i.location)) for i in rows]
+    heads = [len(i.status.value) + len(resumed_note(i)) + (1 if n else 0) for i, n in zip(rows, notes)]
+    columns = [Column("backend", drop=6, wrap=True, min_width=24)] if several else []
+    columns += [
+        Column("id"), Column("project", drop=1), Column("name"), Column("status", wrap=True, min_width=max(heads)),
+        Column("start", drop=3), Column("duration", drop=2, justify="right"), Column("step", drop=4, justify="right"),
+        Column("last metrics", drop=5, wrap=True, min_width=20),
+    ]
+    cells = []
+    for i, n in zip(rows, notes):
         metrics = ", ".join(f"{k}={num(v)}" for k, v in list(i.last_metrics.items())[:4])
-        st = i.status.value
-        cells = [i.backend] if len(backends) > 1 else []
-        cells += [i.run_id, i.project, i.name, f"[{STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
-                  when(i.start_time),
-                  "-" if i.last_step is None else str(i.last_step), metrics]
-        table.add_row(*cells)
+        cells.append(([Text(i.backend)] if several else []) + [
+            Text(i.run_id), Text(i.project), Text(i.name), status_text(i, n), Text(when(i.start_time)),
+            Text(_dur(i)), Text("-" if i.last_step is None else str(i.last_step)), Text(metrics),
+        ])
+    table, hidden = fitted_table(f"runs in {escape(title)}", columns, cells, out.width)
     out.print(table)
+    if hidden:
+        out.print(hidden_note(hidden))
 
 
 def query_rows(
@@ -89,7 +122,7 @@ def filter_rows(rows: Sequence[RunInfo], where: Sequence[str], sort: str | None,
 @click.command()
 @click.option("--root", help="Journal root (default: settings `root`, ./.trackkit).")
 @click.option("--project", "-p", help="Only this project.")
-@click.option("--limit", "-n", default=50, show_default=True, help="Newest N runs.")
+@click.option("--limit", "-n", default=50, show_default=True, help="Newest N runs (after --where and --sort).")
 @click.option("--backend", "-b", "backends", multiple=True,
               help="Query this backend's stored runs instead of the journal (repeatable), e.g. mlflow:./mlflow.db")
 @click.option("--where", "-w", multiple=True,
@@ -99,65 +132,191 @@ def filter_rows(rows: Sequence[RunInfo], where: Sequence[str], sort: str | None,
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def runs(root: str | None, project: str | None, limit: int, backends: tuple[str, ...], where: tuple[str, ...],
          sort: str | None, as_json: bool) -> None:
-    """List runs under the local journal root (or, with --backend, in any backends):
-    name, status, start, duration, last metrics."""
-    if backends:
-        query_rows(backends, project, where, sort, limit, as_json)
-        return
-    r = journal_root(root)
-    if where or sort or as_json:
-        show_rows(filter_rows([rec.info for rec in journal_records(r, project)], where, sort, limit), r, as_json)
-        return
-    recs = journal_records(r, project)[-limit:]
-    out = console()
-    if not recs:
-        out.print(f"no runs under {r}")
-        return
-    table = Table(title=f"runs in {r}")
-    for col in ("id", "project", "name", "status", "start", "duration", "step", "last metrics"):
-        table.add_column(col)
-    for rec in recs:
-        i = rec.info
-        metrics = ", ".join(f"{k}={_fmt(v)}" for k, v in list(i.last_metrics.items())[:4])
-        st = i.status.value
-        table.add_row(
-            i.run_id, i.project, i.name, f"[{STATUS_STYLE.get(st, 'white')}]{st}[/]{resumed_note(i)}",
-            when(i.start_time),
-            _dur(rec), "-" if i.last_step is None else str(i.last_step), metrics,
-        )
-    out.print(table)
+    """List runs, newest first, under the local journal root (or, with --backend, in any backends):
+    id, name, status (and what is not delivered yet), start, duration, last step, last metrics.
+
+    In a narrow terminal the id, name and status stay whole; the other columns are hidden."""
+    with quiet_sdk_logs():
+        if backends:
+            query_rows(backends, project, where, sort, limit, as_json)
+            return
+        r = journal_root(root)
+        recs = {rec.info.location: rec for rec in journal_records(r, project)}
+        rows = filter_rows([rec.info for rec in recs.values()], where, sort, limit)
+        if not rows and not as_json and not where:
+            console().print(f"no runs under {escape(r)}")
+            return
+        show_rows(rows, r, as_json, {i.location: delivery(recs[i.location]) for i in rows})
+
+
+# ---------------------------------------------------------------- show
+
+
+def _artifacts(rec: RunRecord) -> list[Artifact]:
+    return [ev for ev in rec.events if isinstance(ev, Artifact)]
+
+
+def _traceback(rec: RunRecord) -> str:
+    """The traceback of the run's last crash (``""`` when it did not crash or none was kept)."""
+    for ev in reversed(rec.events):
+        if isinstance(ev, StatusChange) and ev.status is Status.CRASHED:
+            tb = ev.details.get("traceback") if isinstance(ev.details, Mapping) else None
+            return tb if isinstance(tb, str) else ""
+    return ""
+
+
+def _provenance(rec: RunRecord) -> list[dict[str, str]]:
+    """One line per reproducibility pillar except the config (printed whole): git commit and
+    dirty state, Python/torch, the invocation, the data version, the seed."""
+    from ..reproduce import check_pillars
+
+    return [{"pillar": c.pillar, "status": c.status, "detail": c.detail} for c in check_pillars(rec)
+            if c.pillar != "hyperparameters"]
+
+
+def _segments(rec: RunRecord) -> list[dict[str, Any]]:
+    return [
+        {"segment": ev.segment + 1, "time": ev.time, "after_step": ev.step,
+         "previous_status": ev.previous_status.value if ev.previous_status else None}
+        for ev in rec.events if isinstance(ev, RunResumed)
+    ]
+
+
+def show_dict(rec: RunRecord, state: Delivery | None) -> dict[str, Any]:
+    """What ``trackkit show RUN --json`` prints."""
+    out = info_dict(rec.info, state)
+    out["segments"] = _segments(rec)
+    out["artifacts"] = [
+        {"name": a.name, "version": a.version, "kind": a.kind, "size": a.size, "sha256": a.sha256,
+         "aliases": list(a.aliases), "path": a.path, "source": a.source}
+        for a in _artifacts(rec)
+    ]
+    out["provenance"] = _provenance(rec)
+    out["traceback"] = _traceback(rec) or None
+    return out
+
+
+def _pairs(title: str, data: Mapping[str, Any]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("key", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for k, v in data.items():
+        table.add_row(Text(str(k)), Text(str(v)))
+    return table
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    size = float(n)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            break
+    return f"{size:.1f} {unit}"
+
+
+def _where(a: Artifact, location: str) -> str:
+    """An artifact's path, relative to the run directory when it lies inside it."""
+    import os
+
+    if location and a.path.startswith(location.rstrip(os.sep) + os.sep):
+        return os.path.relpath(a.path, location)
+    return a.path
 
 
 @click.command()
 @click.argument("run")
-@click.option("--root", help="Journal root.")
-def show(run: str, root: str | None) -> None:
-    """Show one run (by id, id prefix or name): config, tags, status, last metrics."""
-    rec = find_run(journal_root(root), run)
-    i = rec.info
-    console = Console()
-    st = i.status.value
-    group = f" group {i.group}" if i.group else ""
-    console.print(f"[bold]{i.name}[/] ({i.run_id}) project [bold]{i.project}[/]{group}")
-    console.print(f"status [{STATUS_STYLE.get(st, 'white')}]{st}[/]" + (f": {i.reason}" if i.reason else ""))
-    if i.resumed:
-        console.print(f"resumed {i.resumed}× (segments: {i.resumed + 1})")
-        for ev in rec.events:
-            if isinstance(ev, RunResumed):
-                prev = ev.previous_status.value if ev.previous_status else "?"
-                step = "-" if ev.step is None else ev.step
-                console.print(f"  segment {ev.segment + 1} from {when(ev.time)} after step {step} (was {prev})")
-    console.print(f"started {when(i.start_time)}  duration {_dur(rec)}  journal {i.location}")
+@click.option("--root", help="Journal root (when no --backend is given).")
+@click.option("--backend", "-b", "backends", multiple=True,
+              help="Read the run from this backend instead of the journal (repeatable: the first that holds it), "
+                   "e.g. mlflow:./mlflow.db")
+@click.option("--project", "-p", help="With --backend: only runs of this project (for name / id-prefix lookups).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def show(run: str, root: str | None, backends: tuple[str, ...], project: str | None, as_json: bool) -> None:
+    """Show one run (by id, id prefix or name): status (and what is not delivered yet), the crash
+    traceback, config, tags, last metrics, artifacts and a provenance summary (git, environment,
+    invocation, data, seed)."""
+    with quiet_sdk_logs():
+        rec, state = _load(run, root, backends, project)
+    if as_json:
+        dump_json(show_dict(rec, state))
+        return
+    _print_run(console(), rec, state)
+
+
+def _load(
+    run: str, root: str | None, backends: Sequence[str], project: str | None
+) -> tuple[RunRecord, Delivery | None]:
+    if not backends:
+        rec = find_run(journal_root(root), run)
+        return rec, delivery(rec)
+    from ..query import load_runs
+
+    try:
+        (rec,) = load_runs([run], list(backends), project)
+    except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
+        raise click.ClickException(str(exc)) from None
+    except KeyError as exc:  # a Reader that lost a run it had just listed
+        raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from None
+    return rec, None
+
+
+def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
     from ..events import flatten_config
 
+    i = rec.info
+    group = f" group [bold]{escape(i.group)}[/]" if i.group else ""
+    out.print(f"[bold]{escape(i.name)}[/] ({escape(i.run_id)}) project [bold]{escape(i.project)}[/]{group}")
+    status = status_text(i, _note(i, state))
+    if i.reason:
+        status.append(f": {i.reason}")
+    out.print(Text("status ").append_text(status))
+    if i.resumed:
+        out.print(f"resumed {i.resumed}× (segments: {i.resumed + 1})")
+        for seg in _segments(rec):
+            step = "-" if seg["after_step"] is None else seg["after_step"]
+            out.print(f"  segment {seg['segment']} from {when(seg['time'])} after step {step} "
+                      f"(was {seg['previous_status'] or '?'})")
+    out.print(f"started {when(i.start_time)}  duration {_dur(i)}  last step "
+              f"{'-' if i.last_step is None else i.last_step}")
+    if state is not None:
+        out.print(f"journal {escape(i.location)}")
+    elif i.backend:
+        out.print(f"read from {escape(i.backend)}")
+    tb = _traceback(rec)
+    if tb:
+        out.print("[red]traceback[/] (the crash, as recorded):")
+        out.print(Text(tb.rstrip("\n"), style="dim"))
     for title, data in (("config", flatten_config(i.config)), ("tags", i.tags),
-                        ("last metrics", {k: _fmt(v) for k, v in i.last_metrics.items()})):
-        table = Table(title=title, show_header=False)
-        table.add_column("key")
-        table.add_column("value")
-        for k, v in data.items():
-            table.add_row(str(k), str(v))
-        console.print(table)
+                        ("last metrics", {k: num(v) for k, v in i.last_metrics.items()})):
+        if data:  # an empty table says nothing
+            out.print(_pairs(title, data))
+    arts = [a for a in _artifacts(rec) if a.kind != "provenance"]
+    if arts:
+        table = Table(title="artifacts", title_justify="left")
+        for col in ("name", "version", "kind", "size"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("version", "size") else "left")
+        table.add_column("path" if state is None else "path (in the journal directory)", overflow="fold")
+        for a in arts:
+            table.add_row(Text(a.name), f"v{a.version}", Text(a.kind), _size(a.size), Text(_where(a, i.location)))
+        out.print(table)
+    pillars = _provenance(rec)
+    if all(p["status"] == "missing" for p in pillars):
+        out.print("provenance: not recorded" + (f" in {escape(i.backend)}" if state is None else ""))
+        return
+    table = Table(title="provenance (trackkit doctor RUN says how to fix a gap)", show_header=False,
+                  title_justify="left")
+    table.add_column("pillar", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for p in pillars:
+        style = "green" if p["status"] == "ok" else "yellow"
+        table.add_row(p["pillar"], Text(p["status"], style=style), Text(p["detail"]))
+    out.print(table)
+    files = [a.name for a in _artifacts(rec) if a.kind == "provenance"]
+    if files:
+        out.print(Text(f"provenance files: {', '.join(dict.fromkeys(files))} (paths: --json)"))
 
 
 @click.command()
