@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TrackkitError
 from ..events import RunRecord
-from .common import STATUS_STYLE, console, dump_json, find_run, journal_root, num
+from .common import STATUS_STYLE, console, dump_json, find_run, journal_root, num, quiet_sdk_logs
 
 
 def _val(v: Any) -> str:
@@ -22,8 +23,8 @@ def _val(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     if isinstance(v, str):
-        return v
-    return json.dumps(v, default=str, ensure_ascii=False)
+        return escape(v)
+    return escape(json.dumps(v, default=str, ensure_ascii=False))
 
 
 def _journal_records(refs: Sequence[str], root: str | None) -> list[RunRecord]:
@@ -49,7 +50,8 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
     from ..query import load_runs
 
     try:
-        recs = load_runs(list(runs), list(backends), project) if backends else _journal_records(runs, root)
+        with quiet_sdk_logs():
+            recs = load_runs(list(runs), list(backends), project) if backends else _journal_records(runs, root)
         result = compare_runs(recs)
     except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
         raise click.ClickException(str(exc)) from None
@@ -59,27 +61,28 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
         dump_json(result.to_dict())
         return
     out = console()
-    labels = result.labels
+    # a narrow terminal folds a cell (every character stays) instead of cutting it with "…"
+    labels = [escape(label) for label in result.labels]
     head = Table(title="runs", show_header=True)
-    head.add_column("")
+    head.add_column("", no_wrap=True)
     for label in labels:
-        head.add_column(label)
-    head.add_row("run id", *[r.run_id for r in result.runs])
-    head.add_row("backend", *[r.backend for r in result.runs])
+        head.add_column(label, overflow="fold")
+    head.add_row("run id", *[escape(r.run_id) for r in result.runs])
+    head.add_row("backend", *[escape(r.backend) for r in result.runs])
     head.add_row("status", *[f"[{STATUS_STYLE.get(r.status.value, 'white')}]{r.status.value}[/]"
-                             + (f": {r.reason}" if r.reason else "") for r in result.runs])
+                             + (f": {escape(r.reason)}" if r.reason else "") for r in result.runs])
     head.add_row("last step", *["-" if r.last_step is None else str(r.last_step) for r in result.runs])
     out.print(head)
 
     cfg = Table(title="config: keys that differ")
-    cfg.add_column("key")
+    cfg.add_column("key", overflow="fold")
     for label in labels:
-        cfg.add_column(label)
+        cfg.add_column(label, overflow="fold")
     for k, vals in result.config_differs.items():
-        cfg.add_row(k, *[_val(v) for v in vals])
+        cfg.add_row(escape(k), *[_val(v) for v in vals])
     if all_config:
         for k, v in result.config_same.items():
-            cfg.add_row(f"[dim]{k}[/]", *[f"[dim]{_val(v)}[/]"] * len(labels))
+            cfg.add_row(f"[dim]{escape(k)}[/]", *[f"[dim]{_val(v)}[/]"] * len(labels))
     if result.config_differs or all_config:
         out.print(cfg)
     else:
@@ -89,9 +92,9 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
                   "them)[/]")
 
     mt = Table(title="metrics: last (min … max)")
-    mt.add_column("metric")
+    mt.add_column("metric", overflow="fold")
     for label in labels:
-        mt.add_column(label, justify="right")
+        mt.add_column(label, justify="right", overflow="fold")
     for k, sums in result.metrics.items():
         cells = []
         for s in sums:
@@ -101,6 +104,6 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
                 cells.append(num(s.last))
             else:
                 cells.append(f"{num(s.last)} [dim]({num(s.min)} … {num(s.max)})[/]")
-        mt.add_row(k, *cells)
+        mt.add_row(escape(k), *cells)
     if result.metrics:
         out.print(mt)

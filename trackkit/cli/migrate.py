@@ -6,11 +6,12 @@ import sys
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+from rich.text import Text
 
 from ..errors import TrackkitError
 from ..migrate import Report
-from .common import dump_json
+from .common import Column, console, dump_json, fitted_table, hidden_note, quiet_sdk_logs
 
 
 @click.command()
@@ -32,59 +33,82 @@ def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, pro
 
     if bool(runs) == all_runs:
         raise click.UsageError("give RUN ids or --all (not both)")
-    console = Console(stderr=as_json, width=None if sys.stdout.isatty() else 200)
+    out = console(stderr=as_json)
+    done: list[Report] = []
+    with quiet_sdk_logs(), out.status("migrating ...") as status:  # shown on a terminal only, then gone
 
-    def progress(r: Report) -> None:
-        state = "[red]FAILED[/]" if not r.ok else ("copied" if r.copied else "already there")
-        console.print(f"  {r.run_id} ({r.name}): {state}")
+        def progress(r: Report) -> None:
+            done.append(r)
+            status.update(f"migrating: {len(done)} run(s) done, the last {escape(r.run_id)} ({escape(r.name)})")
 
-    try:
-        if all_runs:
-            reports = migrate_all(source, target, project, verify=not no_verify, progress=progress)
-        else:
-            reports = migrate_many(list(runs), source, target, verify=not no_verify, progress=progress)
-    except TrackkitError as exc:
-        raise click.ClickException(str(exc)) from None
+        try:
+            if all_runs:
+                reports = migrate_all(source, target, project, verify=not no_verify, progress=progress)
+            else:
+                reports = migrate_many(list(runs), source, target, verify=not no_verify, progress=progress)
+        except TrackkitError as exc:
+            raise click.ClickException(str(exc)) from None
 
     if as_json:
         dump_json([r.to_dict() for r in reports])
     else:
-        _print(console, reports, source, target, verify=not no_verify)
+        _print(out, reports, source, target, verify=not no_verify)
     sys.exit(0 if all(r.ok for r in reports) else 1)
 
 
 def _print(console: Console, reports: list[Report], source: str, target: str, *, verify: bool) -> None:
     if not reports:
-        console.print(f"no runs to migrate in {source}")
+        console.print(f"no runs to migrate in {escape(source)}")
         return
-    table = Table(title=f"migrate {source} -> {target}")
-    for col in ("run", "name", "copy", "points", "artifacts", "skipped", "verification", "seconds"):
-        table.add_column(col)
+    columns = [Column("run"), Column("name"), Column("copy"), Column("points", drop=3, justify="right"),
+               Column("artifacts", drop=2, justify="right"), Column("skipped", drop=1, justify="right"),
+               Column("verification"), Column("seconds", drop=4, justify="right")]
+    rows = []
     for r in reports:
         if r.error:
-            copy, check = "[red]failed[/]", "-"
+            copy, check = Text("failed", style="red"), Text("-")
         else:
-            copy = "copied" if r.copied else "already there"
+            copy = Text("copied" if r.copied else "already there")
             if not verify:
-                check = "[dim]not verified[/]"
+                check = Text("not verified", style="dim")
             elif r.mismatches:
-                check = f"[red]{len(r.mismatches)} mismatches[/]"
+                check = Text(f"{len(r.mismatches)} mismatches", style="red")
             else:
-                check = "[green]OK[/]"
-        table.add_row(r.run_id, r.name, copy, str(r.points), str(len(r.artifacts)), str(len(r.skipped)), check,
-                      f"{r.seconds:.1f}")
+                check = Text("OK", style="green")
+        rows.append([Text(r.run_id), Text(r.name), copy, Text(str(r.points)), Text(str(len(r.artifacts))),
+                     Text(str(len(r.skipped))), check, Text(f"{r.seconds:.1f}")])
+    table, hidden = fitted_table(f"migrate {escape(source)} -> {escape(target)}", columns, rows, console.width)
     console.print(table)
+    if hidden:
+        console.print(hidden_note(hidden))
     for r in reports:
+        rid = escape(r.run_id)
         if r.error:
-            console.print(f"[red]{r.run_id}[/]: {r.error}")
+            console.print(f"[red]{rid}[/]: {escape(r.error)}")
         for s in r.skipped:
-            console.print(f"[yellow]{r.run_id}[/]: artifact {s} (skipped)")
-        for n in r.notes:
-            console.print(f"{r.run_id}: {n}")
+            console.print(f"[yellow]{rid}[/]: artifact {escape(str(s))} (skipped)")
         for m in r.mismatches[:20]:
-            console.print(f"[red]{r.run_id}[/]: {m}")
+            console.print(f"[red]{rid}[/]: {escape(str(m))}")
         if len(r.mismatches) > 20:
-            console.print(f"[red]{r.run_id}[/]: ... and {len(r.mismatches) - 20} more (--json lists every one)")
+            console.print(f"[red]{rid}[/]: ... and {len(r.mismatches) - 20} more (--json lists every one)")
+    _notes(console, reports)
     bad = sum(1 for r in reports if not r.ok)
     console.print(f"{len(reports) - bad} of {len(reports)} runs migrated and verified" if verify
                   else f"{len(reports) - bad} of {len(reports)} runs migrated (not verified)")
+
+
+def _notes(console: Console, reports: list[Report]) -> None:
+    """The runs' notes, a note several runs share once (``3 runs: ... already holds the run ...``):
+    the table above already names each run."""
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for r in reports:
+        for n in r.notes:
+            text = str(n)
+            generic = text.replace(f"run {r.run_id}", "the run").replace(r.run_id, "the run")
+            groups.setdefault(generic, []).append((r.run_id, text))
+    for generic, hits in groups.items():
+        if len(hits) == 1:
+            rid, text = hits[0]
+            console.print(f"{escape(rid)}: {escape(text)}")
+        else:
+            console.print(f"{len(hits)} runs: {escape(generic)}")
