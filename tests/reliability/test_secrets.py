@@ -213,3 +213,102 @@ def test_undelivered_warning_and_agent_log_hide_uri_credentials(tmp_path: Path) 
     text = log.read_text()
     assert "delivery failed" in text and "agent done" in text, text[-3000:]
     assert not _search([tmp_path], {canary})
+
+
+# ------------------------------------------------------------------ the patch rules: real secrets, false positives
+
+_AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.mark.parametrize(
+    ("name", "line", "gone"),
+    [
+        ("settings.env.txt", "TOKEN=abc123def456", "abc123def456"),
+        ("conf.yaml", "password: hunter2", "hunter2"),
+        ("conf.ini", 'api_key = "k3y-v4lue"', "k3y-v4lue"),
+        ("app.py", 'api_key = "k3y-v4lue"', "k3y-v4lue"),
+        ("main.go", 'password := "hunter2"', "hunter2"),
+        ("conf.ini", f"aws_secret_access_key = {_AWS_SECRET}", _AWS_SECRET),
+        ("notes.md", "key id AKIAIOSFODNN7EXAMPLE here", "AKIAIOSFODNN7EXAMPLE"),
+        ("requirements.txt", "--extra-index-url https://bob:s3cr3tpw@pypi.corp/simple", "s3cr3tpw"),
+        ("conf.ini", "1token=abc123def456", "abc123def456"),
+    ],
+)
+def test_patch_redacts_real_secrets(name: str, line: str, gone: str) -> None:
+    from trackkit.provenance import redact_patch
+
+    out, n = redact_patch(f"diff --git a/{name} b/{name}\n+{line}\n")
+    assert gone not in out and n == 1, out
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        ("requirements.txt", "google-auth==2.63.0"),
+        ("requirements.txt", "pkg==1.2.3"),
+        ("requirements.txt", "pkg>=1.0"),
+        ("requirements.txt", "auth-lib~=2.0"),
+        ("requirements.txt", "auth-lib===2.0"),
+        ("requirements.txt", "oauthlib!=3.0.0,>=2.1"),
+        ("requirements.txt", "google-auth==2.63.0 ; python_version >= '3.8'"),
+        ("requirements-dev.in", "google-auth-oauthlib==1.2.1  # via auth"),
+        ("pyproject.toml", 'google-auth = "^2.63.0"'),
+        ("pyproject.toml", 'auth-lib = ">=1.0,<2"'),
+        ("check.sh", 'if [ "$token" == "$expected" ]; then'),
+    ],
+)
+def test_patch_keeps_version_pins_and_comparisons(name: str, line: str) -> None:
+    from trackkit.provenance import redact_patch
+
+    patch = f"diff --git a/{name} b/{name}\n+{line}\n"
+    assert redact_patch(patch) == (patch, 0)
+
+
+def test_pinned_requirements_survive_a_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An uncommitted requirements.txt with ``google-auth==2.63.0`` is recorded as written (it read
+    ``google-auth=***REDACTED***``); a token beside it in a config file is still redacted."""
+    pytest.importorskip("tensorboard")
+    import trackkit
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    _git(repo, "config", "user.email", "t@example.com")
+    _git(repo, "config", "user.name", "t")
+    (repo / "requirements.txt").write_text("numpy==1.26.4\n")
+    (repo / "service.ini").write_text("url = http://localhost\n")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "init")
+    pins = "numpy==1.26.4\ngoogle-auth==2.63.0\nauth-lib~=2.0\noauthlib>=3.2\n"
+    (repo / "requirements.txt").write_text(pins)
+    (repo / "service.ini").write_text("url = http://localhost\nTOKEN=abc123def456\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("TRACKKIT_ROOT", str(tmp_path / "journal"))
+    run = trackkit.init(project="p", backend=f"tensorboard:{tmp_path / 'tb'}", agent="thread", seed=1)
+    run.finish()
+    patch = (Path(run.dir) / "artifacts" / "uncommitted_changes.patch" / "v0" / "uncommitted_changes.patch").read_text()
+    for pin in pins.splitlines()[1:]:
+        assert f"+{pin}\n" in patch, patch
+    assert "abc123def456" not in patch and "+TOKEN=***REDACTED***" in patch
+    assert run.meta["git"]["patch"]["redacted_lines"] == 1
+
+
+def test_a_long_line_is_scrubbed_in_linear_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 60 KiB one-line untracked file (minified JS, a JSON dump) in a real run: the assignment rule
+    tried an unbounded key at every letter and took minutes (~2 min for 64 KiB) inside init."""
+    pytest.importorskip("tensorboard")
+    import trackkit
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    (repo / "bundle.min.js").write_text("var " + "abcdefgh" * 7_500 + "=1;\n")
+    (repo / "names.txt").write_text("a." * 30_000 + "\n")
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("TRACKKIT_ROOT", str(tmp_path / "journal"))
+    t0 = time.monotonic()
+    run = trackkit.init(project="p", backend=f"tensorboard:{tmp_path / 'tb'}", agent="thread", seed=1,
+                        capture={"packages": False})
+    run.finish()
+    assert time.monotonic() - t0 < 20
+    assert run.meta["git"]["untracked_included"] == ["bundle.min.js", "names.txt"]

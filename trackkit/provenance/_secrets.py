@@ -74,11 +74,14 @@ _VALUE_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
 )
 
 #: scheme://user[:password]@ inside free text
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^\s/@:'\"]*)(?::[^\s/@'\"]*)?@")
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]{0,31}://)(?P<user>[^\s/@:'\"]*)(?::[^\s/@'\"]*)?@")
 
-#: ``key = value`` / ``key: value`` / ``"key": "value"`` in free text (patches, logs)
+#: ``key = value`` / ``key: value`` / ``key := value`` / ``"key": "value"`` in free text (patches, logs);
+#: ``key == value`` is a comparison or a pinned requirement (``google-auth==2.63.0``), not an assignment.
+#: A key starts at a word start and is at most 128 characters, so a long line costs linear time
+#: (an unbounded key tried at every letter of a 64 KiB minified line took minutes)
 _ASSIGNMENT = re.compile(
-    r"""(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<q1>["']?)(?P<sep>[ \t]*[:=][ \t]*)"""
+    r"""(?<![A-Za-z_])(?P<key>[A-Za-z_][A-Za-z0-9_.\-]{0,127})(?P<q1>["']?)(?P<sep>[ \t]*(?::=|[:=](?!=))[ \t]*)"""
     r"""(?:(?P<quote>["'])(?P<qvalue>[^"'\n]+)(?P=quote)|(?P<value>[^\s"',;}\])]+))"""
 )
 #: ``--token value`` in free text
@@ -86,6 +89,12 @@ _FLAG = re.compile(r"(?P<key>--[A-Za-z][A-Za-z0-9_.\-]*)(?P<sep>[ \t]+)(?P<value
 #: unquoted values that are references or switches, never secrets
 _HARMLESS = re.compile(
     r"^(?:none|null|nil|true|false|yes|no|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\*+REDACTED\*+|[<{]\w*[>}]?)$", re.I
+)
+#: a version constraint (``^2.63.0``, ``>=1.0,<2``, ``~=2.0``, ``==1.2.*``): a dependency pin such as
+#: Poetry's ``google-auth = "^2.63.0"``, never a secret. The operator is required: a bare ``1234`` may be one.
+_VERSION_SPEC = re.compile(
+    r"^(?:\^|~=?|===?|!=|[<>]=?)[ \t]*v?\d+(?:\.[0-9A-Za-z*+!_-]+)*"
+    r"(?:[ \t]*,[ \t]*(?:~=|===?|!=|[<>]=?)[ \t]*v?\d+(?:\.[0-9A-Za-z*+!_-]+)*)*$"
 )
 #: files whose unquoted right-hand sides are code (``self.token = token``), not literals
 _CODE_SUFFIXES = frozenset(
@@ -207,13 +216,13 @@ def _redact_assignments(text: str, *, quoted_only: bool = False) -> tuple[str, i
         if not is_secret_key(m.group("key")):
             return m.group(0)
         if m.group("qvalue") is not None:
-            if m.group("qvalue") == REDACTED:
+            if m.group("qvalue") == REDACTED or _VERSION_SPEC.match(m.group("qvalue")):
                 return m.group(0)
             count += 1
             q = m.group("quote")
             return f"{m.group('key')}{m.group('q1')}{m.group('sep')}{q}{REDACTED}{q}"
         value = m.group("value")
-        if quoted_only or _HARMLESS.match(value):
+        if quoted_only or _HARMLESS.match(value) or _VERSION_SPEC.match(value):
             return m.group(0)
         count += 1
         return f"{m.group('key')}{m.group('q1')}{m.group('sep')}{REDACTED}"
