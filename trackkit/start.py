@@ -68,7 +68,7 @@ def prepare(config: Any, data: Any, seed: int | None, settings_kwargs: Mapping[s
         from .provenance import seed_everything
 
         seed_everything(seed)
-    meta_p, files = _capture(settings, data)
+    meta_p, files = _capture(settings, specs, data)
     meta.update(meta_p)
     config = _redact(jsonable(dict(config or {})), settings.redact_patterns)
     return Prepared(settings, specs, config, meta, files)
@@ -106,10 +106,11 @@ def _redact(config: Mapping[str, Any], patterns: list[str] | None = None) -> Map
 _warned_no_seed = False
 
 
-def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, bytes | str]]:
-    """The five pillars (minus the config, which the run holds): git, env, invocation, data, seed."""
+def _capture(settings: Settings, specs: list[BackendSpec], data: Any) -> tuple[dict[str, Any], dict[str, bytes | str]]:
+    """The five pillars (minus the config, which the run holds): git, env, invocation, data, seed.
+    trackkit's own output (the journal root, the local backends' stores) is not the user's changes."""
     global _warned_no_seed
-    from .provenance import capture, pillar_status
+    from .provenance import capture, output_paths, pillar_status
 
     parts = settings.capture
 
@@ -121,6 +122,7 @@ def _capture(settings: Settings, data: Any) -> tuple[dict[str, Any], dict[str, b
             git=on("git"), environment=on("environment"), invocation=on("invocation"),
             packages=on("packages") and on("environment"), data=data,
             extra_patterns=settings.redact_patterns or None, warn=settings.advisories,
+            exclude_paths=output_paths(settings.root, specs),
         )
     except Exception as exc:  # capture never fails the run
         warn(f"trackkit: provenance capture failed ({exc!r})", TrackkitWarning)

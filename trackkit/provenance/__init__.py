@@ -23,7 +23,8 @@ from typing import Any
 
 from ._data import FingerprintCache, cache_path, capture_data, fingerprint_path
 from ._env import ENV_ALLOWLIST, KEY_PACKAGES, capture_environment, capture_invocation
-from ._git import PATCH_NAME, UNTRACKED_LIST_NAME, capture_git
+from ._git import PATCH_NAME, UNTRACKED_LIST_NAME, capture_git, left_out_note
+from ._outputs import output_paths
 from ._secrets import (
     REDACTED,
     compile_patterns,
@@ -59,6 +60,7 @@ __all__ = [
     "is_secret_key",
     "last_seed_record",
     "looks_like_secret",
+    "output_paths",
     "pillar_status",
     "redact_argv",
     "redact_config",
@@ -113,6 +115,36 @@ def _scrub(obj: Any, extra: Sequence[re.Pattern[str]], hook: Callable[[str], str
     return obj
 
 
+def _paths(value: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None) -> tuple[list[str], list[str]]:
+    """``exclude_paths`` as strings, and the ``repr`` of each item that is not a path."""
+    if value is None:
+        return [], []
+    items: Iterable[Any] = [value] if isinstance(value, str | os.PathLike) else value
+    good: list[str] = []
+    bad: list[str] = []
+    try:
+        for item in items:
+            try:
+                text = os.fspath(item)
+            except TypeError:
+                text = None
+            if isinstance(text, str):
+                good.append(text)
+            else:
+                bad.append(_short_repr(item))
+    except TypeError:  # not iterable at all
+        bad.append(_short_repr(value))
+    return good, bad
+
+
+def _short_repr(obj: Any) -> str:
+    try:
+        text = repr(obj)
+    except Exception:
+        text = f"<{type(obj).__name__}>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _capture(
     *,
     git: bool,
@@ -125,6 +157,7 @@ def _capture(
     extra_patterns: Iterable[str | re.Pattern[str]] | None,
     seed: bool,
     cache_file: str | None,
+    exclude_paths: Iterable[str | os.PathLike[str]] | str | os.PathLike[str] | None,
 ) -> Provenance:
     prov = Provenance()
     meta = prov.meta
@@ -138,6 +171,11 @@ def _capture(
         where = os.path.abspath(cwd) if cwd else os.getcwd()
     except OSError:
         where = None
+    excludes, bad = _paths(exclude_paths)
+    if bad:
+        prov.warnings.append(
+            f"trackkit provenance: exclude_paths: ignoring {', '.join(bad)} (not a path). Fix: pass str or os.PathLike"
+        )
 
     def part(name: str, fn: Callable[[], Any]) -> None:
         t0 = time.perf_counter()
@@ -155,7 +193,7 @@ def _capture(
         if where is None:
             meta["git"] = {"available": False, "reason": "working directory is gone"}
             return
-        gmeta, gfiles = capture_git(where, extra)
+        gmeta, gfiles = capture_git(where, extra, excludes)
         meta["git"] = gmeta
         prov.files.update(gfiles)
 
@@ -202,11 +240,15 @@ def _capture(
         failed.append("redact")
 
     g = prov.meta.get("git", {})
+    left = left_out_note(g) if isinstance(g, dict) else None
     if g.get("dirty"):
         prov.warnings.append(
             f"trackkit provenance: the git tree is dirty ({g.get('changed_files')} changed file(s)); "
             f"the changes are saved as {PATCH_NAME}. Commit before a run you want to reproduce exactly."
+            + (f" Also: {left}." if left else "")
         )
+    elif left:
+        prov.warnings.append(f"trackkit provenance: {left}.")
     if failed:
         why = "; ".join(f"{n}: {prov.meta.get(n, {}).get('error', '?')}" for n in failed)
         prov.warnings.append(f"trackkit provenance: could not capture {why}. The run continues without it.")
@@ -240,6 +282,7 @@ def capture(
     seed: bool = True,
     cache_file: str | None = None,
     warn: bool = True,
+    exclude_paths: Iterable[str | os.PathLike[str]] | None = None,
 ) -> Provenance:
     """Capture the run's provenance now, on this thread. Never raises.
 
@@ -251,6 +294,8 @@ def capture(
     after the built-in rules. ``extra_patterns``: regexes whose matches are redacted like token formats.
     ``seed``: include :func:`last_seed_record` when there is one. ``cache_file``: fingerprint cache
     (default :func:`cache_path`). ``warn=False`` collects warnings in ``.warnings`` without showing them.
+    ``exclude_paths``: trackkit's own output (journal root, local backend stores; see :func:`output_paths`),
+    never counted as uncommitted changes: left out of the dirty flag, the patch and the untracked files.
     """
     return _guarded(
         lambda: _capture(
@@ -264,6 +309,7 @@ def capture(
             extra_patterns=extra_patterns,
             seed=seed,
             cache_file=cache_file,
+            exclude_paths=exclude_paths,
         ),
         warn=warn,
         stacklevel=3,
@@ -283,6 +329,7 @@ def capture_async(
     seed: bool = True,
     cache_file: str | None = None,
     warn: bool = True,
+    exclude_paths: Iterable[str | os.PathLike[str]] | None = None,
 ) -> Future[Provenance]:
     """Like :func:`capture`, in a daemon thread; returns a Future resolving to the :class:`Provenance`.
 
@@ -311,6 +358,10 @@ def capture_async(
             cwd = os.getcwd()
         except OSError:
             pass
+    # taken now: a generator must not be read from another thread
+    excludes: list[Any] | str | os.PathLike[str] | None = (
+        exclude_paths if exclude_paths is None or isinstance(exclude_paths, str | os.PathLike) else list(exclude_paths)
+    )
 
     def work() -> None:
         prov = _guarded(
@@ -325,6 +376,7 @@ def capture_async(
                 extra_patterns=extra_patterns,
                 seed=seed,
                 cache_file=cache_file,
+                exclude_paths=excludes,
             ),
             warn=warn,
             stacklevel=2,

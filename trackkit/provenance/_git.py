@@ -10,24 +10,36 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from ._secrets import redact_patch, strip_url_credentials
 
-__all__ = ["GIT_TIMEOUT_S", "MAX_PATCH_BYTES", "MAX_UNTRACKED_FILE_BYTES", "MAX_UNTRACKED_TOTAL_BYTES", "capture_git"]
+__all__ = [
+    "GIT_TIMEOUT_S",
+    "MAX_PATCH_BYTES",
+    "MAX_UNTRACKED_FILES",
+    "MAX_UNTRACKED_FILE_BYTES",
+    "MAX_UNTRACKED_TOTAL_BYTES",
+    "capture_git",
+    "left_out_note",
+]
 
 GIT_TIMEOUT_S = 10.0
 #: the tracked-changes diff is cut (and marked truncated) beyond this
 MAX_PATCH_BYTES = 10 * 1024 * 1024
 #: untracked text files up to this size are included in the patch ...
 MAX_UNTRACKED_FILE_BYTES = 64 * 1024
-#: ... until they add up to this
+#: ... until they add up to this ...
 MAX_UNTRACKED_TOTAL_BYTES = 1024 * 1024
+#: ... or this many files are in (whatever comes first); what is left out is said
+MAX_UNTRACKED_FILES = 200
 #: at most this many untracked names are listed in untracked_files.txt
 MAX_UNTRACKED_LISTED = 10_000
 #: and this many in the small meta record
 MAX_UNTRACKED_IN_META = 20
+#: names per reason in the left-out warning
+_LEFT_OUT_NAMED = 5
 
 PATCH_NAME = "uncommitted_changes.patch"
 UNTRACKED_LIST_NAME = "untracked_files.txt"
@@ -71,7 +83,7 @@ def _git(args: Sequence[str], cwd: str, env: dict[str, str], timeout: float = GI
 
 def _parse_status(raw: bytes) -> dict[str, Any]:
     """``git status --porcelain=v2 --branch -z``: header lines, changed entries, untracked ``?`` entries."""
-    info: dict[str, Any] = {"oid": None, "head": None, "upstream": None, "changed": 0, "untracked": []}
+    info: dict[str, Any] = {"oid": None, "head": None, "upstream": None, "changed": [], "untracked": []}
     fields = raw.split(b"\0")
     i = 0
     while i < len(fields):
@@ -89,12 +101,52 @@ def _parse_status(raw: bytes) -> dict[str, Any]:
             info["upstream"] = entry[len("# branch.upstream ") :]
         elif entry.startswith("? "):
             info["untracked"].append(entry[2:])
-        elif entry.startswith("2 "):
-            info["changed"] += 1
-            i += 1  # a rename carries its original path in the next field
-        elif entry[:2] in ("1 ", "u "):
-            info["changed"] += 1
+        elif entry.startswith("2 "):  # 2 XY sub mH mI mW hH hI Xscore PATH, then the original path
+            info["changed"].append(entry.split(" ", 9)[-1])
+            i += 1
+        elif entry.startswith("1 "):  # 1 XY sub mH mI mW hH hI PATH
+            info["changed"].append(entry.split(" ", 8)[-1])
+        elif entry.startswith("u "):  # u XY sub m1 m2 m3 mW h1 h2 h3 PATH
+            info["changed"].append(entry.split(" ", 10)[-1])
     return info
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _relative_excludes(root: str, cwd: str, paths: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
+    """``paths`` (absolute, or relative to ``cwd``) as repository-relative POSIX names, those inside
+    ``root``; and the ones not used because they hold the whole repository. A path counts when it lies
+    inside the repository either as written or with symlinks resolved; a path outside is ignored."""
+    tops = {os.path.normpath(root), os.path.realpath(root)}
+    rels: set[str] = set()
+    covering: list[str] = []
+    for raw in paths:
+        try:
+            text = os.fspath(raw)
+        except TypeError:
+            continue
+        if not text:
+            continue
+        full = os.path.normpath(os.path.join(cwd, os.path.expanduser(text)))
+        # as written; with the folders above resolved (a symlink named as the location is itself
+        # excluded); fully resolved (what the symlink points at)
+        cands = {full, os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full)),
+                 os.path.realpath(full)}
+        if any(_inside(top, cand) for cand in cands for top in tops):  # the repository or a folder above it
+            if full not in covering:
+                covering.append(full)
+            continue
+        rels.update(
+            os.path.relpath(cand, top).replace(os.sep, "/") for cand in cands for top in tops if _inside(cand, top)
+        )
+    return sorted(rels), covering
+
+
+def _is_excluded(name: str, rels: Sequence[str]) -> bool:
+    name = name.rstrip("/")
+    return any(name == rel or name.startswith(rel + "/") for rel in rels)
 
 
 def _is_text(data: bytes) -> bool:
@@ -160,6 +212,8 @@ def _untracked(root: str, names: list[str]) -> tuple[str, list[str], list[dict[s
             row["skipped"] = f"larger than {MAX_UNTRACKED_FILE_BYTES} bytes"
         elif total + st.st_size > MAX_UNTRACKED_TOTAL_BYTES:
             row["skipped"] = f"total cap of {MAX_UNTRACKED_TOTAL_BYTES} bytes reached"
+        elif len(included) >= MAX_UNTRACKED_FILES:
+            row["skipped"] = f"count cap of {MAX_UNTRACKED_FILES} files reached"
         else:
             try:
                 with open(full, "rb") as fh:
@@ -190,8 +244,17 @@ def _remotes(root: str, env: dict[str, str]) -> dict[str, str]:
     return out
 
 
-def capture_git(cwd: str, extra_patterns: Sequence[re.Pattern[str]] = ()) -> tuple[dict[str, Any], dict[str, str]]:
-    """Return ``(meta, files)`` for the git pillar. Raises only on unexpected errors (the caller records them)."""
+def capture_git(
+    cwd: str,
+    extra_patterns: Sequence[re.Pattern[str]] = (),
+    exclude_paths: Iterable[str | os.PathLike[str]] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Return ``(meta, files)`` for the git pillar. Raises only on unexpected errors (the caller records them).
+
+    ``exclude_paths`` (absolute, or relative to ``cwd``): trackkit's own output (the journal root, local
+    backend stores). Files under them are not the user's changes: they are left out of the dirty check,
+    the patch and the untracked listing, and counted in ``meta["excluded"]``.
+    """
     if shutil.which("git") is None:
         return {"available": False, "reason": "git executable not found"}, {}
     env = _env()
@@ -205,6 +268,9 @@ def capture_git(cwd: str, extra_patterns: Sequence[re.Pattern[str]] = ()) -> tup
         return {"available": False, "reason": f"git could not run: {exc}"}, {}
 
     status = _parse_status(_git(["status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all"], root, env))
+    rels, covering = _relative_excludes(root, cwd, exclude_paths)
+    changed = [p for p in status["changed"] if not _is_excluded(p, rels)]
+    untracked = [p for p in status["untracked"] if not _is_excluded(p, rels)]
     remotes = _remotes(root, env)
     upstream_remote = (status["upstream"] or "").split("/", 1)[0]
     remote_name = next((n for n in (upstream_remote, "origin") if n in remotes), next(iter(sorted(remotes)), None))
@@ -216,29 +282,42 @@ def capture_git(cwd: str, extra_patterns: Sequence[re.Pattern[str]] = ()) -> tup
         "detached": status["head"] is None and status["oid"] is not None,
         "remote": remote_name,
         "remote_url": remotes.get(remote_name) if remote_name else None,
-        "dirty": status["changed"] > 0,
-        "changed_files": status["changed"],
-        "untracked_count": len(status["untracked"]),
+        "dirty": len(changed) > 0,
+        "changed_files": len(changed),
+        "untracked_count": len(untracked),
     }
     if len(remotes) > 1:
         meta["remotes"] = remotes
+    present = [rel for rel in rels if os.path.lexists(os.path.join(root, rel))]
+    if present or covering:
+        meta["excluded"] = {
+            "paths": present,
+            "changed_files": len(status["changed"]) - len(changed),
+            "untracked_files": len(status["untracked"]) - len(untracked),
+        }
+        if covering:
+            meta["excluded"]["not_excluded"] = covering
+            meta["excluded"]["note"] = "a trackkit output location holds the whole repository: not excluded"
     files: dict[str, str] = {}
 
     tracked = ""
     truncated = False
     binary: list[str] = []
-    if status["changed"] and status["oid"] is not None:
-        raw = _git(["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv"], root, env, timeout=30.0)
+    if changed and status["oid"] is not None:
+        args = ["diff", "HEAD", "--no-color", "--no-ext-diff", "--no-textconv"]
+        if len(changed) < len(status["changed"]):  # trackkit's own tracked files changed: not the user's
+            args += ["--", ".", *(f":(exclude,literal){rel}" for rel in rels)]
+        raw = _git(args, root, env, timeout=30.0)
         if len(raw) > MAX_PATCH_BYTES:
             raw = raw[:MAX_PATCH_BYTES]
             raw = raw[: raw.rfind(b"\n") + 1]
             truncated = True
         tracked = raw.decode("utf-8", "replace")
         binary = re.findall(r"^Binary files (?:a/)?(.*?) and ", tracked, flags=re.M)
-    elif status["changed"]:
+    elif changed:
         meta["note"] = "no commit yet: staged files are not saved as a patch"
 
-    untracked_patch, included, rows = _untracked(root, status["untracked"])
+    untracked_patch, included, rows = _untracked(root, untracked)
     patch = tracked + untracked_patch
     if patch:
         patch, redacted_lines = redact_patch(patch, extra_patterns)
@@ -254,13 +333,56 @@ def capture_git(cwd: str, extra_patterns: Sequence[re.Pattern[str]] = ()) -> tup
         }
     if rows:
         listing = []
-        for row in rows[:MAX_UNTRACKED_LISTED]:
+        for row in rows:
             size = row.get("bytes")
             state = "included" if row.get("included") else f"skipped ({row.get('skipped', '?')})"
             listing.append(f"{row['path']}\t{'' if size is None else size}\t{state}")
-        if len(status["untracked"]) > len(rows):
-            listing.append(f"... {len(status['untracked']) - len(rows)} more")
+        if len(untracked) > len(rows):
+            listing.append(f"... {len(untracked) - len(rows)} more")
         files[UNTRACKED_LIST_NAME] = "\n".join(listing) + "\n"
         meta["untracked"] = [r["path"] for r in rows[:MAX_UNTRACKED_IN_META]]
         meta["untracked_included"] = included[:MAX_UNTRACKED_IN_META]
+        left = _left_out(rows, len(untracked) - len(rows))
+        if left:
+            meta["untracked_left_out"] = left
     return meta, files
+
+
+def _left_out(rows: list[dict[str, Any]], not_listed: int) -> dict[str, Any] | None:
+    """What of the untracked files is not in the patch, by reason (the note in meta and in the warning)."""
+    reasons: dict[str, dict[str, Any]] = {}
+    count = total = 0
+    for row in rows:
+        if row.get("included"):
+            continue
+        entry = reasons.setdefault(str(row.get("skipped", "?")), {"count": 0, "files": []})
+        entry["count"] += 1
+        if len(entry["files"]) < _LEFT_OUT_NAMED:
+            entry["files"].append(row["path"])
+        count += 1
+        total += int(row.get("bytes") or 0)
+    if not_listed:
+        reasons[f"beyond the first {MAX_UNTRACKED_LISTED} untracked files, not looked at"] = {
+            "count": not_listed,
+            "files": [],
+        }
+        count += not_listed
+    if not count:
+        return None
+    return {"count": count, "bytes": total, "reasons": reasons, "listing": UNTRACKED_LIST_NAME}
+
+
+def left_out_note(git_meta: dict[str, Any]) -> str | None:
+    """One sentence naming the untracked files not saved in the patch and why, or ``None``."""
+    left = git_meta.get("untracked_left_out")
+    if not isinstance(left, dict) or not left.get("count"):
+        return None
+    parts = []
+    for reason, entry in (left.get("reasons") or {}).items():
+        n, names = int(entry.get("count", 0)), list(entry.get("files") or [])
+        more = f", ... {n - len(names)} more" if names and n > len(names) else ""
+        parts.append(f"{reason} ({n})" + (f": {', '.join(names)}{more}" if names else ""))
+    return (
+        f"{left['count']} untracked file(s) are not in {PATCH_NAME} -- {'; '.join(parts)}. "
+        f"{UNTRACKED_LIST_NAME} lists them; commit, add or .gitignore them"
+    )
