@@ -417,7 +417,9 @@ def _pair(source: str | BackendSpec, target: str | BackendSpec) -> tuple[tuple[B
         tgt_spec.scheme, tgt_spec.location, dict(tgt_spec.options)
     ):
         raise ConfigError(f"migrate: source and target are the same backend ({src_spec}). Fix: name another --to")
-    return (src_spec, load_reader(src_spec)), (tgt_spec, load_reader(tgt_spec))
+    # the source must exist (a typo is an error, not "no runs"); the target's sink creates its store,
+    # so its reader reads as empty until then and creates nothing itself
+    return (src_spec, load_reader(src_spec)), (tgt_spec, load_reader(tgt_spec, must_exist=False))
 
 
 def migrate(run_id: str, source: str | BackendSpec, target: str | BackendSpec, *, verify: bool = True) -> Report:

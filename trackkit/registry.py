@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from .backend import BackendSpec
 from .errors import BackendNotFound, ConfigError, MissingDependency
 
 __all__ = [
-    "BackendEntry", "known_schemes", "load_reader", "load_sink", "parse_backend", "parse_backends", "register",
-    "sink_class",
+    "BackendEntry", "display_backend", "known_schemes", "load_reader", "load_sink", "parse_backend", "parse_backends",
+    "register", "sink_class",
 ]
 
 
@@ -46,6 +47,8 @@ class BackendEntry:
     default_location: str = ""
     #: sink state lives in the trainer's process (forces the thread agent)
     in_process: bool = False
+    #: ``"module:function"`` checking a location cheaply at init (no SDK import): raises ``ConfigError``
+    check: str | None = None
 
 
 _BUILTIN: dict[str, BackendEntry] = {
@@ -60,6 +63,7 @@ _BUILTIN: dict[str, BackendEntry] = {
         extra="tensorboard",
         local_path=True,
         default_location="./runs",
+        check="trackkit.backends.tensorboard:check_location",
     ),
     "wandb": BackendEntry(
         "wandb",
@@ -76,6 +80,7 @@ _BUILTIN: dict[str, BackendEntry] = {
         sdk="mlflow",
         extra="mlflow",
         default_location="./mlflow.db",
+        check="trackkit.backends.mlflow.connection:check_location",
     ),
 }
 _PLUGINS: dict[str, BackendEntry] = {}
@@ -192,13 +197,17 @@ def _split_commas(chunk: str) -> list[str]:
 
 
 def check_available(spec: BackendSpec) -> None:
-    """Raise ``MissingDependency`` when the backend's SDK is not installed (without importing it)."""
+    """Raise ``MissingDependency`` when the backend's SDK is not installed (without importing it), and
+    ``ConfigError`` when the adapter's cheap check finds the location unusable (a directory where MLflow
+    needs a database file): a setup error at init, not a failure in the agent later."""
     entry = entry_for(spec.scheme)
     if entry.sdk and importlib.util.find_spec(entry.sdk) is None:
         raise MissingDependency(
             f"backend {spec.scheme!r} needs the {entry.sdk!r} package. "
             f"Fix: pip install 'trackkit[{entry.extra or entry.sdk}]'"
         )
+    if entry.check:
+        _load(entry.check, spec)(spec)
 
 
 def _load(target: str, spec: BackendSpec) -> Any:
@@ -218,11 +227,19 @@ def load_sink(spec: BackendSpec) -> Any:
     return _load(entry_for(spec.scheme).sink, spec)(spec)
 
 
-def load_reader(spec: BackendSpec) -> Any:
+def load_reader(spec: BackendSpec, *, must_exist: bool = True) -> Any:
+    """The backend's Reader. Reading never creates a store: a missing one is a ``ConfigError`` naming the
+    path and the fix; with ``must_exist=False`` (a migration target, created by its sink) it reads as
+    empty until it exists. A plug-in Reader without a ``must_exist`` keyword is called with the spec."""
     entry = entry_for(spec.scheme)
     if not entry.reader:
         raise BackendNotFound(f"backend {spec.scheme!r} has no reader; it cannot be queried or migrated from")
-    return _load(entry.reader, spec)(spec)
+    cls = _load(entry.reader, spec)
+    try:
+        takes = "must_exist" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        takes = False
+    return cls(spec, must_exist=must_exist) if takes else cls(spec)
 
 
 def strip_credentials(spec: BackendSpec) -> str:
@@ -239,6 +256,17 @@ def strip_credentials(spec: BackendSpec) -> str:
             for k, v in spec.options.items()}
     q = "&".join(f"{k}={v}" for k, v in sorted(opts.items()))
     return f"{spec.scheme}:{loc}" + (f"?{q}" if q else "")
+
+
+def display_backend(spec: BackendSpec) -> str:
+    """The backend string to show a user: :func:`strip_credentials`, in the form it is written
+    (``mlflow://HOST:PORT``, ``mlflow+https://HOST``; not ``mlflow:http://HOST:PORT``)."""
+    text = strip_credentials(spec)
+    for transport, written in (("http", f"{spec.scheme}:"), ("https", f"{spec.scheme}+https:")):
+        head = f"{spec.scheme}:{transport}://"
+        if text.startswith(head):
+            return written + text[len(head) - 2 :]
+    return text
 
 
 def sink_class(spec: BackendSpec) -> Any:

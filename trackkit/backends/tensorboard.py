@@ -26,7 +26,7 @@ from functools import partial
 from typing import Any
 
 from ..backend import BackendSpec, Capabilities, safe_name, sdk_errors
-from ..errors import BackendError, MissingDependency
+from ..errors import BackendError, ConfigError, MissingDependency
 from ..events import (
     Artifact,
     ConfigUpdate,
@@ -43,7 +43,7 @@ from ..events import (
     flatten_config,
 )
 
-__all__ = ["TensorBoardReader", "TensorBoardSink"]
+__all__ = ["TensorBoardReader", "TensorBoardSink", "check_location"]
 
 MARKER = ".trackkit_run_id"
 #: the run's current tags (TensorBoard keeps them only as text summaries): a re-attached sink reads them
@@ -277,12 +277,30 @@ def _status_json(status: Status, reason: str, step: int | None, details: Mapping
 # ---------------------------------------------------------------------- reader
 
 
-class TensorBoardReader:
-    """Reads runs back through tensorboard's own EventAccumulator (every point, no reservoir sampling)."""
+def check_location(spec: BackendSpec) -> None:
+    """At init: a logdir that is a file is a setup error (the sink would fail in the agent later)."""
+    root = spec.location or os.path.abspath("./runs")
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ConfigError(
+            f"backend {str(spec)!r}: {root} is a file, not a TensorBoard logdir. "
+            "Fix: name a directory (created when missing), e.g. tensorboard:./runs"
+        )
 
-    def __init__(self, spec: BackendSpec) -> None:
+
+class TensorBoardReader:
+    """Reads runs back through tensorboard's own EventAccumulator (every point, no reservoir sampling).
+    Reading creates nothing: a logdir that does not exist is a ``ConfigError`` (``must_exist=False``,
+    a migration target: it reads as empty until the sink creates it)."""
+
+    def __init__(self, spec: BackendSpec, *, must_exist: bool = True) -> None:
         self.root = spec.location or os.path.abspath("./runs")
         self.spec = spec
+        if must_exist and not os.path.isdir(self.root):
+            what = "is a file, not a directory" if os.path.exists(self.root) else "does not exist"
+            raise ConfigError(
+                f"backend {str(spec)!r}: no TensorBoard logdir at {self.root} (it {what}). "
+                "Fix: give the directory the runs were logged to, e.g. tensorboard:./runs"
+            )
 
     def _run_dirs(self) -> list[str]:
         out = []

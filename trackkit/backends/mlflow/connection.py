@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from ...backend import BackendSpec, sdk_errors, short_hash
 from ...errors import ConfigError, MissingDependency
@@ -57,6 +57,35 @@ class _Location:
     remote: bool = False
     #: where a sqlite store's experiments keep their artifacts
     artifact_base: str | None = None
+    #: the sqlite store's file (None for a server)
+    path: str | None = None
+
+
+def check_location(spec: BackendSpec) -> None:
+    """At init (no mlflow import): a directory where a database file belongs is a setup error."""
+    _locate(spec)
+
+
+def store_path(spec: BackendSpec) -> str | None:
+    """The sqlite store's file of a local location, None for a server; ``ConfigError`` for a directory."""
+    return _locate(spec).path
+
+
+def missing_store(spec: BackendSpec, path: str) -> ConfigError:
+    """What a reader says about a sqlite store that does not exist (reading never creates one)."""
+    return ConfigError(
+        f"backend {strip_credentials(str(spec))!r}: no MLflow store at {path} (no such file); reading never "
+        "creates one. Fix: give the path of an existing store (the file the runs logged to, e.g. mlflow:./mlflow.db)"
+    )
+
+
+def _not_a_directory(spec: BackendSpec, path: str) -> ConfigError:
+    what = "is a directory" if os.path.isdir(path) else "names a directory (it ends with '/')"
+    return ConfigError(
+        f"backend {strip_credentials(str(spec))!r}: {path} {what}; MLflow needs a database file there "
+        f"(the ./mlruns file store is deprecated). Fix: name a file in it, e.g. "
+        f"mlflow:{os.path.join(path, 'mlflow.db')}"
+    )
 
 
 def _locate(spec: BackendSpec) -> _Location:
@@ -73,29 +102,31 @@ def _locate(spec: BackendSpec) -> _Location:
         if parts.username is not None:
             netloc = f"{parts.username}:{parts.password or ''}@{netloc}"
         return _Location(urlunsplit((parts.scheme.lower(), netloc, parts.path.rstrip("/"), "", "")), remote=True)
+    # mlflow:./dir/ (made absolute, so without its slash) means a directory as much as an existing one does
+    said = (spec.raw or loc).partition("?")[0].rstrip()
     if loc.startswith("sqlite:"):
         path = loc[len("sqlite:///") :] if loc.startswith("sqlite:///") else ""
+        if path and (os.path.isdir(path) or said.endswith(("/", os.sep))):
+            raise _not_a_directory(spec, os.path.abspath(path))
         base = os.path.join(os.path.dirname(os.path.abspath(path)), "mlartifacts") if path else None
-        return _Location(loc, artifact_base=base)
+        return _Location(loc, artifact_base=base, path=path or None)
     if "://" in loc:
         raise ConfigError(
             f"backend {strip_credentials(str(spec))!r}: unsupported MLflow location {strip_credentials(loc)!r}. "
             "Fix: use mlflow:./mlflow.db, mlflow:sqlite:///ABS.db, mlflow://HOST:PORT or mlflow+https://HOST"
         )
     path = os.path.abspath(os.path.expanduser(loc))
-    if os.path.isdir(path):
-        raise ConfigError(
-            f"backend {str(spec)!r}: {path} is a directory; MLflow 3 needs a database file "
-            "(the ./mlruns file store is deprecated). Fix: e.g. mlflow:./mlflow.db"
-        )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return _Location("sqlite:///" + path, artifact_base=os.path.join(os.path.dirname(path), "mlartifacts"))
+    if os.path.isdir(path) or said.endswith(("/", os.sep)):
+        raise _not_a_directory(spec, path)
+    return _Location("sqlite:///" + path, artifact_base=os.path.join(os.path.dirname(path), "mlartifacts"), path=path)
 
 
 class Connection:
     """A resolved tracking URI and its client (``mlflow.tracking.MlflowClient``)."""
 
-    def __init__(self, spec: BackendSpec) -> None:
+    def __init__(self, spec: BackendSpec, *, read_only: bool = False) -> None:
+        """``read_only`` (a reader): a sqlite store is opened read-only and never created, initialised,
+        migrated or locked (``missing_store`` when its file does not exist); a sink creates its store."""
         self.spec = spec
         where = _locate(spec)
         self.uri, self.remote, self.artifact_base = where.uri, where.remote, where.artifact_base
@@ -121,8 +152,11 @@ class Connection:
             self.client: Any = ConnectionClient(
                 self.uri, timeout=self.http.timeout, retries=self.http.retries, quiet=self.uri != self.display
             )
-        elif self.uri.startswith("sqlite:///"):
-            self.client = self._init_sqlite_store(self.uri[len("sqlite:///") :], MlflowClient)
+        elif where.path is not None and read_only:
+            self.client = self._open_read_only(where.path, MlflowClient)
+        elif where.path is not None:
+            os.makedirs(os.path.dirname(os.path.abspath(where.path)), exist_ok=True)
+            self.client = self._init_sqlite_store(where.path, MlflowClient)
         else:
             self.client = MlflowClient(tracking_uri=self.uri)
 
@@ -142,6 +176,20 @@ class Connection:
             return client
         finally:
             os.close(fd)
+
+    def _open_read_only(self, path: str, client_cls: Any) -> Any:
+        """A client on sqlite's read-only URI of an existing store: nothing is written to it.
+
+        ``sqlite+pysqlite:``, not ``sqlite:``: for the latter MLflow makes the "parent directory" of
+        ``file:/...`` under the cwd. The path is quoted twice: SQLAlchemy unquotes the URL once, sqlite
+        the ``file:`` URI once more (a ``#`` or ``?`` left bare would end the path and drop ``mode=ro``)."""
+        if not os.path.isfile(path):
+            raise missing_store(self.spec, path)
+        name = quote(quote(os.path.abspath(path), safe="/"), safe="/")
+        client = client_cls(tracking_uri=f"sqlite+pysqlite:///file:{name}?mode=ro&uri=true")
+        with self.errors("open (read-only)"):
+            client.search_experiments(max_results=1)
+        return client
 
     @property
     def name(self) -> str:

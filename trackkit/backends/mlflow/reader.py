@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -23,7 +24,7 @@ from ...events import (
     Tags,
     event_from_record,
 )
-from .connection import Connection, pages
+from .connection import Connection, missing_store, pages, store_path, strip_credentials
 from .names import (
     A_ARTIFACTS,
     A_CONFIG,
@@ -50,17 +51,48 @@ from .names import (
 
 
 class MlflowReader:
-    """Reads MLflow runs (made by trackkit or not) back into the neutral model."""
+    """Reads MLflow runs (made by trackkit or not) back into the neutral model.
 
-    def __init__(self, spec: BackendSpec) -> None:
-        self._conn = Connection(spec)
-        self.tracking_uri = self._conn.display
+    Reading writes nothing: a sqlite store is opened read-only, and one that does not exist is a
+    ``ConfigError`` naming the path. With ``must_exist=False`` (a migration target, which its sink
+    creates) a missing store reads as empty, and is opened once it exists."""
+
+    def __init__(self, spec: BackendSpec, *, must_exist: bool = True) -> None:
+        self._spec = spec
+        self._path = store_path(spec)
+        self._opened: Connection | None = None
+        if must_exist:
+            self._open()
+            if self._opened is None:
+                raise missing_store(spec, self._path or "")
+
+    def _open(self) -> Connection | None:
+        """The read-only connection; None while the sqlite store does not exist."""
+        if self._opened is None and (self._path is None or os.path.isfile(self._path)):
+            self._opened = Connection(self._spec, read_only=True)
+        return self._opened
+
+    @property
+    def _conn(self) -> Connection:
+        conn = self._open()
+        if conn is None:
+            raise missing_store(self._spec, self._path or "")
+        return conn
+
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI read from, without credentials."""
+        if self._opened is not None:
+            return self._opened.display
+        return f"sqlite:///{self._path}" if self._path else strip_credentials(self._spec.location)
 
     @property
     def client(self) -> Any:
         return self._conn.client
 
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
+        if self._open() is None:
+            return []  # must_exist=False: no store yet, no runs
         with self._conn.errors("list_runs"):
             if project is not None:
                 exp_id = self._conn.experiment_id(project, create=False)
@@ -75,6 +107,8 @@ class MlflowReader:
             return out
 
     def read_run(self, run_id: str) -> RunRecord:
+        if self._open() is None:
+            raise KeyError(run_id)
         with self._conn.errors("read_run"):
             found = self._find(run_id)
         if found is None:

@@ -26,12 +26,13 @@ class WandbReader:
     """Reads W&B runs back as trackkit events.
 
     Offline (and local copies of online runs): scans ``dir`` (option), else ``WANDB_DIR``,
-    else the cwd for ``wandb/*run-*/run-*.wandb``. Online, with ``mode=online`` or an API
-    key in the environment and W&B not in offline mode: ``wandb.Api()`` (untested here).
+    else the cwd for ``wandb/*run-*/run-*.wandb``; a directory that does not exist or holds no
+    W&B runs is a ``ConfigError`` naming it (``must_exist=False``, a migration target: empty).
+    Online, with ``mode=online`` or an API key in the environment and W&B not in offline mode:
+    ``wandb.Api()`` (untested here).
     """
 
-    def __init__(self, spec: BackendSpec) -> None:
-        self._wandb = import_wandb()
+    def __init__(self, spec: BackendSpec, *, must_exist: bool = True) -> None:
         self.spec = spec
         opts = dict(spec.options)
         self._root = default_root(opts)
@@ -41,7 +42,24 @@ class WandbReader:
         self._online = mode == "online" or (
             mode not in ("offline", "dryrun", "disabled") and bool(os.environ.get("WANDB_API_KEY"))
         )
+        if must_exist and not self._online:
+            self._check_root(opts)
+        self._wandb = import_wandb()
         self._cache: dict[str, tuple[float, int, Segment]] = {}
+
+    def _check_root(self, opts: dict[str, str]) -> None:
+        """A W&B directory that does not exist, or holds no W&B runs at all, is a missing source."""
+        given = "option dir" if opts.get("dir") else ("WANDB_DIR" if os.environ.get("WANDB_DIR") else "the cwd")
+        if not os.path.isdir(self._root):
+            cause = "does not exist"
+        elif not os.path.isdir(os.path.join(self._root, "wandb")) and not find_files(self._root):
+            cause = "holds no W&B runs (no wandb/ directory, no run-*.wandb file)"
+        else:
+            return
+        raise ConfigError(
+            f"backend {str(self.spec)!r}: the W&B directory {self._root} ({given}) {cause}. "
+            "Fix: name the directory that holds wandb/, e.g. wandb:PROJECT?dir=DIR (or run from it)"
+        )
 
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
         project = project or self._project
