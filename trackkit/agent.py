@@ -14,7 +14,11 @@
 * trainer death is seen through the run's lock file: the trainer holds an
   ``flock`` for its lifetime and the kernel drops it however the process dies
   (SIGKILL, OOM killer). The agent then appends ``status: killed`` and
-  ``finish`` to the journal, drains, and exits.
+  ``finish`` to the journal, drains, and exits;
+* a reachability check at start (a server backend's host resolved, its port connected, off the
+  training thread); that result and each failure's cause, in one line, go to the delivery state
+  (``RunDir.save_delivery_state``), which the trainer watches for a few seconds, and ``finish`` and
+  ``trackkit sync`` quote (:func:`delivery_state`); tracebacks stay in ``agent.log``.
 
 By default the agent is a separate process (``python -m trackkit.agent``) in its
 own session, so it outlives a killed trainer and keeps SDK work (and the GIL)
@@ -25,21 +29,27 @@ trainer's process (``memory:``) force it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import getproxies_environment, proxy_bypass
 
 from .backend import BackendSpec
+from .errors import TrackkitError, TrackkitWarning
 from .events import Event, Metrics, RunStarted, event_from_record
 from .journal import JournalReader
 from .rundir import RunDir, release, sink_key
@@ -47,13 +57,20 @@ from .rundir import RunDir, release, sink_key
 if TYPE_CHECKING:
     from .run import Run
 
-__all__ = ["AgentHandle", "Delivery", "main", "pending_sinks", "start_agent"]
+__all__ = [
+    "AgentHandle", "Delivery", "agent_logger", "delivery_state", "describe_failure", "main", "pending_sinks", "probe",
+    "start_agent",
+]
 
 BATCH = 10_000
 #: bytes of journal parsed per loop turn (~20k metric records): sending starts while the rest is read
 READ_SLICE = 2 << 20
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
+#: seconds the start-up check waits for a TCP connect
+PROBE_TIMEOUT = 3.0
+#: how long, and how often, the trainer looks at the delivery state for a backend to warn about
+WATCH_S, WATCH_POLL = 6.0, 0.1
 
 
 @dataclass
@@ -148,6 +165,36 @@ class Delivery:
         self.sinks = [_SinkState(s, sink_key(s)) for s in specs]
         for st in self.sinks:
             st.cursor = self.rundir.load_cursor(st.key)
+        #: the delivery state (sink key -> backend, error, probe, time), written whole on each change
+        self._state = self.rundir.load_delivery_state()
+        self._state_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- the delivery state
+
+    def note(self, spec: BackendSpec, error: str, probe: str | None = None) -> None:
+        """Record why ``spec`` is not delivering (``""``: it delivers); written only on a change."""
+        key = sink_key(spec)
+        with self._state_lock:
+            old = self._state.get(key, {})
+            new = {**old, "backend": _public(spec), "error": error, "time": time.time()}
+            if probe is not None:
+                new["probe"] = probe
+            if {k: v for k, v in old.items() if k != "time"} == {k: v for k, v in new.items() if k != "time"}:
+                return
+            self._state[key] = new
+            try:
+                self.rundir.save_delivery_state(self._state)
+            except OSError as exc:
+                self.log(f"could not save the delivery state: {exc}")
+
+    def _probe(self, spec: BackendSpec) -> None:
+        """The start-up check of one server backend, on a daemon thread of its own."""
+        cause = probe(spec)
+        if cause is not None:
+            self.log(f"{_public(spec)}: {cause or 'the server port answers'} (checked at start)")
+            with self._state_lock:
+                error = cause or str(self._state.get(sink_key(spec), {}).get("error") or "")
+            self.note(spec, error, probe=cause)
 
     # ---------------------------------------------------------------- the loop
 
@@ -253,7 +300,10 @@ class Delivery:
             self.log(f"{st.spec.scheme}: delivery failed (attempt {st.failures}): {st.last_error}")
             if st.failures == 1:
                 self.log("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            self.note(st.spec, describe_failure(exc, st.spec))
             return
+        if st.failures or self._state.get(st.key, {}).get("error"):
+            self.note(st.spec, "")
         st.started = True
         st.last_emit = time.monotonic()
         st.failures = 0
@@ -312,6 +362,9 @@ class Delivery:
         deadline passes. Returns True when everything was delivered."""
         deadline: float | None = None
         stop_deadline: float | None = None
+        for st in self.sinks:  # the start-up reachability check, off this loop
+            if server_address(st.spec) is not None:
+                threading.Thread(target=self._probe, args=(st.spec,), name="trackkit-probe", daemon=True).start()
         while True:
             got = self.read_new()
             progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
@@ -358,6 +411,79 @@ def pending_sinks(run_dir: str, specs: Sequence[BackendSpec]) -> list[str]:
     return [_public(s) for s in RunDir(run_dir).pending(specs)]
 
 
+def delivery_state(run_dir: str, specs: Sequence[BackendSpec]) -> list[tuple[str, str]]:
+    """The backends still behind the end of the run's journal, each as ``(backend string fit to show,
+    the deliverer's last word on why)``: ``"cannot resolve host 'nohost'"``, or ``""`` when it gave
+    none (not tried yet, or slow). ``[]``: every backend has everything."""
+    rd = RunDir(run_dir)
+    state = rd.load_delivery_state()
+    return [(_public(s), str(state.get(sink_key(s), {}).get("error") or "")) for s in rd.pending(specs)]
+
+
+def server_address(spec: BackendSpec) -> tuple[str, int] | None:
+    """``(host, port)`` of a backend that delivers to an ``http(s)://`` server, else None."""
+    if not spec.location.lower().startswith(("http://", "https://")):
+        return None
+    try:
+        parts = urlsplit(spec.location)
+        default = 443 if parts.scheme.lower() == "https" else 80
+        return (parts.hostname, parts.port or default) if parts.hostname else None
+    except ValueError:  # a port that is not a number
+        return None
+
+
+def probe(spec: BackendSpec) -> str | None:
+    """Resolve a server backend's host and connect to its port: ``""`` when it answers, else the cause
+    (``"cannot resolve host 'nohost'"``, ``"connection refused on 127.0.0.1:1"``); None when there is
+    nothing to check (not a server, or a proxy carries the requests). Blocks: never on the trainer."""
+    addr = server_address(spec)
+    if addr is None:
+        return None
+    host, port = addr
+    scheme = urlsplit(spec.location).scheme.lower()
+    if scheme in getproxies_environment() and not proxy_bypass(host):
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT):
+            return ""
+    except OSError as exc:
+        return describe_failure(exc, spec)
+
+
+def describe_failure(exc: BaseException, spec: BackendSpec) -> str:
+    """Why a delivery failed, in one line: the network cause found anywhere in the exception's chain
+    (SDKs wrap a refused connection three or four times), else the exception's first line."""
+    host, port = server_address(spec) or ("", 0)
+    where = f"{host}:{port}" if host else "the server"
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(seen) < 50:
+        e = todo.pop(0)
+        if not isinstance(e, BaseException) or any(e is x for x in seen):
+            continue
+        seen.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
+    for e in seen:
+        if isinstance(e, socket.gaierror):
+            return f"cannot resolve host {host!r}" if host else f"cannot resolve a host name ({e})"
+        if isinstance(e, ConnectionRefusedError):
+            return f"connection refused on {where}"
+        if isinstance(e, TimeoutError):
+            return f"no answer from {where} within the timeout"
+        if isinstance(e, ConnectionResetError):
+            return f"connection reset by {where}"
+        if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"no route to {where} ({e.strerror})"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    first = first if len(first) <= 200 else first[:199] + "…"
+    return first if isinstance(exc, TrackkitError) else f"{type(exc).__name__}: {first}"
+
+
+def agent_logger(run_dir: str) -> Callable[[str], None]:
+    """A logger that appends time-stamped, scrubbed lines to the run's ``agent.log``."""
+    return _file_logger(RunDir(run_dir).agent_log)
+
+
 # ---------------------------------------------------------------- trainer side
 
 
@@ -375,6 +501,29 @@ class AgentHandle:
         self.proc = proc
         self.thread = thread
         self.stop = stop
+        self._watch_stop = threading.Event()
+        if any(server_address(s) is not None for s in self.specs):
+            where = _user_line()
+            threading.Thread(target=self._watch, args=where, name="trackkit-watch", daemon=True).start()
+
+    def _watch(self, filename: str, lineno: int) -> None:
+        """A daemon thread in the trainer, for the first seconds: one warning per backend the agent
+        finds failing (its start-up check, its first sends), at the user's ``init`` line. ``log()``
+        never waits on it; it never raises."""
+        try:
+            rd, told, end = RunDir(self.run_dir), set(), time.monotonic() + WATCH_S
+            keys = {sink_key(s): s for s in self.specs}
+            while not self._watch_stop.wait(WATCH_POLL) and time.monotonic() < end:
+                for key, entry in rd.load_delivery_state().items():
+                    if key in keys and entry.get("error") and key not in told:
+                        told.add(key)
+                        warnings.warn_explicit(
+                            f"trackkit: cannot deliver to {_public(keys[key])} yet: {entry['error']}. The run goes "
+                            f"on; the journal keeps everything and the agent retries (see {rd.agent_log})",
+                            TrackkitWarning, filename, lineno,
+                        )
+        except Exception:  # a warning turned into an error, a vanished directory: never the trainer's problem
+            pass
 
     @property
     def mode(self) -> str:
@@ -382,6 +531,7 @@ class AgentHandle:
 
     def wait(self, timeout: float) -> bool:
         """Wait for the agent to drain and exit; False when the deadline passed first."""
+        self._watch_stop.set()  # finish() says what is left, with the cause
         if self.proc is not None:
             try:
                 self.proc.wait(timeout=timeout + 1.0)
@@ -396,7 +546,10 @@ class AgentHandle:
         return True
 
     def pending(self) -> list[str]:
-        return pending_sinks(self.run_dir, self.specs)
+        """The backends still behind, each with the cause the agent gave and where its log is:
+        ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``."""
+        log = RunDir(self.run_dir).agent_log
+        return [f"{b} ({cause}; see {log})" if cause else b for b, cause in delivery_state(self.run_dir, self.specs)]
 
 
 def start_agent(run: Run) -> AgentHandle:
@@ -471,9 +624,18 @@ def _file_logger(path: str) -> Callable[[str], None]:
 
 def _public(spec: BackendSpec) -> str:
     """A backend string fit for logs and warnings: no ``user:pass@``, no secret options."""
-    from .registry import strip_credentials
+    from .registry import display_backend
 
-    return strip_credentials(spec)
+    return display_backend(spec)
+
+
+def _user_line() -> tuple[str, int]:
+    """The first frame outside trackkit (the user's ``init`` line) as ``(file, line)``."""
+    here = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(here):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno
 
 
 def _scrub(msg: str) -> str:

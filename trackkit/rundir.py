@@ -13,6 +13,8 @@ module and nothing else spells those names or opens those locks. See docs/archit
 * ``finish.json`` — the **finish note**: the trainer's final status when the journal could not
   hold its finish record (disk full, file too large).
 * ``cursors/<sink key>.json`` — per backend, the byte offset of the last delivered record.
+* ``delivery.json`` — the **delivery state**: per backend, the deliverer's last word on why it
+  is not delivering (the start-up reachability check, the last failure; ``""`` once it delivers).
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ from .journal import JOURNAL_NAME, JournalWriter
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir", "ending_events", "sink_key",
+    "AGENT_LOCK", "AGENT_LOG", "DELIVERY_STATE", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir", "ending_events",
+    "sink_key",
 ]
 
 TRAINER_LOCK = "lock"
 AGENT_LOCK = "agent.lock"
 FINISH_NOTE = "finish.json"
 AGENT_LOG = "agent.log"
+DELIVERY_STATE = "delivery.json"
 CURSORS = "cursors"
 ARTIFACTS = "artifacts"
 #: where init's provenance files (requirements, the git patch ...) are snapshotted
@@ -136,10 +140,11 @@ class RunDir:
         except OSError:
             return False
 
-    def artifact_dir(self, name: str, version: int) -> str:
-        """Where version ``version`` of artifact ``name`` is snapshotted (created)."""
+    def artifact_dir(self, name: str, version: int, *, create: bool = True) -> str:
+        """Where version ``version`` of artifact ``name`` is snapshotted (created unless ``create=False``)."""
         d = os.path.join(self.path, ARTIFACTS, safe_name(name), f"v{version}")
-        os.makedirs(d, exist_ok=True)
+        if create:
+            os.makedirs(d, exist_ok=True)
         return d
 
     def provenance_dir(self) -> str:
@@ -148,8 +153,9 @@ class RunDir:
         return d
 
     def stored_artifact(self, name: str, version: int, base: str) -> str:
-        """The path a snapshot of ``base`` (the source's file name) has in this directory."""
-        return os.path.join(self.path, ARTIFACTS, name, f"v{version}", base)
+        """The path the snapshot of ``base`` (the source's file name) has in this directory (a run
+        directory that moved: the path its record holds is elsewhere now)."""
+        return os.path.join(self.artifact_dir(name, version, create=False), base)
 
     # ------------------------------------------------------------ the trainer lock
 
@@ -313,6 +319,28 @@ class RunDir:
         except OSError:
             return []
         return [s for s in specs if self.load_cursor(sink_key(s)) < size]
+
+    # ------------------------------------------------------------ the delivery state
+
+    @property
+    def delivery_state(self) -> str:
+        return os.path.join(self.path, DELIVERY_STATE)
+
+    def save_delivery_state(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """The deliverer's word on each backend (sink key -> ``backend``, ``error``, ``probe``, ``time``),
+        replaced whole. Only the one deliverer of the run (it holds the delivery lock) writes it."""
+        write_json_atomic(self.delivery_state, state)
+
+    def load_delivery_state(self) -> dict[str, dict[str, Any]]:
+        """What :meth:`save_delivery_state` left; ``{}`` when there is nothing (readable)."""
+        try:
+            with open(self.delivery_state) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): v for k, v in data.items() if isinstance(v, dict)}
 
 
 def release(fd: int) -> None:

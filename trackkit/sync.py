@@ -11,6 +11,8 @@ one deliverer per run (the run directory's delivery lock, ``rundir.RunDir``)::
 
 A run whose trainer is alive is left to its own agent; a run whose trainer is gone without
 finishing is marked ended (killed, or the status its finish note holds) while it is delivered.
+The delivery's messages (tracebacks included) go to the run's ``agent.log``; a backend still
+behind is reported with the cause in one line (``RunSync.causes``, from ``agent.delivery_state``).
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ class RunSync:
     backends: list[str] = field(default_factory=list)
     #: the backends still behind, without credentials (``pending``)
     pending: list[str] = field(default_factory=list)
+    #: why each of ``pending`` is behind, in one line (``"cannot resolve host 'nohost'"``; ``""``: no
+    #: failure seen, only not done within the timeout)
+    causes: dict[str, str] = field(default_factory=dict)
+    #: the run's ``agent.log``: the delivery's messages and tracebacks
+    log_path: str = ""
 
     @property
     def failed(self) -> bool:
@@ -65,15 +72,16 @@ def _backends(rec: RunRecord) -> list[str]:
 
 
 def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None] | None = None) -> RunSync:
-    """Deliver one journaled run to its backends, for at most ``timeout`` seconds of trying."""
-    from .agent import Delivery
-    from .registry import parse_backend, strip_credentials
+    """Deliver one journaled run to its backends, for at most ``timeout`` seconds of trying. The
+    delivery's messages go to the run's ``agent.log``, and to ``log`` too when given."""
+    from .agent import Delivery, agent_logger, delivery_state
+    from .registry import display_backend, parse_backend
     from .rundir import RunDir, release
 
     rid = rec.info.run_id
     rd = RunDir(rec.info.location)
-    backends = _backends(rec)
-    specs = [parse_backend(b) for b in backends]
+    specs = [parse_backend(b) for b in _backends(rec)]
+    backends = [display_backend(s) for s in specs]
     if rd.trainer_alive():
         return RunSync(rid, "running", backends)
     if not rd.pending(specs) and rec.info.status is not Status.RUNNING:
@@ -81,8 +89,15 @@ def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None
     lock = rd.hold_agent_lock()
     if lock is None:
         return RunSync(rid, "busy", backends)
+    to_file = agent_logger(rd.path)
+
+    def tee(msg: str) -> None:
+        to_file(msg)
+        if log is not None:
+            log(msg)
+
     try:
-        delivery = Delivery(rd.path, specs, drain_timeout=timeout, log=log)
+        delivery = Delivery(rd.path, specs, drain_timeout=timeout, log=tee)
         trainer_back = threading.Event()
 
         def trainer_alive() -> bool:
@@ -96,8 +111,9 @@ def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None
         ok = delivery.run(trainer_alive, trainer_back)
     finally:
         release(lock)
-    left = [strip_credentials(s) for s in rd.pending(specs)]
-    return RunSync(rid, "delivered" if ok and not left else "pending", backends, left)
+    left = delivery_state(rd.path, specs)
+    return RunSync(rid, "delivered" if ok and not left else "pending", backends, [b for b, _ in left],
+                   dict(left), rd.agent_log)
 
 
 def sync(

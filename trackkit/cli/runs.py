@@ -327,11 +327,15 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
     """Deliver journaled data the agent could not (server down, process killed).
 
     Without RUN, every run under the root with undelivered data is synced.
-    A run whose process is gone without finishing is marked killed first."""
+    A run whose process is gone without finishing is marked killed first. A backend still behind
+    is one line with the cause; the delivery's messages and tracebacks are in the run's agent.log.
+    Exit status 1 when some data is still undelivered."""
+    from rich.markup import escape
+
     from ..sync import RunSync
     from ..sync import sync as sync_runs
 
-    console = Console()
+    console = Console(soft_wrap=True)  # one line per fact, however narrow the terminal
 
     def progress(r: RunSync) -> None:
         if r.state == "running":
@@ -339,12 +343,15 @@ def sync(run: str | None, root: str | None, timeout: float) -> None:
         elif r.state == "busy":
             console.print(f"{r.run_id}: its agent is still delivering; skipped (run sync again later)")
         elif r.state == "delivered":
-            console.print(f"[green]{r.run_id}[/]: delivered to {', '.join(r.backends)}")
+            console.print(f"[green]{r.run_id}[/]: delivered to {escape(', '.join(r.backends))}")
         elif r.state == "pending":
-            console.print(f"[red]{r.run_id}[/]: still pending for {', '.join(r.pending)}")
+            for backend in r.pending:
+                cause = r.causes.get(backend) or f"not done within {timeout:g} s"
+                console.print(f"[red]{r.run_id}[/]: not delivered to {escape(backend)}: {escape(cause)} "
+                              f"(see {escape(r.log_path)}); the journal keeps it")
 
     try:
-        report = sync_runs(root, run, timeout=timeout, log=lambda m: console.print(f"  {m}"), progress=progress)
+        report = sync_runs(root, run, timeout=timeout, progress=progress)
     except TrackkitError as exc:
         raise click.ClickException(str(exc)) from None
     sys.exit(0 if report.ok else 1)
