@@ -24,12 +24,12 @@ class Limits:
 
     @classmethod
     def of(cls, specs: Sequence[BackendSpec], warn: Callable[[str], None]) -> Limits:
-        from .registry import sink_class, strip_credentials
+        from .registry import display_backend, sink_class
 
         out = []
         for spec in specs:
             try:
-                out.append((strip_credentials(spec), capabilities_of(sink_class(spec))))
+                out.append((display_backend(spec), capabilities_of(sink_class(spec))))
             except Exception:  # a plug-in that cannot be loaded here: its agent reports it
                 continue
         return cls(out, warn)

@@ -100,3 +100,28 @@ def test_a_backend_limit_is_said_once_when_this_runs_data_meets_it(tmp_path: obj
                            advisories=False) as run:
             run.log({"acc@top1": float("inf")}, step=0)
     assert _trackkit_warnings(rec) == [], [str(w.message) for w in _trackkit_warnings(rec)]
+
+
+def test_provenance_warnings_point_at_the_users_init_line(tmp_path: object) -> None:
+    import os
+    import subprocess
+
+    repo = str(tmp_path)
+    subprocess.run(["git", "init", "-q", repo], check=True)
+    with open(os.path.join(repo, "train.py"), "w") as fh:
+        fh.write("print('committed')\n")
+    subprocess.run(["git", "-C", repo, "add", "train.py"], check=True)
+    subprocess.run(["git", "-C", repo, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "-m", "x"],
+                   check=True)
+    with open(os.path.join(repo, "train.py"), "w") as fh:
+        fh.write("print('changed')\n")  # a tracked file changed: the tree is dirty
+    old = os.getcwd()
+    os.chdir(repo)
+    try:
+        with capture(capture=True), warnings.catch_warnings(record=True) as rec:
+            warnings.simplefilter("always")
+            trackkit.init(project="p", seed=1).finish()
+    finally:
+        os.chdir(old)
+    dirty = [w for w in rec if "dirty" in str(w.message)]
+    assert dirty and all(w.filename == __file__ for w in dirty), [(w.filename, str(w.message)) for w in rec]

@@ -21,6 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..util import user_stacklevel
 from ._data import FingerprintCache, cache_path, capture_data, fingerprint_path
 from ._env import ENV_ALLOWLIST, KEY_PACKAGES, capture_environment, capture_invocation
 from ._git import PATCH_NAME, UNTRACKED_LIST_NAME, capture_git, left_out_note
@@ -94,9 +95,10 @@ class Provenance:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def emit_warnings(self, stacklevel: int = 2) -> None:
-        """Show each collected warning once, as :class:`ProvenanceWarning`."""
+        """Show each collected warning once, as :class:`ProvenanceWarning`, pointing at the first frame
+        outside trackkit (the user's ``init`` line); ``stacklevel`` is kept for callers of the old form."""
         for msg in self.warnings:
-            warnings.warn(msg, ProvenanceWarning, stacklevel=stacklevel + 1)
+            warnings.warn(msg, ProvenanceWarning, stacklevel=user_stacklevel())
 
 
 def _error(exc: BaseException) -> dict[str, Any]:
