@@ -24,7 +24,7 @@ from typing import Literal
 
 from .events import RunRecord, RunResumed, RunStarted, Status
 
-__all__ = ["RunSync", "SyncReport", "sync", "sync_run"]
+__all__ = ["RunSync", "SyncReport", "run_backends", "sync", "sync_run"]
 
 State = Literal["delivered", "up to date", "running", "busy", "pending"]
 
@@ -63,11 +63,13 @@ class SyncReport:
         return not any(r.failed for r in self.runs)
 
 
-def _backends(rec: RunRecord) -> list[str]:
+def run_backends(rec: RunRecord) -> list[str]:
+    """The backend strings a journaled run delivers to: its start record's, plus any a resumed
+    segment added (as recorded: credentials stripped)."""
     out: list[str] = []
     for ev in rec.events:
         if isinstance(ev, (RunStarted, RunResumed)):
-            out += [b for b in ev.meta.get("backends", []) if b not in out]
+            out += [str(b) for b in ev.meta.get("backends", []) if b not in out]
     return out
 
 
@@ -80,7 +82,7 @@ def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None
 
     rid = rec.info.run_id
     rd = RunDir(rec.info.location)
-    specs = [parse_backend(b) for b in _backends(rec)]
+    specs = [parse_backend(b) for b in run_backends(rec)]
     backends = [display_backend(s) for s in specs]
     if rd.trainer_alive():
         return RunSync(rid, "running", backends)

@@ -19,8 +19,9 @@ from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from ..events import RunInfo, RunRecord, RunResumed, RunStarted, Status
+from ..events import RunInfo, RunRecord, Status
 from ..lookup import find_in_journal, journal_root, journal_runs
+from ..sync import run_backends
 
 __all__ = [
     "STATUS_STYLE", "Column", "Delivery", "console", "delivery", "dump_json", "find_run", "fitted_table",
@@ -134,16 +135,6 @@ def hidden_note(hidden: Sequence[str]) -> str:
 
 
 # ---------------------------------------------------------------- delivery state
-
-
-def run_backends(rec: RunRecord) -> list[str]:
-    """The backend strings a journaled run delivers to: its start record's, plus any a resumed
-    segment added (as recorded: credentials stripped)."""
-    out: list[str] = []
-    for ev in rec.events:
-        if isinstance(ev, (RunStarted, RunResumed)):
-            out += [str(b) for b in ev.meta.get("backends", []) if b not in out]
-    return out
 
 
 @dataclass(frozen=True)
