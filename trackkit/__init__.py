@@ -22,18 +22,25 @@ from .errors import (
     TrackkitWarning,
 )
 from .events import Status
+from .media import Audio, Figure, Histogram, Image, Table, Text
 from .recommend import recommend
 from .run import Run, current_run, finish, init, log
 from .version import __version__
 
 __all__ = [
+    "Audio",
     "BackendError",
     "BackendNotFound",
     "ConfigError",
     "DivergedError",
+    "Figure",
+    "Histogram",
+    "Image",
     "MissingDependency",
     "Run",
     "Status",
+    "Table",
+    "Text",
     "TrackkitError",
     "TrackkitWarning",
     "__version__",

@@ -29,12 +29,10 @@ trainer's process (``memory:``) force it.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -45,13 +43,14 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
-from urllib.request import getproxies_environment, proxy_bypass
 
 from .backend import BackendSpec
-from .errors import TrackkitError, TrackkitWarning
-from .events import Event, Metrics, RunStarted, event_from_record
+from .errors import TrackkitWarning
+from .events import Event, Media, Metrics, RunStarted, event_from_record
 from .journal import JournalReader
+from .media.encode import materialize
+from .media.values import MediaError
+from .reach import describe_failure, probe, server_address
 from .rundir import RunDir, release, sink_key
 
 if TYPE_CHECKING:
@@ -68,7 +67,6 @@ READ_SLICE = 2 << 20
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
 #: seconds the start-up check waits for a TCP connect
-PROBE_TIMEOUT = 3.0
 #: how long, and how often, the trainer looks at the delivery state for a backend to warn about
 WATCH_S, WATCH_POLL = 6.0, 0.1
 
@@ -220,6 +218,12 @@ class Delivery:
                 continue
             if isinstance(ev, RunStarted):
                 self.start_event = ev
+            elif isinstance(ev, Media):  # encoded here, once for every backend (docs/media.md)
+                try:
+                    ev = materialize(ev, self.rundir.media_dir())
+                except MediaError as exc:
+                    self.log(f"skipping a media value: {exc}")
+                    continue
             kind = rec.get("k")
             if kind == "m":
                 self.last_step = rec.get("s", self.last_step)
@@ -418,65 +422,6 @@ def delivery_state(run_dir: str, specs: Sequence[BackendSpec]) -> list[tuple[str
     rd = RunDir(run_dir)
     state = rd.load_delivery_state()
     return [(_public(s), str(state.get(sink_key(s), {}).get("error") or "")) for s in rd.pending(specs)]
-
-
-def server_address(spec: BackendSpec) -> tuple[str, int] | None:
-    """``(host, port)`` of a backend that delivers to an ``http(s)://`` server, else None."""
-    if not spec.location.lower().startswith(("http://", "https://")):
-        return None
-    try:
-        parts = urlsplit(spec.location)
-        default = 443 if parts.scheme.lower() == "https" else 80
-        return (parts.hostname, parts.port or default) if parts.hostname else None
-    except ValueError:  # a port that is not a number
-        return None
-
-
-def probe(spec: BackendSpec) -> str | None:
-    """Resolve a server backend's host and connect to its port: ``""`` when it answers, else the cause
-    (``"cannot resolve host 'nohost'"``, ``"connection refused on 127.0.0.1:1"``); None when there is
-    nothing to check (not a server, or a proxy carries the requests). Blocks: never on the trainer."""
-    addr = server_address(spec)
-    if addr is None:
-        return None
-    host, port = addr
-    scheme = urlsplit(spec.location).scheme.lower()
-    if scheme in getproxies_environment() and not proxy_bypass(host):
-        return None
-    try:
-        with socket.create_connection((host, port), timeout=PROBE_TIMEOUT):
-            return ""
-    except OSError as exc:
-        return describe_failure(exc, spec)
-
-
-def describe_failure(exc: BaseException, spec: BackendSpec) -> str:
-    """Why a delivery failed, in one line: the network cause found anywhere in the exception's chain
-    (SDKs wrap a refused connection three or four times), else the exception's first line."""
-    host, port = server_address(spec) or ("", 0)
-    where = f"{host}:{port}" if host else "the server"
-    seen: list[BaseException] = []
-    todo: list[object] = [exc]
-    while todo and len(seen) < 50:
-        e = todo.pop(0)
-        if not isinstance(e, BaseException) or any(e is x for x in seen):
-            continue
-        seen.append(e)
-        todo += [e.__cause__, e.__context__, getattr(e, "reason", None), *e.args]
-    for e in seen:
-        if isinstance(e, socket.gaierror):
-            return f"cannot resolve host {host!r}" if host else f"cannot resolve a host name ({e})"
-        if isinstance(e, ConnectionRefusedError):
-            return f"connection refused on {where}"
-        if isinstance(e, TimeoutError):
-            return f"no answer from {where} within the timeout"
-        if isinstance(e, ConnectionResetError):
-            return f"connection reset by {where}"
-        if isinstance(e, OSError) and e.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-            return f"no route to {where} ({e.strerror})"
-    first = (str(exc).strip().splitlines() or [""])[0]
-    first = first if len(first) <= 200 else first[:199] + "…"
-    return first if isinstance(exc, TrackkitError) else f"{type(exc).__name__}: {first}"
 
 
 def agent_logger(run_dir: str) -> Callable[[str], None]:

@@ -82,6 +82,9 @@ class Capabilities:
     #: the key this backend stores for a metric/param key (None: every key as it is); the trainer
     #: calls it once per new key to say, once, when a key of this run had to be mapped
     key_rule: Callable[[str], str] | None = None
+    #: media kinds this backend has no native form for -> what trackkit stores instead
+    #: (``{"histogram": "a JSON artifact per step"}``); a kind not named is stored natively
+    media: Mapping[str, str] = field(default_factory=dict)
 
     def gaps(self) -> list[str]:
         """Plain-words list of what this backend cannot hold and what trackkit does instead."""
@@ -102,6 +105,8 @@ class Capabilities:
                 f"config values over {self.max_param_length} characters are shortened; "
                 "the full config is kept as the config.json artifact"
             )
+        for kind, instead in self.media.items():
+            out.append(f"no native {kind} type; trackkit stores {kind}s as {instead}")
         return out
 
 

@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Union
 
 __all__ = [
+    "CANONICAL_FORMATS",
+    "MEDIA_KINDS",
     "Artifact",
     "ConfigUpdate",
     "Event",
+    "Media",
     "Metrics",
     "RunFinished",
     "RunInfo",
@@ -102,6 +105,55 @@ class Artifact:
     time: float = 0.0
 
 
+#: the media kinds; a matplotlib figure is an ``image`` (``meta["figure"]``)
+MEDIA_KINDS = ("image", "histogram", "text", "table", "audio")
+
+#: the formats a media payload is delivered in (to sinks) and read back in (from readers);
+#: docs/media.md gives each one's shape. The trainer may journal a ``raw`` payload (array
+#: bytes, ``meta`` has ``dtype`` and ``shape``) that the agent turns into one of these.
+CANONICAL_FORMATS = {
+    "image": ("png", "jpeg", "gif"),
+    "histogram": ("json",),  # {"counts": [n], "edges": [n+1], "min", "max", "num", "sum", "sum_squares"}
+    "text": ("txt",),        # UTF-8
+    "table": ("json",),      # {"columns": [...], "rows": [[...], ...]}
+    "audio": ("wav",),       # meta["sample_rate"]
+}
+
+
+@dataclass(frozen=True)
+class Media:
+    """A media value logged at a step: an image, a histogram, a text, a table or an audio clip.
+
+    The payload is a file, never the journal line: bytes ``[offset, offset + size)`` of ``path``
+    (``offset == -1``: the whole file). ``sha256`` is the payload's hash. See docs/media.md."""
+
+    key: str
+    step: int
+    kind: str
+    path: str
+    sha256: str
+    size: int
+    #: ``png``/``jpeg``/``gif``, ``json``, ``txt``, ``wav`` (canonical) or ``raw``/``pickle`` (journal only)
+    format: str
+    time: float = 0.0
+    caption: str = ""
+    offset: int = -1
+    #: width/height/channels (image), sample_rate (audio), bins (histogram), figure (image), dtype/shape (raw)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def canonical(self) -> bool:
+        """The payload is in a delivered format (a whole file a sink can hand its SDK)."""
+        return self.offset < 0 and self.format in CANONICAL_FORMATS.get(self.kind, ())
+
+    def read_bytes(self) -> bytes:
+        with open(self.path, "rb") as fh:
+            if self.offset < 0:
+                return fh.read()
+            fh.seek(self.offset)
+            return fh.read(self.size)
+
+
 @dataclass(frozen=True)
 class StatusChange:
     status: Status
@@ -137,7 +189,7 @@ class RunResumed:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, StatusChange, RunFinished, RunResumed]  # noqa: UP007
+Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, StatusChange, RunFinished, RunResumed]  # noqa: UP007
 
 
 @dataclass
@@ -161,6 +213,8 @@ class RunInfo:
     location: str = ""
     #: how many times the run was resumed (``trackkit.init(id=..., resume=...)``); 0: one segment
     resumed: int = 0
+    #: how many media values of each kind the run holds (``{"image": 5}``)
+    media: dict[str, int] = field(default_factory=dict)
 
     def apply(self, ev: Event) -> None:
         """Fold one event into this summary (readers build ``RunInfo`` this way)."""
@@ -171,6 +225,9 @@ class RunInfo:
             self.config.update(ev.config)
         elif isinstance(ev, Metrics):
             self.last_metrics.update(ev.values)
+            self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
+        elif isinstance(ev, Media):
+            self.media[ev.kind] = self.media.get(ev.kind, 0) + 1
             self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
         elif isinstance(ev, ConfigUpdate):
             self.config.update(ev.config)
@@ -199,6 +256,16 @@ class RunRecord:
 
     info: RunInfo
     events: list[Event]
+
+    def media(self, kind: str | None = None) -> dict[str, list[Media]]:
+        """Every media value, ``{key: [Media, ...]}`` sorted by step (of one ``kind`` if given)."""
+        out: dict[str, list[Media]] = {}
+        for ev in self.events:
+            if isinstance(ev, Media) and (kind is None or ev.kind == kind):
+                out.setdefault(ev.key, []).append(ev)
+        for items in out.values():
+            items.sort(key=lambda m: m.step)
+        return out
 
     def metrics(self) -> dict[str, list[tuple[int, float]]]:
         """Every metric point, ``{key: [(step, value), ...]}`` sorted by step."""
@@ -241,6 +308,7 @@ _KIND = {
     ConfigUpdate: "config",
     Tags: "tags",
     Artifact: "artifact",
+    Media: "media",
     StatusChange: "status",
     RunFinished: "finish",
     RunResumed: "resume",
@@ -284,6 +352,8 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
     if kind == "artifact":
         body["aliases"] = tuple(body.get("aliases", ()))
         return Artifact(**body)
+    if kind == "media":
+        return Media(**body)
     if kind == "status":
         body["status"] = Status(body["status"])
         return StatusChange(**body)

@@ -74,3 +74,11 @@ class Limits:
                     self._say(name, "param", f"config value {key!r} ({len(text)} characters) is longer than "
                               f"the backend holds ({caps.max_param_length}); it is shortened there, the full "
                               "config is kept as the config.json artifact")
+
+    def media(self, kind: str) -> None:
+        """The first media value of ``kind`` this run logs: say which backends keep it in another form."""
+        for name, caps in self._backends:
+            instead = caps.media.get(kind)
+            if instead:
+                self._say(name, f"media:{kind}", f"has no native {kind} type; trackkit stores {kind}s there as "
+                          f"{instead} (docs/media.md)")

@@ -23,6 +23,9 @@ from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusCha
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
+from .media.recorder import MediaRecorder
+from .media.values import MediaValue, Options
+from .natives import Natives
 from .rundir import RunDir, ending_events, release
 from .start import default_name
 from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
@@ -99,11 +102,14 @@ class Run:
         self._on_nan = settings.on_nan
         self._artifact_versions: Counter[str] = Counter()
         #: SDK objects handed out by native(), finished with the run
-        self._natives: dict[str, Any] = {}
+        self._natives = Natives(self.specs, self, self._problem)
         #: what the backends cannot hold, said when this run's data meets it (None: advisories off)
         self._limits = Limits.of(specs, _advise) if settings.advisories else None
         #: the metric line encoder's bound method (one attribute lookup less per log())
         self._format_metrics = MetricLines(self._coerce_value, self._limits.key if self._limits else None).format
+        #: media values (trackkit.Image ...): payloads beside the journal, records in it (docs/media.md)
+        self._media: MediaRecorder | None = None
+        self._media_step = 0
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
         self._lock_fd = -1
@@ -189,6 +195,7 @@ class Run:
                 step = self._coerce_step(step)
             if step > self._step:
                 self._step = step
+            self._media_step = step
             line, bad = self._format_metrics(values, step, _time())
             if line is None:
                 return
@@ -219,6 +226,9 @@ class Run:
         return s
 
     def _coerce_value(self, key: Any, v: Any) -> float | int | None:
+        if isinstance(v, MediaValue):
+            self._record_media(str(key), v, self._media_step)
+            return None
         if v is None or isinstance(v, (str, bytes, Mapping)):
             what = f"log(): {safe_repr(key)} has a non-numeric value {safe_repr(v, 60)}; skipped"
             self._problem(f"value:{key}", what, "non-numeric")
@@ -246,6 +256,25 @@ class Run:
             self._problem(f"value:{key}", what, type(exc).__name__)
             return None
         return out
+
+    def log_media(self, values: Mapping[str, MediaValue], step: int) -> None:
+        """Record media values at ``step`` without moving ``run.step`` (``watch()`` uses it)."""
+        for key, value in values.items():
+            self._record_media(str(key), value, int(step))
+
+    def _record_media(self, key: str, value: MediaValue, step: int) -> None:
+        if self._media is None:
+            opts = Options(self.settings.media_max_image_px, self.settings.media_max_bytes)
+            self._media = MediaRecorder(self._rundir.payloads(), opts, self._write, self._problem, _advise,
+                                        self._limits.media if self._limits else None)
+        self._media.record(key, value, step)
+
+    def watch(self, model: Any, every: int = 100, log: str = "gradients") -> Any:
+        """Log a torch module's gradient and/or weight histograms every ``every`` steps
+        (``log="gradients"|"parameters"|"all"``); off unless asked. Returns a handle with ``remove()``."""
+        from .media.watch import watch
+
+        return watch(self, model, every=every, log=log)
 
     def _nonfinite(self, key: str, value: float, step: int) -> None:
         if self._on_nan == "ignore" or self._diverged is not None:
@@ -337,7 +366,9 @@ class Run:
                     f"status: {status!r} is not a status. Fix: use one of {[s.value for s in Status]}"
                 ) from None
         self._finished = True
-        self._close_natives()
+        self._natives.close()
+        if self._media is not None:
+            self._media.close()
         try:
             last_step = self._step if self._step >= 0 else None
             # a diverged run already has its status record (at the step it happened)
@@ -471,43 +502,17 @@ class Run:
         warn(f"trackkit: {message} (warned once; counted in run.problems)", TrackkitWarning)
 
     def native(self, backend: str) -> Any:
-        """The SDK's own run object for ``backend`` ("wandb", "mlflow", "tensorboard").
-
-        This bypasses every trackkit guarantee: calls block on the SDK, can raise,
-        and are not journaled."""
-        from .registry import load_native
-
-        if backend in self._natives:
-            return self._natives[backend]
-        for spec in self.specs:
-            if spec.scheme == backend:
-                obj = self._natives[backend] = load_native(spec, self)
-                return obj
-        raise ConfigError(
-            f"native({backend!r}): this run has no {backend!r} backend. "
-            f"Fix: use one of {[s.scheme for s in self.specs]}"
-        )
-
-    def _close_natives(self) -> None:
-        """Finish what ``native()`` handed out (a W&B run, a TensorBoard writer) with the run."""
-        for name, obj in self._natives.items():
-            for method in ("finish", "close"):
-                fn = getattr(obj, method, None)
-                if callable(fn):
-                    try:
-                        fn()
-                    except Exception as exc:
-                        self._problem("native", f"closing the native {name} object failed: {exc!r}")
-                    break
-        self._natives.clear()
+        """The SDK's own run object for ``backend`` ("wandb", "mlflow", "tensorboard"). This bypasses
+        every trackkit guarantee: calls block on the SDK, can raise, and are not journaled."""
+        return self._natives.get(backend)
 
     def __repr__(self) -> str:
         return f"<trackkit.Run {self.name} id={self.id} status={self.status.value} dir={self.dir}>"
 
 
 #: the word a failed write of a record of this kind is reported with
-_WHAT = {"StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume", "ConfigUpdate": "config",
-         "Tags": "tags", "Artifact": "artifact", "RunStarted": "start"}
+_WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume",
+         "ConfigUpdate": "config", "Tags": "tags", "Artifact": "artifact", "RunStarted": "start"}
 
 
 def _advise(message: str) -> None:

@@ -45,6 +45,9 @@ AGENT_LOG = "agent.log"
 DELIVERY_STATE = "delivery.json"
 CURSORS = "cursors"
 ARTIFACTS = "artifacts"
+#: the trainer's media payloads (append-only) and the agent's delivered media files
+PAYLOADS = "payloads.bin"
+MEDIA = "media"
 #: where init's provenance files (requirements, the git patch ...) are snapshotted
 PROVENANCE_ARTIFACTS = "_provenance"
 #: the reason recorded for a trainer that ended without a finish record or a finish note
@@ -146,6 +149,14 @@ class RunDir:
         if create:
             os.makedirs(d, exist_ok=True)
         return d
+
+    def payloads(self) -> str:
+        """The append-only file the trainer writes media payloads into (docs/media.md)."""
+        return os.path.join(self.path, PAYLOADS)
+
+    def media_dir(self) -> str:
+        """Where the agent keeps media in their delivered formats (``<key>/<step>-<hash>.<ext>``)."""
+        return os.path.join(self.path, MEDIA)
 
     def provenance_dir(self) -> str:
         d = os.path.join(self.path, ARTIFACTS, PROVENANCE_ARTIFACTS)

@@ -113,6 +113,12 @@ class Settings(BaseModel):
     poll_interval: float = Field(0.05, gt=0)
     #: while the run is live, a backend gets a batch at most this often (seconds)
     flush_interval: float = Field(1.0, ge=0)
+    #: an image logged larger than this on its long side (pixels) is reduced before it is written
+    #: (log reduced images, not full resolution); 0: never reduce
+    media_max_image_px: int = Field(1024, ge=0)
+    #: a histogram's raw values above this many bytes are binned in the trainer instead of in the
+    #: agent (the counts are exact either way; only where the work happens changes)
+    media_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
     standard: Standard = Field(default_factory=Standard)
     #: extra secret formats (regular expressions) redacted from the config and provenance, on top of
     #: the built-in rules (docs/security.md); in TRACKKIT_REDACT_PATTERNS one pattern per line
@@ -151,6 +157,8 @@ _FIXES = {
     "poll_interval": "use a number of seconds > 0, e.g. 0.05",
     "flush_interval": "use a number of seconds >= 0, e.g. 1",
     "project": "use a project name string",
+    "media_max_image_px": "use a number of pixels >= 0, e.g. 1024 (0: never reduce)",
+    "media_max_bytes": "use a number of bytes >= 0, e.g. 16777216",
     "root": "use a directory path",
     "redact_patterns": "use a list of regular expressions, e.g. ['ACME-[0-9a-f]{32}']",
 }
