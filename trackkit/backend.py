@@ -23,7 +23,8 @@ from .errors import BackendError, TrackkitError
 from .events import Event, RunInfo, RunRecord
 
 __all__ = [
-    "BackendSpec", "Capabilities", "Reader", "Sink", "map_key", "safe_name", "sdk_errors", "short_hash", "shorten",
+    "BackendSpec", "Capabilities", "Reader", "Sink", "image_meta", "map_key", "payload_file", "safe_name", "sdk_errors",
+    "short_hash", "shorten",
 ]
 
 
@@ -208,3 +209,60 @@ def shorten(value: str, limit: int) -> str:
         return value
     tail = "…[sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:8] + "]"
     return value[: limit - len(tail)] + tail
+
+
+# ---------------------------------------------------------------- media payloads a reader found
+
+_PAYLOAD_DIR: list[str] = []
+
+
+def payload_file(data: bytes, ext: str) -> tuple[str, str]:
+    """Keep media bytes a Reader found inside a backend's storage (an image in a TensorBoard event
+    file) as a file, for ``Media.path``: ``(path, sha256)``. Content-addressed, in one temporary
+    directory per process (removed at exit), so reading a run twice writes nothing twice."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if not _PAYLOAD_DIR:
+        d = tempfile.mkdtemp(prefix="trackkit-read-")
+        atexit.register(shutil.rmtree, d, True)
+        _PAYLOAD_DIR.append(d)
+    sha = hashlib.sha256(data).hexdigest()
+    path = os.path.join(_PAYLOAD_DIR[0], f"{sha}.{ext}")
+    if not os.path.exists(path):
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    return path, sha
+
+
+def image_meta(data: bytes) -> dict[str, int | str]:
+    """``format``, ``width``, ``height`` of PNG, GIF or JPEG bytes (read from the header; {} when
+    unknown), so an adapter fills ``Media.meta`` without an image library."""
+    import struct
+
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        w, h = struct.unpack(">II", data[16:24])
+        return {"format": "png", "width": w, "height": h}
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        w, h = struct.unpack("<HH", data[6:10])
+        return {"format": "gif", "width": w, "height": h}
+    if data[:3] == b"\xff\xd8\xff":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                i += 2
+                continue
+            (length,) = struct.unpack(">H", data[i + 2:i + 4])
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return {"format": "jpeg", "width": w, "height": h}
+            i += 2 + length
+    return {}
