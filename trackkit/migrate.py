@@ -39,7 +39,7 @@ from typing import Any
 
 from .backend import BackendSpec
 from .errors import ConfigError, TrackkitError
-from .events import Artifact, Event, RunFinished, RunInfo, RunRecord, RunStarted, Tags, flatten_config
+from .events import Artifact, Event, Media, RunFinished, RunInfo, RunRecord, RunStarted, Tags, flatten_config
 from .util import close, jsonable, same_value, sha256_of
 
 __all__ = ["Mismatch", "Report", "SkippedArtifact", "migrate", "migrate_all", "migrate_many", "sha256_of", "verify"]
@@ -97,6 +97,10 @@ class Report:
     metric_keys: int = 0
     artifacts: list[str] = field(default_factory=list)
     skipped: list[SkippedArtifact] = field(default_factory=list)
+    #: media values copied, by kind (``{"image": 5, "histogram": 5}``)
+    media: dict[str, int] = field(default_factory=dict)
+    #: media values not copied, each ``"<kind> <key>@<step>: <why>"``
+    skipped_media: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: where the target keeps the copy (read back), when verified
@@ -116,8 +120,10 @@ class Report:
             return head + f"FAILED: {self.error}"
         what = "copied" if self.copied else ("already there, not copied again" if self.already_present else "")
         lines = [head + f"{what}; {self.points} points in {self.metric_keys} metrics, "
-                 f"{len(self.artifacts)} artifacts, {len(self.skipped)} skipped"]
+                 f"{len(self.artifacts)} artifacts, {len(self.skipped)} skipped, {_media_text(self.media)}"
+                 + (f", {len(self.skipped_media)} media skipped" if self.skipped_media else "")]
         lines += [f"  skipped artifact {s}" for s in self.skipped]
+        lines += [f"  skipped media {s}" for s in self.skipped_media]
         lines += [f"  note: {n}" for n in self.notes]
         if self.verified:
             lines.append(f"  verified: {'OK' if not self.mismatches else f'{len(self.mismatches)} mismatches'}")
@@ -131,12 +137,19 @@ class Report:
             "run_id": self.run_id, "name": self.name, "source": self.source, "target": self.target,
             "ok": self.ok, "copied": self.copied, "already_present": self.already_present,
             "verified": self.verified, "events": self.events, "points": self.points,
-            "metric_keys": self.metric_keys, "artifacts": list(self.artifacts),
+            "metric_keys": self.metric_keys, "artifacts": list(self.artifacts), "media": dict(self.media),
+            "skipped_media": list(self.skipped_media),
             "skipped": [{"name": s.name, "version": s.version, "path": s.path, "reason": s.reason}
                         for s in self.skipped],
             "mismatches": [m.to_dict() for m in self.mismatches], "notes": list(self.notes),
             "target_location": self.target_location, "error": self.error, "seconds": round(self.seconds, 3),
         }
+
+
+def _media_text(counts: dict[str, int]) -> str:
+    if not counts:
+        return "0 media"
+    return f"{sum(counts.values())} media (" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")"
 
 
 def _show(v: Any) -> str:
@@ -193,11 +206,13 @@ def verify(
     *,
     float32: bool = False,
     artifacts: Sequence[Artifact] | None = None,
+    media: Sequence[Media] | None = None,
 ) -> list[Mismatch]:
     """Every difference between a source run and its copy.
 
     ``float32``: metric values are compared as float32 (TensorBoard on either side).
-    ``artifacts``: the artifacts expected in the copy (default: every artifact of ``expected``)."""
+    ``artifacts``/``media``: what is expected in the copy (default: every artifact / media value of
+    ``expected``). A media value is compared by what it shows (``media.verify``: pixels, counts, cells)."""
     out: list[Mismatch] = []
     tol = _FLOAT32 if float32 else _EXACT
     e, g = expected.info, got.info
@@ -245,6 +260,8 @@ def verify(
                 out.append(Mismatch("metric", f"{key}@{step}", ev[0] if len(ev) == 1 else ev,
                                     gv[0] if len(gv) == 1 else gv))
 
+    out += _verify_media(expected, got, float32, media)
+
     want = list(_artifacts(expected) if artifacts is None else artifacts)
     have = _artifacts(got)
     for a in want:
@@ -266,6 +283,34 @@ def verify(
     if artifacts is None:
         for h in have:
             out.append(Mismatch("artifact", f"{h.name} v{h.version}", "<missing>", h.sha256 or "present"))
+    return out
+
+
+def _verify_media(expected: RunRecord, got: RunRecord, float32: bool, media: Sequence[Media] | None) -> list[Mismatch]:
+    from .media.verify import differences
+
+    def group(items: Sequence[Media]) -> dict[tuple[str, str, int], list[Media]]:
+        out: dict[tuple[str, str, int], list[Media]] = {}
+        for m in items:
+            out.setdefault((m.kind, m.key, m.step), []).append(m)
+        for ms in out.values():
+            ms.sort(key=lambda m: (int(m.meta.get("index", 0) or 0), m.sha256))
+        return out
+
+    want = group([e for e in expected.events if isinstance(e, Media)] if media is None else media)
+    have = group([e for e in got.events if isinstance(e, Media)])
+    out: list[Mismatch] = []
+    for (kind, key, step), ws in sorted(want.items()):
+        hs = have.pop((kind, key, step), [])
+        label = f"{kind} {key}@{step}"
+        if len(hs) != len(ws):
+            out.append(Mismatch("media", label, f"{len(ws)} values", f"{len(hs)} values" if hs else "<missing>"))
+            continue
+        for w, h in zip(ws, hs):
+            for d in differences(w, h, float32=float32):
+                out.append(Mismatch("media", label, d, h.path))
+    for (kind, key, step), hs in sorted(have.items()):
+        out.append(Mismatch("media", f"{kind} {key}@{step}", "<missing>", f"{len(hs)} values"))
     return out
 
 
@@ -305,9 +350,19 @@ def _count(reader: Any, run_id: str, project: str | None) -> int | None:
         return None
 
 
-def _plan(rec: RunRecord, source: str) -> tuple[list[Event], list[Artifact], list[SkippedArtifact]]:
+@dataclass
+class _Plan:
+    events: list[Event]
+    artifacts: list[Artifact]
+    skipped: list[SkippedArtifact]
+    media: list[Media]
+    skipped_media: list[str]
+
+
+def _plan(rec: RunRecord, source: str) -> _Plan:
     """The events to replay: RunStarted first (with ``migrated_from``), status tags dropped,
-    artifacts without a local stored file left out."""
+    artifacts and media values without a local stored file left out (and listed)."""
+    from .media.verify import problem
     events = list(rec.events)
     start = next((ev for ev in events if isinstance(ev, RunStarted)), None)
     if start is None:
@@ -322,6 +377,8 @@ def _plan(rec: RunRecord, source: str) -> tuple[list[Event], list[Artifact], lis
     out: list[Event] = [first]
     copied: list[Artifact] = []
     skipped: list[SkippedArtifact] = []
+    media: list[Media] = []
+    skipped_media: list[str] = []
     for ev in events:
         if ev is start:
             continue
@@ -338,12 +395,18 @@ def _plan(rec: RunRecord, source: str) -> tuple[list[Event], list[Artifact], lis
                 skipped.append(SkippedArtifact(ev.name, ev.version, ev.path, why))
                 continue
             copied.append(ev)
+        if isinstance(ev, Media):
+            why = problem(ev)
+            if why:
+                skipped_media.append(f"{ev.kind} {ev.key}@{ev.step}: {why}")
+                continue
+            media.append(ev)
         out.append(ev)
     finished = [i for i, ev in enumerate(out) if isinstance(ev, RunFinished)]
     if finished and finished[-1] != len(out) - 1:  # a reader that sorted by time: the finish goes last
         last = out.pop(finished[-1])
         out.append(last)
-    return out, copied, skipped
+    return _Plan(out, copied, skipped, media, skipped_media)
 
 
 def _replay(sink: Any, events: Sequence[Event]) -> None:
@@ -368,9 +431,12 @@ def _migrate_one(
     rec = _read(src_reader, run_id, source)
     info: RunInfo = rec.info
     report = Report(run_id=info.run_id, source=source, target=target, name=info.name)
-    events, copied, skipped = _plan(rec, source)
-    report.skipped = skipped
+    plan = _plan(rec, source)
+    events, copied = plan.events, plan.artifacts
+    report.skipped, report.skipped_media = plan.skipped, plan.skipped_media
     report.artifacts = [f"{a.name} v{a.version}" for a in copied]
+    for m in plan.media:
+        report.media[m.kind] = report.media.get(m.kind, 0) + 1
     report.events = len(events)
     metrics = rec.metrics()
     report.metric_keys = len(metrics)
@@ -403,7 +469,7 @@ def _migrate_one(
         else:
             report.target_location = got.info.location
             float32 = "tensorboard" in (src_spec.scheme, tgt_spec.scheme)
-            report.mismatches = verify(rec, got, float32=float32, artifacts=copied)
+            report.mismatches = verify(rec, got, float32=float32, artifacts=copied, media=plan.media)
     report.seconds = time.monotonic() - t0
     return report
 

@@ -20,10 +20,12 @@ against your backend, reading back through the backend's own Reader.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import secrets
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,3 +239,74 @@ class BackendContract:
         rec = self.record(tmp_path, lambda run: run.log({"a": 1.0, "b": 2.0}, step=7))
         ms = [e for e in rec.events if isinstance(e, Metrics)]
         assert any(e.step == 7 and close(e.values.get("a", math.nan), 1.0, rel=_REL, abs_tol=_ABS) for e in ms), ms
+
+    # -------------------------------------------------------------- media (docs/media.md)
+
+    def test_media_round_trip(self, tmp_path: Any) -> None:
+        """5 images, 5 histograms and 5 texts over 5 steps, a table and an audio clip: every one
+        read back through the backend's own Reader as media (never as made-up metrics), showing
+        what was logged: the pixels, the counts, the text, the cells, the samples."""
+        import io
+        import wave
+
+        import numpy as np
+        from PIL import Image as PILImage
+
+        import trackkit
+
+        rng = np.random.default_rng(7)
+        images = [rng.integers(0, 256, (12, 20, 3), dtype=np.uint8) for _ in range(5)]
+        values = [rng.normal(s, 1.0, 500) for s in range(5)]
+        rows = [[1, "cat", True, 0.25], [2, "dog", False, None]]
+        tone = np.sin(np.linspace(0, 200 * np.pi, 4000)) * 0.5
+
+        def body(run: Any) -> None:
+            for s in range(5):
+                run.log({"loss": 1.0 / (s + 1), "samples": trackkit.Image(images[s], caption=f"step {s}"),
+                         "weights": trackkit.Histogram(values[s], bins=16),
+                         "notes": trackkit.Text(f"note {s}: lr *warmup*")}, step=s)
+            run.log({"errors": trackkit.Table(columns=["id", "pred", "ok", "p"], rows=rows),
+                     "tone": trackkit.Audio(tone, 8000)}, step=4)
+
+        rec = self.record(tmp_path, body)
+        assert set(rec.metrics()) == {"loss"}, f"media came back as metrics: {sorted(rec.metrics())}"
+        media = rec.media()
+        for key in ("samples", "weights", "notes"):
+            assert [m.step for m in media.get(key, [])] == [0, 1, 2, 3, 4], (key, media.get(key))
+        for s, m in enumerate(media["samples"]):
+            assert m.kind == "image" and m.caption == f"step {s}", m
+            with PILImage.open(m.path) as img:
+                got = np.asarray(img.convert("RGB"))
+            assert got.shape == images[s].shape and (got == images[s]).all(), f"image at step {s}: pixels differ"
+        for s, m in enumerate(media["weights"]):
+            h = json.loads(m.read_bytes())
+            want, _ = np.histogram(values[s], bins=16, range=(values[s].min(), values[s].max()))
+            assert [int(c) for c in h["counts"]] == want.tolist(), f"histogram at step {s}"
+            assert len(h["edges"]) == 17 and close(h["edges"][0], values[s].min(), rel=1e-6, abs_tol=_ABS)
+        for s, m in enumerate(media["notes"]):
+            assert m.read_bytes().decode() == f"note {s}: lr *warmup*"
+        (table,) = media["errors"]
+        t = json.loads(table.read_bytes())
+        assert table.step == 4 and t["columns"] == ["id", "pred", "ok", "p"], t
+        assert [[type(c).__name__ for c in r] for r in t["rows"]] == [["int", "str", "bool", "float"],
+                                                                     ["int", "str", "bool", "NoneType"]], t
+        assert t["rows"] == rows, t
+        (audio,) = media["tone"]
+        with wave.open(io.BytesIO(audio.read_bytes())) as w:
+            assert (w.getframerate(), w.getnchannels(), w.getnframes()) == (8000, 1, 4000)
+        assert rec.info.media.get("image") == 5 and rec.info.media.get("histogram") == 5, rec.info.media
+
+    def test_media_bad_values_never_stop_the_scalars(self, tmp_path: Any) -> None:
+        import numpy as np
+
+        import trackkit
+
+        def body(run: Any) -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                run.log({"loss": 0.5, "bad": trackkit.Image(np.full((4, 4), np.nan)),
+                         "empty": trackkit.Histogram([]), "ok": trackkit.Text("fine")}, step=0)
+
+        rec = self.record(tmp_path, body)
+        self.assert_points(rec, "loss", [(0, 0.5)])
+        assert sorted(rec.media()) == ["ok"], sorted(rec.media())
