@@ -3,7 +3,7 @@
 Usage: python child.py BACKEND ROOT [--hz N] [--steps N] [--mode normal|raise|exit3|sigterm-self]
                                     [--project P] [--name N] [--go-file PATH] [--user-sigterm]
                                     [--fsize-extra BYTES] [--drain-timeout S]
-                                    [--id ID --resume allow|must|never [--continue]]
+                                    [--id ID --resume allow|must|never [--continue]] [--media]
 
 Lines on stdout: ``READY`` (with --go-file) once imported, ``RUN <id> <dir>`` after init,
 ``START <run.resumed> <run.step>`` after init (``--continue``: the loop starts at run.step + 1),
@@ -44,6 +44,8 @@ p.add_argument("--drain-timeout", type=float, default=None)
 p.add_argument("--id", default=None)
 p.add_argument("--resume", default=None)
 p.add_argument("--continue", dest="cont", action="store_true")
+#: also log an 8x8 image (pixel value = step % 256) and a histogram of [step, step + 1] every step (docs/media.md)
+p.add_argument("--media", action="store_true")
 a = p.parse_args()
 
 if a.user_sigterm:
@@ -75,7 +77,14 @@ period = 1.0 / a.hz
 step = -1
 first = (run.step if run.step is not None else -1) + 1 if a.cont else 0
 for step in range(first, a.steps):
-    run.log({"loss": 1.0 / (step + 1), "step_copy": step}, step=step)
+    if a.media:
+        import numpy as np
+
+        run.log({"loss": 1.0 / (step + 1), "step_copy": step,
+                 "img": trackkit.Image(np.full((8, 8), step % 256, dtype=np.uint8)),
+                 "hist": trackkit.Histogram([step, step + 1], bins=2)}, step=step)
+    else:
+        run.log({"loss": 1.0 / (step + 1), "step_copy": step}, step=step)
     print(f"ACK {step}", flush=True)
     if a.mode == "raise" and step == 20:
         raise RuntimeError("exploded at step 20")

@@ -47,7 +47,7 @@ def info_dict(i: RunInfo, state: Delivery | None = None) -> dict[str, Any]:
         "run_id": i.run_id, "project": i.project, "name": i.name, "backend": i.backend, "status": i.status.value,
         "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
         "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
-        "last_step": i.last_step, "location": i.location, "resumed": i.resumed,
+        "last_step": i.last_step, "location": i.location, "resumed": i.resumed, "media": dict(i.media),
     }
     if state is not None:  # a journaled run: the backends that do not hold all of it yet
         out["not_delivered"] = list(state.pending)
@@ -191,6 +191,8 @@ def show_dict(rec: RunRecord, state: Delivery | None) -> dict[str, Any]:
          "aliases": list(a.aliases), "path": a.path, "source": a.source}
         for a in _artifacts(rec)
     ]
+    out["media_keys"] = {k: {"kind": ms[0].kind, "count": len(ms), "last_step": ms[-1].step}
+                         for k, ms in sorted(rec.media().items())}
     out["provenance"] = _provenance(rec)
     out["traceback"] = _traceback(rec) or None
     return out
@@ -292,6 +294,10 @@ def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
                         ("last metrics", {k: num(v) for k, v in i.last_metrics.items()})):
         if data:  # an empty table says nothing
             out.print(_pairs(title, data))
+    media = rec.media()
+    if media:
+        out.print(_pairs("media", {k: f"{len(ms)} {ms[0].kind}{'s' if len(ms) > 1 else ''}, steps {ms[0].step}-"
+                                      f"{ms[-1].step}" for k, ms in sorted(media.items())}))
     arts = [a for a in _artifacts(rec) if a.kind != "provenance"]
     if arts:
         table = Table(title="artifacts", title_justify="left")
