@@ -24,7 +24,8 @@ from .errors import (
 from .events import Status
 from .media import Audio, Figure, Histogram, Image, Table, Text
 from .recommend import recommend
-from .run import Run, current_run, finish, init, log
+from .run import Run, current_run
+from .session import finish, init, log
 from .version import __version__
 
 __all__ = [

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .resume import ResumePlan
     from .settings import Settings
 
-__all__ = ["Run", "current_run", "finish", "init", "log"]
+__all__ = ["Run", "current_run", "make_active"]
 
 _time = time.time
 #: different problems a run warns about before it only counts them
@@ -48,6 +48,13 @@ _active_lock = threading.Lock()
 
 def current_run() -> Run | None:
     return _active
+
+
+def make_active(run: Run) -> None:
+    """The run module-level ``trackkit.log`` and ``current_run()`` use (``init`` sets it)."""
+    global _active
+    with _active_lock:
+        _active = run
 
 
 def _new_run_id() -> str:
@@ -517,83 +524,3 @@ _WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "R
 
 def _advise(message: str) -> None:
     warn(message, TrackkitWarning)
-
-
-# ---------------------------------------------------------------------- module API
-
-
-def init(
-    config: Mapping[str, Any] | None = None,
-    *,
-    project: str | None = None,
-    name: str | None = None,
-    group: str | None = None,
-    tags: Mapping[str, str] | Iterable[str] | None = None,
-    backend: str | list[str] | None = None,
-    root: str | None = None,
-    agent: str | None = None,
-    drain_timeout: float | None = None,
-    linger: float | None = None,
-    flush_interval: float | None = None,
-    on_nan: str | None = None,
-    strict: bool | None = None,
-    advisories: bool | None = None,
-    capture: bool | Mapping[str, bool] | None = None,
-    seed: int | None = None,
-    data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
-    reinit: str = "finish_previous",
-    id: str | None = None,  # the name W&B users know (shadows the builtin here only)
-    resume: str | None = None,
-) -> Run:
-    """Start a run. Setup problems (bad settings, unknown backend, missing SDK) raise
-    here with a message naming the fix; after this, logging never raises into the loop.
-
-    ``reinit``: what happens to a run still active in this process — ``"finish_previous"``
-    (default: it is finished, completed, with a warning) or ``"create_new"`` (it stays open;
-    several runs side by side, e.g. a sweep; module-level ``trackkit.log`` goes to the newest).
-
-    ``id`` / ``resume`` (or ``TRACKKIT_RUN_ID`` / ``TRACKKIT_RESUME``; the arguments win):
-    continue a run after preemption, as W&B's ``wandb.init(id=..., resume=...)``.
-    ``resume="never"`` (default) refuses an id that exists, ``"allow"`` continues it or
-    creates it, ``"must"`` refuses an id that does not exist. A resumed run keeps its
-    journal, config and backend runs; ``run.step`` is the last step logged before, so
-    ``start = (run.step or -1) + 1``. See docs/resume.md."""
-    global _active
-    from .resume import resolve_id
-    from .start import check_standard, prepare
-
-    run_id, resume_mode = resolve_id(id, resume)
-    prep = prepare(config, data, seed, {
-        "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
-        "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
-        "advisories": advisories, "capture": capture,
-    })
-    if reinit not in ("finish_previous", "create_new"):
-        raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")
-    with _active_lock:
-        prev = _active
-    if prev is not None and not prev.finished and reinit == "finish_previous":
-        warn(f"trackkit.init: run {prev.name} is still active; it is finished (completed) before the new one starts",
-             TrackkitWarning)
-        prev.finish()
-    run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
-              artifacts=prep.files, run_id=run_id, resume=resume_mode)
-    check_standard(run)
-    with _active_lock:
-        _active = run
-    return run
-
-
-def log(values: Mapping[str, Any], step: int | None = None) -> None:
-    """``log()`` on the active run (warned once and ignored when there is none)."""
-    run = _active
-    if run is None:
-        warn("trackkit.log(): no active run; call trackkit.init() first", TrackkitWarning)
-        return
-    run.log(values, step)
-
-
-def finish(status: Status | str | None = None, reason: str = "") -> None:
-    run = _active
-    if run is not None:
-        run.finish(status, reason)

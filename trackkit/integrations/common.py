@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..run import Run, current_run, init
+from ..run import Run, current_run
+from ..session import init
 
 __all__ = ["check_init_kwargs", "check_run_or_init_kwargs", "open_run"]
 
