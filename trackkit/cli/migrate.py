@@ -25,7 +25,7 @@ from .common import Column, console, dump_json, fitted_table, hidden_note, quiet
 def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, project: str | None,
             no_verify: bool, as_json: bool) -> None:
     """Copy runs from one backend to another, then read each copy back and compare every
-    metric point, the config, tags, status and artifact hashes.
+    metric point, the config, tags, status, media (pixels, counts, cells) and artifact hashes.
 
     Exit status 1 when a run failed or a copy does not match its source. A run the target
     already holds is not copied again (it is verified)."""
@@ -61,7 +61,8 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
         console.print(f"no runs to migrate in {escape(source)}")
         return
     columns = [Column("run"), Column("name"), Column("copy"), Column("points", drop=3, justify="right"),
-               Column("artifacts", drop=2, justify="right"), Column("skipped", drop=1, justify="right"),
+               Column("media", drop=3, justify="right"), Column("artifacts", drop=2, justify="right"),
+               Column("skipped", drop=1, justify="right"),
                Column("verification"), Column("seconds", drop=4, justify="right")]
     rows = []
     for r in reports:
@@ -75,8 +76,9 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
                 check = Text(f"{len(r.mismatches)} mismatches", style="red")
             else:
                 check = Text("OK", style="green")
-        rows.append([Text(r.run_id), Text(r.name), copy, Text(str(r.points)), Text(str(len(r.artifacts))),
-                     Text(str(len(r.skipped))), check, Text(f"{r.seconds:.1f}")])
+        rows.append([Text(r.run_id), Text(r.name), copy, Text(str(r.points)), Text(str(sum(r.media.values()))),
+                     Text(str(len(r.artifacts))), Text(str(len(r.skipped) + len(r.skipped_media))), check,
+                     Text(f"{r.seconds:.1f}")])
     table, hidden = fitted_table(f"migrate {escape(source)} -> {escape(target)}", columns, rows, console.width)
     console.print(table)
     if hidden:
@@ -87,6 +89,8 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
             console.print(f"[red]{rid}[/]: {escape(r.error)}")
         for s in r.skipped:
             console.print(f"[yellow]{rid}[/]: artifact {escape(str(s))} (skipped)")
+        for sm in r.skipped_media:
+            console.print(f"[yellow]{rid}[/]: media {escape(sm)} (skipped)")
         for m in r.mismatches[:20]:
             console.print(f"[red]{rid}[/]: {escape(str(m))}")
         if len(r.mismatches) > 20:
