@@ -20,10 +20,13 @@ import pytest
 PKG = Path(__file__).resolve().parents[2] / "trackkit"
 
 #: the third-party packages each adapter may import (its SDK and what the SDK ships with)
+#: an adapter's SDK, and what the SDK's own media API takes (an image as a PIL image or a numpy
+#: array); every one of these SDKs depends on numpy and pillow itself
+MEDIA_DEPS = {"numpy", "PIL"}
 ADAPTER_SDKS = {
-    "tensorboard": {"tensorboard"},
-    "wandb": {"wandb", "google"},
-    "mlflow": {"mlflow"},
+    "tensorboard": {"tensorboard"} | MEDIA_DEPS,
+    "wandb": {"wandb", "google"} | MEDIA_DEPS,
+    "mlflow": {"mlflow"} | MEDIA_DEPS,
     "memory": set(),
 }
 ADAPTER_CORE = {"trackkit.events", "trackkit.errors", "trackkit.backend"}
