@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 from rich.console import Console
@@ -21,9 +24,10 @@ from .common import Column, console, dump_json, fitted_table, hidden_note, quiet
 @click.option("--all", "all_runs", is_flag=True, help="Migrate every run of the source (of --project).")
 @click.option("--project", "-p", help="With --all: only this project.")
 @click.option("--no-verify", is_flag=True, help="Skip reading the copy back and comparing it.")
+@click.option("--dry-run", is_flag=True, help="Read and plan only: show what would be copied and skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON (every mismatch).")
 def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, project: str | None,
-            no_verify: bool, as_json: bool) -> None:
+            no_verify: bool, dry_run: bool, as_json: bool) -> None:
     """Copy runs from one backend to another, then read each copy back and compare every
     metric point, the config, tags, status, media (pixels, counts, cells) and artifact hashes.
 
@@ -34,29 +38,58 @@ def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, pro
     if bool(runs) == all_runs:
         raise click.UsageError("give RUN ids or --all (not both)")
     out = console(stderr=as_json)
-    done: list[Report] = []
-    with quiet_sdk_logs(), out.status("migrating ...") as status:  # shown on a terminal only, then gone
-
-        def progress(r: Report) -> None:
-            done.append(r)
-            status.update(f"migrating: {len(done)} run(s) done, the last {escape(r.run_id)} ({escape(r.name)})")
-
+    verify = not no_verify and not dry_run
+    with quiet_sdk_logs(), _bars(out) as (run_done, chunk_done):
         try:
             if all_runs:
-                reports = migrate_all(source, target, project, verify=not no_verify, progress=progress)
+                reports = migrate_all(source, target, project, verify=verify, dry_run=dry_run, progress=run_done,
+                                      chunk_progress=chunk_done)
             else:
-                reports = migrate_many(list(runs), source, target, verify=not no_verify, progress=progress)
+                reports = migrate_many(list(runs), source, target, verify=verify, dry_run=dry_run,
+                                       progress=run_done, chunk_progress=chunk_done)
         except TrackkitError as exc:
             raise click.ClickException(str(exc)) from None
 
     if as_json:
         dump_json([r.to_dict() for r in reports])
     else:
-        _print(out, reports, source, target, verify=not no_verify)
+        _print(out, reports, source, target, verify=verify, dry_run=dry_run)
     sys.exit(0 if all(r.ok for r in reports) else 1)
 
 
-def _print(console: Console, reports: list[Report], source: str, target: str, *, verify: bool) -> None:
+@contextmanager
+def _bars(out: Console) -> Iterator[tuple[Callable[[Report], None], Callable[[Report, float | None], None]]]:
+    """A progress bar per run (points copied, rate, ETA where the reader knows how far it is) on a
+    terminal; nothing when the output is piped."""
+    if not out.is_terminal:
+        yield (lambda r: None), (lambda r, f: None)
+        return
+    from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[points]} points"),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=out,
+                    transient=False)
+    tasks: dict[str, tuple[TaskID, float]] = {}
+
+    def chunk(r: Report, done: float | None) -> None:
+        now = time.monotonic()
+        if r.run_id not in tasks:
+            tasks[r.run_id] = (bars.add_task(escape(f"{r.run_id} {r.name}"[:40]), total=None if done is None
+                                             else 1.0, points=0, rate=""), now)
+        task, t0 = tasks[r.run_id]
+        rate = f"{r.points / (now - t0):,.0f}/s" if now > t0 else ""
+        bars.update(task, completed=done if done is not None else None, points=f"{r.points:,}", rate=rate)
+
+    def run(r: Report) -> None:
+        if r.run_id in tasks:
+            bars.update(tasks[r.run_id][0], total=1.0, completed=1.0, points=f"{r.points:,}")
+
+    with bars:
+        yield run, chunk
+
+
+def _print(console: Console, reports: list[Report], source: str, target: str, *, verify: bool,
+           dry_run: bool = False) -> None:
     if not reports:
         console.print(f"no runs to migrate in {escape(source)}")
         return
@@ -70,7 +103,10 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
             copy, check = Text("failed", style="red"), Text("-")
         else:
             copy = Text("copied" if r.copied else "already there")
-            if not verify:
+            if dry_run:
+                copy = Text("would copy" if not r.already_present else "already there", style="cyan")
+                check = Text("dry run", style="dim")
+            elif not verify:
                 check = Text("not verified", style="dim")
             elif r.mismatches:
                 check = Text(f"{len(r.mismatches)} mismatches", style="red")
@@ -97,6 +133,9 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
             console.print(f"[red]{rid}[/]: ... and {len(r.mismatches) - 20} more (--json lists every one)")
     _notes(console, reports)
     bad = sum(1 for r in reports if not r.ok)
+    if dry_run:
+        console.print(f"dry run: {len(reports) - bad} of {len(reports)} runs would be migrated; nothing was written")
+        return
     console.print(f"{len(reports) - bad} of {len(reports)} runs migrated and verified" if verify
                   else f"{len(reports) - bad} of {len(reports)} runs migrated (not verified)")
 
