@@ -1,0 +1,197 @@
+"""Migrating runs other tools wrote: trackkit migrate against the target's raw batch-write floor.
+
+    python benchmarks/bench_migrate.py [--points 200000] [--keys 10] [--quick] [--growth]
+
+For each direction (TensorBoard -> MLflow sqlite, MLflow sqlite -> W&B offline, W&B offline ->
+TensorBoard) the source run is written by the tool itself (SummaryWriter, MlflowClient.log_batch,
+wandb.log), then, each in a fresh child process:
+
+* the floor: the same points written into the target with its own batch API, as fast as it takes
+  them (MLflow ``log_batch`` of 1000 metrics, W&B one ``log`` per step, TensorBoard one
+  ``add_scalar`` per point through one writer);
+* ``trackkit.migrate.migrate`` of the run, verification included.
+
+Printed: seconds of each, the ratio, and each child's peak RSS (``ru_maxrss``) beside the RSS of
+the same child after importing the SDKs (what the interpreter and the SDKs cost before any point).
+``--growth`` repeats TB -> MLflow at 10x the points to show how peak RSS grows with the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _env import offline_tmpdir
+
+STEP_KEYS = "train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm", "m6", "m7", "m8", "m9"
+
+
+def _value(k: int, s: int) -> float:
+    return 1.0 / (s + 1 + k)
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- fixtures, written by the tools
+
+
+def make_tensorboard(logdir: str, steps: int, keys: int) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(logdir)
+    for s in range(steps):
+        for k in range(keys):
+            w.add_scalar(STEP_KEYS[k], _value(k, s), s)
+    w.close()
+
+
+def make_mlflow(db: str, steps: int, keys: int) -> str:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.create_experiment("bench")
+    run_id = client.create_run(exp, run_name="bench-src").info.run_id
+    now = int(time.time() * 1000)
+    batch: list[Metric] = []
+    for s in range(steps):
+        for k in range(keys):
+            batch.append(Metric(STEP_KEYS[k], _value(k, s), now + s, s))
+            if len(batch) == 1000:
+                client.log_batch(run_id, metrics=batch)
+                batch = []
+    if batch:
+        client.log_batch(run_id, metrics=batch)
+    client.set_terminated(run_id, "FINISHED")
+    return run_id
+
+
+def make_wandb(wdir: str, steps: int, keys: int) -> str:
+    import wandb
+
+    run = wandb.init(project="bench", dir=wdir, mode="offline", name="bench-src")
+    for s in range(steps):
+        run.log({STEP_KEYS[k]: _value(k, s) for k in range(keys)}, step=s)
+    rid = run.id
+    run.finish()
+    return rid
+
+
+# ---------------------------------------------------------------- the floors, in a child
+
+
+def floor(target: str, dest: str, steps: int, keys: int) -> float:
+    t0 = time.perf_counter()
+    if target == "mlflow":
+        make_mlflow(dest, steps, keys)
+    elif target == "wandb":
+        make_wandb(dest, steps, keys)
+    else:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        w = EventFileWriter(dest)
+        for s in range(steps):
+            for k in range(keys):
+                w.add_event(Event(step=s, wall_time=time.time(),
+                                  summary=Summary(value=[Summary.Value(tag=STEP_KEYS[k], simple_value=_value(k, s))])))
+        w.close()
+    return time.perf_counter() - t0
+
+
+def child(argv: list[str]) -> None:
+    a = argparse.Namespace(**json.loads(argv[0]))
+    offline_tmpdir("trackkit-bench-migrate-child-")
+    import mlflow  # noqa: F401  - the SDKs loaded before any point: the baseline RSS
+    import tensorboard  # noqa: F401
+    import wandb  # noqa: F401
+
+    import trackkit.migrate
+
+    base = _rss_mb()
+    if a.what == "floor":
+        secs = floor(a.target, a.dest, a.steps, a.keys)
+        out = {"seconds": secs}
+    else:
+        t0 = time.perf_counter()
+        rep = trackkit.migrate.migrate(a.run, a.source, a.target_spec)
+        out = {"seconds": time.perf_counter() - t0, "ok": rep.ok, "points": rep.points,
+               "mismatches": [str(m) for m in rep.mismatches[:3]], "error": rep.error}
+    out.update(base_rss_mb=base, peak_rss_mb=_rss_mb())
+    print(json.dumps(out))
+
+
+def _run_child(**kw: object) -> dict[str, object]:
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(kw)], capture_output=True, text=True,
+                          timeout=3600)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed: {proc.stderr[-2000:]}")
+    last: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return last
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--points", type=int, default=200_000)
+    p.add_argument("--keys", type=int, default=10)
+    p.add_argument("--quick", action="store_true", help="2,000 points: a smoke run in seconds")
+    p.add_argument("--growth", action="store_true", help="also TB -> MLflow at 10x the points (peak RSS growth)")
+    p.add_argument("--only", choices=["tb-mlflow", "mlflow-wandb", "wandb-tb"], default=None)
+    p.add_argument("--child", default=None)
+    a = p.parse_args()
+    if a.child:
+        child([a.child])
+        return
+    points = 2_000 if a.quick else a.points
+    tmp = offline_tmpdir("trackkit-bench-migrate-")
+    print(f"points per run: {points:,} ({a.keys} keys x {points // a.keys:,} steps); machine: {os.cpu_count()} CPUs")
+    rows = []
+    sizes = [points] + ([points * 10] if a.growth else [])
+    for n in sizes:
+        steps = n // a.keys
+        for direction in ("tb-mlflow", "mlflow-wandb", "wandb-tb"):
+            if (a.only and direction != a.only) or (n != points and direction != "tb-mlflow"):
+                continue
+            d = os.path.join(tmp, f"{direction}-{n}")
+            os.makedirs(d)
+            if direction == "tb-mlflow":
+                make_tensorboard(os.path.join(d, "tb", "run1"), steps, a.keys)
+                source, run, target, tspec = f"tensorboard:{d}/tb", "run1", "mlflow", f"mlflow:{d}/target.db"
+                fdest = os.path.join(d, "floor.db")
+            elif direction == "mlflow-wandb":
+                run = make_mlflow(os.path.join(d, "src.db"), steps, a.keys)
+                source, target, tspec = f"mlflow:{d}/src.db", "wandb", f"wandb:bench?dir={d}/wt"
+                fdest = os.path.join(d, "wfloor")
+                os.makedirs(fdest)
+            else:
+                os.makedirs(os.path.join(d, "ws"))
+                run = make_wandb(os.path.join(d, "ws"), steps, a.keys)
+                source, target, tspec = f"wandb:bench?dir={d}/ws", "tensorboard", f"tensorboard:{d}/tt"
+                fdest = os.path.join(d, "tbfloor")
+            fl = _run_child(what="floor", target=target, dest=fdest, steps=steps, keys=a.keys)
+            mg = _run_child(what="migrate", run=run, source=source, target_spec=tspec)
+            rows.append((direction, n, fl, mg))
+            ratio = float(mg["seconds"]) / float(fl["seconds"])  # type: ignore[arg-type]
+            print(f"{direction:13s} {n:>9,} points: floor {fl['seconds']:.2f} s, migrate {mg['seconds']:.2f} s "
+                  f"(verified: {mg['ok']}) = {ratio:.2f}x the floor; peak RSS floor {fl['peak_rss_mb']:.0f} MB, "
+                  f"migrate {mg['peak_rss_mb']:.0f} MB (after imports: {mg['base_rss_mb']:.0f} MB)", flush=True)
+            if not mg["ok"]:
+                print(f"   NOT OK: {mg['error'] or mg['mismatches']}")
+    if a.growth and len(sizes) > 1:
+        small = next(r for r in rows if r[0] == "tb-mlflow" and r[1] == sizes[0])[3]
+        big = next(r for r in rows if r[0] == "tb-mlflow" and r[1] == sizes[1])[3]
+        print(f"peak RSS growth TB -> MLflow {sizes[0]:,} -> {sizes[1]:,} points: "
+              f"{float(big['peak_rss_mb']) - float(small['peak_rss_mb']):+.0f} MB")  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
