@@ -31,6 +31,7 @@ __all__ = [
     "RunStarted",
     "Status",
     "StatusChange",
+    "Summary",
     "Tags",
     "event_from_record",
     "event_to_record",
@@ -66,6 +67,8 @@ class RunStarted:
     config: Mapping[str, Any] = field(default_factory=dict)
     #: free-form run metadata (provenance, trackkit version, backends ...)
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: the run this one is a child of (a sweep's trial, an MLflow nested run), by trackkit run id
+    parent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,15 @@ class Metrics:
     step: int
     time: float
     values: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Summary values of a run (W&B's ``run.summary``, a final test score): not a series, the last
+    word per key. Merged into ``RunInfo.summary``."""
+
+    values: Mapping[str, Any]
+    time: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -189,7 +201,8 @@ class RunResumed:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, StatusChange, RunFinished, RunResumed]  # noqa: UP007
+Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished,
+              RunResumed]
 
 
 @dataclass
@@ -215,12 +228,17 @@ class RunInfo:
     resumed: int = 0
     #: how many media values of each kind the run holds (``{"image": 5}``)
     media: dict[str, int] = field(default_factory=dict)
+    #: summary values (``Summary`` events, a backend's own summary)
+    summary: dict[str, Any] = field(default_factory=dict)
+    #: the parent run's id (a child run of a sweep, an MLflow nested run)
+    parent: str | None = None
 
     def apply(self, ev: Event) -> None:
         """Fold one event into this summary (readers build ``RunInfo`` this way)."""
         if isinstance(ev, RunStarted):
             self.run_id, self.project, self.name, self.group = ev.run_id, ev.project, ev.name, ev.group
             self.start_time = ev.start_time
+            self.parent = ev.parent or self.parent
             self.tags.update(ev.tags)
             self.config.update(ev.config)
         elif isinstance(ev, Metrics):
@@ -229,6 +247,8 @@ class RunInfo:
         elif isinstance(ev, Media):
             self.media[ev.kind] = self.media.get(ev.kind, 0) + 1
             self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
+        elif isinstance(ev, Summary):
+            self.summary.update(ev.values)
         elif isinstance(ev, ConfigUpdate):
             self.config.update(ev.config)
         elif isinstance(ev, Tags):
@@ -309,6 +329,7 @@ _KIND = {
     Tags: "tags",
     Artifact: "artifact",
     Media: "media",
+    Summary: "summary",
     StatusChange: "status",
     RunFinished: "finish",
     RunResumed: "resume",
@@ -328,6 +349,8 @@ def event_to_record(ev: Event) -> dict[str, Any]:
         elif isinstance(value, Mapping):
             value = dict(value)
         rec[name] = value
+    if rec.get("k") == "start" and rec.get("parent") is None:
+        rec.pop("parent", None)  # written only when set: a journal an older trackkit reads stays its own
     return rec
 
 
@@ -354,6 +377,8 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
         return Artifact(**body)
     if kind == "media":
         return Media(**body)
+    if kind == "summary":
+        return Summary(**body)
     if kind == "status":
         body["status"] = Status(body["status"])
         return StatusChange(**body)

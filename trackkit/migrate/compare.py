@@ -92,7 +92,7 @@ class Side:
 
 def _compare_info(e: RunInfo, g: RunInfo) -> list[Mismatch]:
     out: list[Mismatch] = []
-    for attr in ("name", "project", "group"):
+    for attr in ("name", "project", "group", "parent"):
         if (getattr(e, attr) or None) != (getattr(g, attr) or None):
             out.append(Mismatch("run", attr, getattr(e, attr), getattr(g, attr)))
     if e.status is not g.status:
@@ -107,6 +107,11 @@ def _compare_info(e: RunInfo, g: RunInfo) -> list[Mismatch]:
             out.append(Mismatch("config", k, "<missing>", gc[k]))
         elif not same_value(ec[k], gc[k], **_EXACT):
             out.append(Mismatch("config", k, ec[k], gc[k]))
+    for k in sorted(set(e.summary) | set(g.summary)):
+        if k not in g.summary:
+            out.append(Mismatch("summary", k, e.summary[k], "<missing>"))
+        elif k in e.summary and not same_value(e.summary[k], g.summary[k], **_EXACT):
+            out.append(Mismatch("summary", k, e.summary[k], g.summary[k]))
     et = {k: v for k, v in e.tags.items() if k != STATUS_TAG}
     gt = {k: v for k, v in g.tags.items() if k != STATUS_TAG}
     for k in sorted(set(et) | set(gt)):

@@ -87,12 +87,12 @@ class Planner:
         i = self.info
         if start is None:
             start = RunStarted(run_id=i.run_id, project=i.project, name=i.name, start_time=i.start_time or 0.0,
-                               group=i.group, tags=dict(i.tags), config=dict(i.config))
+                               group=i.group, tags=dict(i.tags), config=dict(i.config), parent=i.parent)
         meta = dict(start.meta)
         meta["migrated_from"] = {"backend": self.source, "location": i.location}
         return RunStarted(run_id=start.run_id, project=start.project, name=start.name, start_time=start.start_time,
                           group=start.group, tags={k: v for k, v in start.tags.items() if k != STATUS_TAG},
-                          config=dict(start.config), meta=meta)
+                          config=dict(start.config), meta=meta, parent=start.parent)
 
     def feed(self, chunk: Sequence[Event]) -> list[Event]:
         from ..media.verify import problem
