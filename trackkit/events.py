@@ -201,8 +201,9 @@ class RunResumed:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-Event = Union[RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished,
-              RunResumed]
+Event = Union[  # noqa: UP007
+    RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed
+]
 
 
 @dataclass
