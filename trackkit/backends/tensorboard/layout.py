@@ -1,0 +1,76 @@
+"""The run directory's names and the text tags trackkit writes into it (docs/backends/tensorboard.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from ...backend import BackendSpec, safe_name
+from ...errors import ConfigError
+from ...events import Status
+
+__all__ = [
+    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_TAGS",
+    "TRACKKIT_TEXTS", "check_location", "dumps", "root_of", "run_dir_for", "safe", "status_json",
+]
+
+MARKER = ".trackkit_run_id"
+#: the run's current tags (TensorBoard keeps them only as text summaries): a re-attached sink reads them
+TAGS_FILE = ".trackkit_tags.json"
+TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
+    "trackkit/run", "trackkit/config", "trackkit/tags", "trackkit/status", "trackkit/artifact"
+)
+#: one JSON record per media value: what the native summary cannot hold (caption, typed table, ...)
+TEXT_MEDIA = "trackkit/media"
+TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA})
+
+#: a project, group, run or artifact name as one directory name
+safe = partial(safe_name, keep="-_.=", limit=120)
+
+
+def root_of(spec: BackendSpec) -> str:
+    return spec.location or os.path.abspath("./runs")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=str, ensure_ascii=False)
+
+
+def status_json(status: Status, reason: str, step: int | None, details: Mapping[str, Any]) -> dict[str, Any]:
+    return {"status": status.value, "reason": reason, "step": step, "details": dict(details)}
+
+
+def run_dir_for(root: str, project: str, group: str | None, name: str, run_id: str) -> str:
+    """The directory of a run; the name gets ``-<run id>`` when another run holds it.
+
+    The name's directory is claimed with an atomic ``mkdir``: two runs of one name whose
+    agents open it in the same instant never share it (a check-then-create would let both in)."""
+    base = os.path.join(root, safe(project), *([safe(group)] if group else []))
+    d = os.path.join(base, safe(name))
+    os.makedirs(base, exist_ok=True)
+    try:
+        os.mkdir(d)
+        return d  # ours
+    except FileExistsError:
+        pass
+    try:
+        with open(os.path.join(d, MARKER)) as fh:
+            owner = fh.read().strip()
+    except OSError:
+        owner = ""  # not ours, or another run claimed it and has not written its marker yet
+    if owner != run_id:
+        d = os.path.join(base, f"{safe(name)}-{run_id}")
+    return d
+
+
+def check_location(spec: BackendSpec) -> None:
+    """At init: a logdir that is a file is a setup error (the sink would fail in the agent later)."""
+    root = root_of(spec)
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise ConfigError(
+            f"backend {str(spec)!r}: {root} is a file, not a TensorBoard logdir. "
+            "Fix: name a directory (created when missing), e.g. tensorboard:./runs"
+        )

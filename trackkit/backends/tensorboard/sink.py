@@ -1,0 +1,292 @@
+"""``TensorBoardSink``: a run's events as TensorBoard event files, written with the ``tensorboard`` package alone.
+
+Mapping (docs/backends/tensorboard.md):
+
+* metrics -> scalar summaries (``simple_value``: float32), step and wall time kept;
+* config -> the HParams plugin (flattened with ``.``; lists/None as JSON text)
+  and the full nested config as the text summary ``trackkit/config`` and ``config.json``;
+* run identity, tags, status, artifacts -> JSON text summaries ``trackkit/run``,
+  ``trackkit/tags``, ``trackkit/status``, ``trackkit/artifact``;
+* media -> image, histogram, text (tables: rank-2 text) and audio summaries plus a
+  ``trackkit/media`` record each (``media_out``);
+* the final status -> the HParams session end (SUCCESS for completed, FAILURE
+  otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one.
+
+A batch the agent sends again after a failure is not written twice: the sink remembers the
+events of its last ``emit`` and skips them (``fingerprint``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ...backend import BackendSpec, Capabilities, sdk_errors
+from ...errors import BackendError, MissingDependency
+from ...events import (
+    Artifact,
+    ConfigUpdate,
+    Event,
+    Media,
+    Metrics,
+    RunFinished,
+    RunResumed,
+    RunStarted,
+    Status,
+    StatusChange,
+    Tags,
+    event_to_record,
+    flatten_config,
+)
+from .layout import (
+    MARKER,
+    TAGS_FILE,
+    TEXT_ARTIFACT,
+    TEXT_CONFIG,
+    TEXT_RUN,
+    TEXT_STATUS,
+    TEXT_TAGS,
+    dumps,
+    root_of,
+    run_dir_for,
+    safe,
+    status_json,
+)
+from .media_out import media_summary
+
+__all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
+
+#: what TensorBoard stores differently (docs/backends/tensorboard.md#media)
+MEDIA_CAPABILITIES = {
+    "table": "a text-dashboard table (cells as text; the typed table kept as JSON in the trackkit/media text, "
+             "from which it is read back)",
+}
+
+
+def _hparam_value(v: Any) -> bool | int | float | str:
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    return json.dumps(v, default=str)
+
+
+def fingerprint(ev: Event) -> Hashable:
+    """What makes an event the same event when the agent sends its batch again (None: never skipped).
+    Metrics: step, time and values (the very objects of the re-sent batch; NaN hashes by identity)."""
+    if isinstance(ev, RunStarted):
+        return None  # always handled: it (re-)attaches the run directory
+    if isinstance(ev, Metrics):
+        return ("m", ev.step, ev.time, tuple(ev.values.items()))
+    if isinstance(ev, Media):
+        return ("media", ev.key, ev.step, ev.time, ev.kind, ev.sha256)
+    return json.dumps(event_to_record(ev), sort_keys=True, default=str)
+
+
+class TensorBoardSink:
+    capabilities = Capabilities(stores_inf=True, stores_nan=True, native_killed=False, media=MEDIA_CAPABILITIES)
+
+    def __init__(self, spec: BackendSpec) -> None:
+        try:
+            from tensorboard.compat.proto import event_pb2, summary_pb2
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+        except ImportError as exc:  # pragma: no cover - tensorboard is a base dependency
+            raise MissingDependency(
+                "the tensorboard backend needs the tensorboard package. Fix: pip install 'trackkit[tensorboard]'"
+            ) from exc
+        self._Writer = EventFileWriter
+        self._Event = event_pb2.Event
+        self._Summary = summary_pb2.Summary
+        self.root = root_of(spec)
+        self.writer: Any = None
+        self.dir: str | None = None
+        self.tags: dict[str, str] = {}
+        self.start: RunStarted | None = None
+        #: fingerprints of the events of the last emit: a batch sent again skips them
+        self.recent: set[Hashable] = set()
+
+    # ------------------------------------------------------------------ emit
+
+    def emit(self, batch: Sequence[Event]) -> None:
+        doing = "write"
+        seen: set[Hashable] = set()  # this batch's events already in the event files (written before, or now)
+        fresh: set[Hashable] = set()  # ... written by this call
+        ok = False
+        try:
+            with sdk_errors("tensorboard", lambda: doing):
+                for ev in batch:
+                    fp = fingerprint(ev)
+                    if fp is not None and (fp in self.recent or fp in seen):
+                        seen.add(fp)
+                        continue  # sent again after a failure: already written
+                    doing = f"write {type(ev).__name__}"
+                    self._event(ev)
+                    if fp is not None:
+                        seen.add(fp)
+                        fresh.add(fp)
+                doing = "flush"
+                if self.writer is not None:
+                    self.writer.flush()  # the agent advances its cursor only after this returns
+                ok = True
+        finally:
+            if not ok and fresh and not self._flushed():
+                seen -= fresh  # the writer failed: what this call queued may be lost, so write it again
+            self.recent = seen | (self.recent if not ok else set())
+
+    def _flushed(self) -> bool:
+        try:
+            if self.writer is not None:
+                self.writer.flush()
+            return True
+        except Exception:
+            return False
+
+    def _event(self, ev: Event) -> None:
+        if isinstance(ev, Metrics):
+            self._scalars(ev)
+        elif isinstance(ev, RunStarted):
+            self._open(ev)
+        elif self.writer is None:
+            raise BackendError("tensorboard sink got events before RunStarted")
+        elif isinstance(ev, Media):
+            self.writer.add_event(self._Event(wall_time=ev.time, step=ev.step, summary=media_summary(ev)))
+        elif isinstance(ev, ConfigUpdate):
+            self._config(ev.config, ev.time)
+        elif isinstance(ev, Tags):
+            self.tags.update(ev.tags)
+            self._save_tags()
+            self._text(TEXT_TAGS, dumps(self.tags), ev.time)
+        elif isinstance(ev, Artifact):
+            self._artifact(ev)
+        elif isinstance(ev, StatusChange):
+            self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, ev.step, ev.details)), ev.time, ev.step)
+        elif isinstance(ev, RunFinished):
+            self._finish(ev)
+        elif isinstance(ev, RunResumed):
+            # the same run directory goes on; the next RunFinished writes the final session end
+            prev = ev.previous_status.value if ev.previous_status else None
+            details = {"resumed": ev.segment, "previous_status": prev}
+            self._text(TEXT_STATUS, dumps(status_json(Status.RUNNING, "resumed", ev.step, details)), ev.time, ev.step)
+
+    def _open(self, ev: RunStarted) -> None:
+        self.start = ev
+        self.dir = run_dir_for(self.root, ev.project, ev.group, ev.name, ev.run_id)
+        reattach = os.path.exists(os.path.join(self.dir, "config.json"))
+        os.makedirs(self.dir, exist_ok=True)
+        with open(os.path.join(self.dir, MARKER), "w") as fh:
+            fh.write(ev.run_id)
+        if self.writer is not None:
+            self.writer.close()
+        self.writer = self._Writer(self.dir, max_queue_size=1000, flush_secs=5)
+        self.tags = dict(ev.tags)
+        if reattach and os.path.exists(os.path.join(self.dir, TAGS_FILE)):
+            # tags set after the start (an earlier segment, before an agent restart) stay in force
+            with open(os.path.join(self.dir, TAGS_FILE), encoding="utf-8") as fh:
+                self.tags.update(json.load(fh))
+        info = {
+            "run_id": ev.run_id, "project": ev.project, "name": ev.name, "group": ev.group,
+            "start_time": ev.start_time, "meta": ev.meta,
+        }
+        self._text(TEXT_RUN, dumps(info), ev.start_time)
+        self._text(TEXT_TAGS, dumps(self.tags), ev.start_time)
+        if reattach:
+            # a restarted agent or a resumed run: config updates already delivered stay in force
+            with open(os.path.join(self.dir, "config.json"), encoding="utf-8") as fh:
+                delivered = json.load(fh)
+            self._config({k: v for k, v in ev.config.items() if k not in delivered}, ev.start_time)
+        else:
+            self._config(ev.config, ev.start_time)
+
+    def _save_tags(self) -> None:
+        assert self.dir is not None
+        path = os.path.join(self.dir, TAGS_FILE)
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump(self.tags, fh, ensure_ascii=False)
+        os.replace(path + ".tmp", path)
+
+    def _config(self, config: Mapping[str, Any], t: float) -> None:
+        assert self.dir is not None and self.start is not None
+        path = os.path.join(self.dir, "config.json")
+        full: dict[str, Any] = {}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                full = json.load(fh)
+        full.update(config)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(full, fh, indent=2, default=str, ensure_ascii=False)
+        os.replace(tmp, path)
+        self._text(TEXT_CONFIG, dumps(full), t)
+        from tensorboard.plugins.hparams import summary_v2
+
+        hp = {k: _hparam_value(v) for k, v in flatten_config(full).items()}
+        if hp:
+            self._add(summary_v2.hparams_pb(hp, trial_id=self.start.run_id, start_time_secs=self.start.start_time), t)
+
+    def _scalars(self, ev: Metrics) -> None:
+        V = self._Summary.Value
+        values = [V(tag=k, simple_value=float(v)) for k, v in ev.values.items()]
+        self.writer.add_event(self._Event(wall_time=ev.time, step=ev.step, summary=self._Summary(value=values)))
+
+    def _artifact(self, ev: Artifact) -> None:
+        assert self.dir is not None
+        dest_dir = os.path.join(self.dir, "artifacts", safe(ev.name), f"v{ev.version}")
+        os.makedirs(dest_dir, exist_ok=True)
+        dest = os.path.join(dest_dir, os.path.basename(ev.path.rstrip(os.sep)))
+        if os.path.isdir(ev.path):
+            shutil.copytree(ev.path, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(ev.path, dest)
+        rec = {
+            "name": ev.name, "kind": ev.kind, "version": ev.version, "sha256": ev.sha256, "size": ev.size,
+            "aliases": list(ev.aliases), "metadata": dict(ev.metadata), "path": dest, "source": ev.source,
+        }
+        self._text(TEXT_ARTIFACT, dumps(rec), ev.time)
+
+    def _finish(self, ev: RunFinished) -> None:
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, None, {"final": True,
+                                                                               "exit_code": ev.exit_code})), ev.time)
+        tb_status = api_pb2.STATUS_SUCCESS if ev.status is Status.COMPLETED else api_pb2.STATUS_FAILURE
+        info = plugin_data_pb2.SessionEndInfo(status=tb_status, end_time_secs=ev.time)
+        content = plugin_data_pb2.HParamsPluginData(session_end_info=info, version=metadata.PLUGIN_DATA_VERSION)
+        summary = self._Summary(
+            value=[
+                self._Summary.Value(
+                    tag=metadata.SESSION_END_INFO_TAG,
+                    metadata=self._meta(metadata.PLUGIN_NAME, content.SerializeToString()),
+                )
+            ]
+        )
+        self._add(summary, ev.time)
+
+    def _meta(self, plugin: str, content: bytes) -> Any:
+        from tensorboard.compat.proto import summary_pb2
+
+        return summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content)
+        )
+
+    def _text(self, tag: str, text: str, t: float, step: int | None = None) -> None:
+        from tensorboard.plugins.text import summary_v2
+
+        self._add(summary_v2.text_pb(tag, text), t, step)
+
+    def _add(self, summary: Any, t: float, step: int | None = None) -> None:
+        self.writer.add_event(self._Event(wall_time=t, step=step or 0, summary=summary))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    @classmethod
+    def native(cls, spec: BackendSpec, run_id: str, project: str, name: str) -> Any:
+        """A ``tensorboard`` EventFileWriter on a sibling directory ``<run dir>/native``."""
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        d = os.path.join(root_of(spec), safe(project), safe(name), "native")
+        os.makedirs(d, exist_ok=True)
+        return EventFileWriter(d)
