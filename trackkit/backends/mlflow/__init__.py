@@ -22,12 +22,16 @@ StatusChange        tags ``trackkit.status``/``reason``/``status_step``/``status
 RunFinished         ``set_terminated`` FINISHED | FAILED | KILLED + the same tags
 RunResumed          the same run (found by ``trackkit.run_id``) back to RUNNING, tag
                     ``trackkit.resumed`` + ``trackkit/resumes/<ms>-<segment>.json``
+Media               image: the ``log_image(key=, step=)`` series under ``images/``;
+                    histogram / text / table / audio: ``<kind>/<key>/step_<step>-<id>``
+                    artifacts; captions and original keys in ``trackkit/media/`` indexes
 ==================  ==============================================================
 
 Modules: ``names`` (limits, key/param/tag rules, trackkit's names in MLflow), ``connection``
 (tracking URI, options, client, sqlite lock, errors), ``transport`` (the HTTP store and artifact
 repositories of a connection to a server; imports mlflow), ``batches`` (``log_batch`` packing),
-``sink``, ``reader``. Importing this package does not import mlflow.
+``media`` (the media layout, its writer and finder), ``sink``, ``reader``. Importing this package does
+not import mlflow.
 """
 
 from ...backend import shorten

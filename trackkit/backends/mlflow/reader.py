@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import posixpath
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -14,6 +15,7 @@ from ...events import (
     Artifact,
     ConfigUpdate,
     Event,
+    Media,
     Metrics,
     RunFinished,
     RunInfo,
@@ -25,6 +27,7 @@ from ...events import (
     event_from_record,
 )
 from .connection import Connection, missing_store, pages, store_path, strip_credentials
+from .media import read_media, walk
 from .names import (
     A_ARTIFACTS,
     A_CONFIG,
@@ -191,7 +194,10 @@ class MlflowReader:
         info.config = merged
         body.extend(self._metric_events(mid, list(run.data.metrics), _key_map(tags), _inf_keys(tags)))
         base = run.info.artifact_uri or ""
-        body.extend(_artifact_event(rec, base) for _, rec in self._json_files(mid, files, A_ARTIFACTS))
+        art_recs = [rec for _, rec in self._json_files(mid, files, A_ARTIFACTS)]
+        body.extend(_artifact_event(rec, base) for rec in art_recs)
+        skip = {posixpath.dirname(str(rec.get("artifact_path", ""))) for rec in art_recs}
+        body.extend(self._media(mid, tags, info, skip))
         change = _status_change(tags)
         if change is not None:
             body.append(change)
@@ -214,6 +220,15 @@ class MlflowReader:
                 )
             )
         return RunRecord(info, events)
+
+    def _media(self, mid: str, tags: Mapping[str, str], info: RunInfo, skip: set[str]) -> list[Media]:
+        """The run's media (``media.py``), counted into ``info``; ``skip``: trackkit's artifact directories."""
+        files = walk(self.client, mid, skip)
+        found = read_media(self.client, mid, files, tags, info.start_time or 0.0, self._conn.remote)
+        for ev in found:
+            info.media[ev.kind] = info.media.get(ev.kind, 0) + 1
+            info.last_step = ev.step if info.last_step is None else max(info.last_step, ev.step)
+        return found
 
     @staticmethod
     def _start_event(info: RunInfo, tags: Mapping[str, str], config: dict[str, Any], meta: Any) -> RunStarted:

@@ -16,6 +16,7 @@ from ...events import (
     Artifact,
     ConfigUpdate,
     Event,
+    Media,
     Metrics,
     RunFinished,
     RunResumed,
@@ -28,6 +29,7 @@ from ...events import (
 )
 from .batches import pack
 from .connection import Connection
+from .media import MediaWriter
 from .names import (
     A_ARTIFACTS,
     A_CONFIG,
@@ -75,6 +77,10 @@ class MlflowSink:
         max_param_length=MAX_PARAM_LENGTH,
         artifacts=True,
         key_rule=mlflow_key,
+        media={
+            "histogram": "a JSON artifact per step (histograms/<key>/step_<step>-<id>.json, the counts and edges)",
+            "audio": "a WAV artifact per step (audio/<key>/step_<step>-<id>.wav)",
+        },
     )
 
     def __init__(self, spec: BackendSpec) -> None:
@@ -101,6 +107,7 @@ class MlflowSink:
         from mlflow.entities import Metric
 
         self._metric_cls: Any = Metric
+        self._media = MediaWriter(self._conn.client)
 
     @property
     def client(self) -> Any:
@@ -128,6 +135,11 @@ class MlflowSink:
             for ev in batch:
                 self._doing = type(ev).__name__
                 self._handle(ev)
+            if self._media.pending:
+                self._doing = "media index"
+                assert self.mlflow_run_id is not None
+                for k, v in self._media.finish_batch(self.mlflow_run_id, {**self._tags, **self._p_tags}).items():
+                    self._tag_value(k, v)
             self._doing = "log_batch"
             self._flush()
 
@@ -144,6 +156,7 @@ class MlflowSink:
                 yield
         except Exception:
             self._drop_pending()
+            self._media.drop()
             raise
 
     def _handle(self, ev: Event) -> None:
@@ -170,6 +183,8 @@ class MlflowSink:
             self._finish(ev)
         elif isinstance(ev, RunResumed):
             self._resume(ev)
+        elif isinstance(ev, Media):
+            self._media_value(ev)
 
     # ---- events
 
@@ -273,6 +288,21 @@ class MlflowSink:
         rec.pop("k", None)
         rec["artifact_path"] = f"{dest}/{os.path.basename(ev.path.rstrip(os.sep))}"
         self._upload_json(rec, f"{A_ARTIFACTS}/{dest}.json")
+
+    def _media_value(self, ev: Media) -> None:
+        """One media value in MLflow's form (``media.py``; docs/backends/mlflow.md, "Media")."""
+        what = f"mlflow: {ev.kind} {ev.key!r} at step {ev.step}"
+        if not ev.canonical:  # the agent encodes every value before a sink sees it
+            _log.warning("%s: not in a delivered format (%s); skipped. Fix: deliver it through trackkit's agent",
+                         what, ev.format)
+            return
+        if not os.path.isfile(ev.path):
+            _log.warning("%s: payload %s is gone; skipped. Fix: keep the run directory's media/ until delivered",
+                         what, ev.path)
+            return
+        self._doing = f"{ev.kind} {ev.key!r} at step {ev.step}"
+        assert self.mlflow_run_id is not None
+        self._media.write(self.mlflow_run_id, ev)
 
     def _status_change(self, ev: StatusChange) -> None:
         self._tag(T_STATUS, ev.status.value)
