@@ -233,6 +233,9 @@ class RunInfo:
     summary: dict[str, Any] = field(default_factory=dict)
     #: the parent run's id (a child run of a sweep, an MLflow nested run)
     parent: str | None = None
+    #: what the reader could not read of this run, one line each ("event file X is cut at byte N;
+    #: the 1,204 events before it were read"); migrate lists them in its report
+    notes: list[str] = field(default_factory=list)
 
     def apply(self, ev: Event) -> None:
         """Fold one event into this summary (readers build ``RunInfo`` this way)."""

@@ -47,18 +47,22 @@ def artifact_problem(ev: Artifact) -> str:
     return ""
 
 
-def chunks(reader: Any, run_id: str) -> Iterator[tuple[list[Event], float | None]]:
+def chunks(reader: Any, run_id: str, notes: list[str] | None = None) -> Iterator[tuple[list[Event], float | None]]:
     """The run's events in bounded chunks, each with the fraction of the run read so far (None: unknown).
-    Raises ``KeyError`` when the reader has no such run."""
+    A Reader's ``stream_run(run_id)`` yields ``(events, fraction, notes)``: ``notes`` are lines on what it
+    could not read (a cut file), collected into ``notes``. Raises ``KeyError`` when there is no such run."""
     stream = getattr(reader, "stream_run", None)
     if callable(stream):
         for item in stream(run_id):
-            if isinstance(item, tuple):
-                yield list(item[0]), item[1]
-            else:
-                yield list(item), None
+            events, done, *rest = item
+            if rest and notes is not None:
+                notes.extend(rest[0])
+            yield list(events), done
         return
-    events = list(reader.read_run(run_id).events)
+    rec = reader.read_run(run_id)
+    if notes is not None:
+        notes.extend(rec.info.notes)
+    events = list(rec.events)
     n = max(len(events), 1)
     for i in range(0, len(events), CHUNK):
         yield events[i:i + CHUNK], min(1.0, (i + CHUNK) / n)
@@ -216,8 +220,9 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
     if before is None:  # the target cannot list: ask it for the run itself
         existing = _side(tgt_reader, listed.run_id, None, float32) is not None
     sink = None if existing or dry_run else load_sink(tgt_spec)
+    read_notes: list[str] = []
     try:
-        for events, done in chunks(src_reader, listed.run_id):
+        for events, done in chunks(src_reader, listed.run_id, read_notes):
             for ev in events:
                 info.apply(ev)
             report.points += want.add(events)
@@ -241,6 +246,8 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
         report.media[m.kind] = report.media.get(m.kind, 0) + 1
     report.events = planner.events
     report.metric_keys = len(want.digests)
+    for note in dict.fromkeys([*listed.notes, *read_notes]):
+        report.notes.append(f"reading {source}: {note}")
     if not info.status.terminal:
         report.notes.append("the source run is still running: the copy is a snapshot of what it holds now")
     if existing:
