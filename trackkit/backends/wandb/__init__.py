@@ -4,8 +4,9 @@ Backend string: ``wandb[:PROJECT][?entity=E&group=G&mode=offline|online&dir=D]``
 See ``docs/backends/wandb.md`` for the mapping, the limits and the status rule.
 
 Modules: ``names`` (name rules), ``framing`` (the ``run-<id>.wandb`` block framing),
-``decode`` (the one decoder of W&B records into trackkit events), ``segments`` (offline
-run files), ``sink`` and ``reader``; ``sdk`` (importing W&B, its process-wide state).
+``decode`` (the one decoder of W&B records into trackkit events), ``media`` (media as W&B's
+own types), ``media_read`` (W&B media values back as ``Media``), ``segments`` (offline run
+files), ``sink`` and ``reader``; ``sdk`` (importing W&B, its process-wide state).
 Importing this package is cheap: ``wandb`` is imported when a sink or reader is built.
 """
 

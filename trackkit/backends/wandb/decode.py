@@ -2,10 +2,11 @@
 
 ``Decoder`` has a method per record kind (``run``, ``history``, ``config``, ``summary``,
 ``artifact``, ``exit``, ``preempting``; ``state`` for a server's run state) taking plain
-values. Offline, ``Decoder.feed`` hands it the protobuf records of ``run-<id>.wandb``
-files; online, the reader calls the same methods with what ``wandb.Api()`` returns. A run
-may be several segments (one per process that opened it): the last of trackkit's own
-segments decides the status (``end_segment(decides=True)``).
+values; a history value with a W&B ``_type`` is media (``media_read``), never a metric.
+Offline, ``Decoder.feed`` hands it the protobuf records of ``run-<id>.wandb`` files; online,
+the reader calls the same methods with what ``wandb.Api()`` returns. A run may be several
+segments (one per process that opened it): the last of trackkit's own segments decides the
+status (``end_segment(decides=True)``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ...events import (
     Artifact,
     ConfigUpdate,
     Event,
+    Media,
     Metrics,
     RunFinished,
     RunInfo,
@@ -28,9 +30,10 @@ from ...events import (
     StatusChange,
     Tags,
 )
-from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, TIME_KEY, parse_tag
+from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
+from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_KEY, TIME_KEY, parse_tag
 
-__all__ = ["Decoded", "Decoder", "item_key", "items_of", "loads", "merge_internal", "num"]
+__all__ = ["Decoded", "Decoder", "Skipped", "item_key", "items_of", "loads", "merge_internal", "num", "row_of"]
 
 #: a server's run state (``wandb.Api()``) when trackkit's own summary says nothing
 _STATES = {
@@ -63,6 +66,34 @@ def items_of(items: Iterable[Any]) -> dict[str, Any]:
     return {item_key(it): loads(it.value_json) for it in items}
 
 
+def row_of(items: Iterable[Any]) -> dict[str, Any]:
+    """History items as the nested row ``wandb.Api().scan_history()`` returns: W&B stores a
+    logged dict (a media value: ``_type``, ``path``, ...) as one item per leaf (``nested_key``)."""
+    row: dict[str, Any] = {}
+    for it in items:
+        path = [str(it.key)] if it.key else [str(k) for k in it.nested_key]
+        if not path:
+            continue
+        node = row
+        for part in path[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[path[-1]] = loads(it.value_json)
+    return row
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A history value the reader did not map (a W&B type with no trackkit media kind, a missing file)."""
+
+    key: str
+    step: int
+    wandb_type: str
+    note: str
+
+
 def num(v: Any) -> float | None:
     """A stored value as a metric value, or None when it is not a number."""
     if isinstance(v, (bool, int, float)):
@@ -72,6 +103,25 @@ def num(v: Any) -> float | None:
 
 def _int(v: Any) -> int | None:
     return int(v) if isinstance(v, (int, float)) else None
+
+
+def _no_files(rel: str) -> str | None:
+    return None
+
+
+def _walk(key: str, value: Any, values: dict[str, float], media: list[tuple[str, Mapping[str, Any]]]) -> None:
+    """Metrics and media values of one history column: a dict with ``_type`` is a W&B media
+    value; another dict is nested metrics (``a.b``); numbers are metrics; the rest is skipped."""
+    if isinstance(value, dict):
+        if "_type" in value:
+            media.append((key, value))
+            return
+        for sub, v in value.items():
+            _walk(f"{key}.{sub}", v, values, media)
+        return
+    n = num(value)
+    if n is not None:
+        values[key] = n
 
 
 def merge_internal(into: dict[str, Any], value: Any) -> None:
@@ -98,6 +148,10 @@ class Decoded:
     config: dict[str, Any]
     wandb_tags: list[str]
     max_step: int | None
+    #: (key, step, sha256 of the delivered file) of every media value, for a re-attaching sink
+    media_idents: set[tuple[str, int, str]]
+    #: history values that are not metrics and were not mapped to media
+    skipped: list[Skipped]
 
 
 @dataclass
@@ -139,6 +193,11 @@ class Decoder:
         self._resumes: set[int] = set()
         self._tail: RunFinished | None = None
         self._seg = _SegmentState()
+        #: a run file's local path (offline: the segment's files/ directory; online: downloaded)
+        self.files: Fetch = _no_files
+        self.media_idents: set[tuple[str, int, str]] = set()
+        self._seen_media: set[tuple[str, int, str, str]] = set()
+        self.skipped: list[Skipped] = []
 
     # ------------------------------------------------------------------ helpers
 
@@ -166,6 +225,18 @@ class Decoder:
             fresh[k] = v
         if fresh:
             self._add(Metrics(step=step, time=when, values=fresh))
+
+    def _add_media(self, ev: Media, source_sha: str) -> None:
+        index = str(ev.meta.get("index", "")) if "count" in ev.meta else ""
+        ident = (ev.key, ev.step, source_sha, index)
+        if ident in self._seen_media:
+            return  # a re-sent value (a retried batch, a resumed segment)
+        self._seen_media.add(ident)
+        self.media_idents.add((ev.key, ev.step, source_sha))
+        self._add(ev)
+
+    def _skip(self, key: str, step: int, wandb_type: str, note: str) -> None:
+        self.skipped.append(Skipped(key=key, step=step, wandb_type=wandb_type, note=note))
 
     # ------------------------------------------------------------------ one method per record kind
 
@@ -197,7 +268,8 @@ class Decoder:
         )
 
     def history(self, row: Mapping[str, Any], step: int = 0) -> None:
-        """A history row (``_step``, ``_timestamp``, metric columns, trackkit's late column)."""
+        """A history row (``_step``, ``_timestamp``, metric and media columns, trackkit's late and
+        media columns), nested as ``row_of`` / ``scan_history`` give it."""
         stored = _int(row.get("_step"))
         step = stored if stored is not None else step
         stamp = num(row.get("_timestamp"))
@@ -205,8 +277,35 @@ class Decoder:
         self._last_time = max(self._last_time or 0.0, stamp or 0.0) or self._last_time
         self._max_step = step if self._max_step is None else max(self._max_step, step)
         keys = self.internal["keys"]
-        values = {keys.get(k, k): n for k, v in row.items() if k not in HISTORY_INTERNAL and (n := num(v)) is not None}
-        self._metrics(step, when, values)
+        values: dict[str, float] = {}
+        media: list[tuple[str, Mapping[str, Any]]] = []
+        for k, v in row.items():
+            if k not in HISTORY_INTERNAL:
+                _walk(str(k), v, values, media)
+        self._metrics(step, when, {keys.get(k, k): v for k, v in values.items()})
+        extras, kept = row_note(row.get(MEDIA_KEY))
+        for stored_key, value in media:
+            key = keys.get(stored_key, stored_key)
+            extra = extras.get(stored_key)
+            try:
+                found = read_value(key, step, when, value, self.files, extra if isinstance(extra, dict) else None)
+            except Unreadable as exc:
+                self._skip(key, step, str(value.get("_type")), str(exc))
+                continue
+            except Exception as exc:  # a value of a shape no W&B version wrote: skipped, never fatal
+                self._skip(key, step, str(value.get("_type")), f"unexpected value ({type(exc).__name__}: {exc})")
+                continue
+            source = str(extra.get("sha256")) if isinstance(extra, dict) and extra.get("sha256") else ""
+            for ev in found:
+                self._add_media(ev, source or ev.sha256)
+        for desc in kept:
+            try:
+                ev = read_kept(desc, self.files, when)
+            except (Unreadable, TypeError, ValueError) as exc:
+                at = _int(desc.get("step"))
+                self._skip(str(desc.get("key", "")), step if at is None else at, "trackkit run file", str(exc))
+                continue
+            self._add_media(ev, str(desc.get("sha256") or ev.sha256))
         late = row.get(LATE_KEY)
         if isinstance(late, str):
             for entry in loads(late) or []:
@@ -324,8 +423,11 @@ class Decoder:
 
     # ------------------------------------------------------------------ segments and the status rule
 
-    def begin_segment(self) -> None:
+    def begin_segment(self, files: Fetch | None = None) -> None:
+        """A new segment; ``files`` finds its run files (offline: each segment has its own)."""
         self._seg = _SegmentState()
+        if files is not None:
+            self.files = files
 
     def end_segment(self, decides: bool) -> None:
         """End a segment; the last of trackkit's own segments (``decides``) decides the status."""
@@ -378,6 +480,8 @@ class Decoder:
             config=self._config,
             wandb_tags=sorted(self._tags),
             max_step=self._max_step,
+            media_idents=self.media_idents,
+            skipped=self.skipped,
         )
 
     # ------------------------------------------------------------------ protobuf records (offline)
@@ -404,7 +508,7 @@ def _proto_artifact(d: Decoder, rec: Any, start: float) -> None:
 
 _PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
     "run": _proto_run,
-    "history": lambda d, rec, _: d.history(items_of(rec.history.item), int(rec.history.step.num)),
+    "history": lambda d, rec, _: d.history(row_of(rec.history.item), int(rec.history.step.num)),
     "config": lambda d, rec, _: d.config(items_of(rec.config.update)),
     "summary": lambda d, rec, _: d.summary(items_of(rec.summary.update)),
     "artifact": _proto_artifact,

@@ -16,6 +16,8 @@ __all__ = [
     "INTERNAL",
     "LATE_KEY",
     "MAX_TAG",
+    "MEDIA_DIR",
+    "MEDIA_KEY",
     "RESERVED_CONFIG_KEYS",
     "RESERVED_METRIC_KEYS",
     "STATUS_TAG",
@@ -38,13 +40,17 @@ INTERNAL = "_trackkit"
 LATE_KEY = "trackkit/late"
 #: history column holding the event time when delivery lagged (replay, sync)
 TIME_KEY = "trackkit/time"
+#: history column holding, per row, what W&B's media types do not keep (JSON, see ``media.py``)
+MEDIA_KEY = "trackkit/media"
+#: folder of the run's files holding media kept as plain run files (late steps, no native form)
+MEDIA_DIR = "trackkit-media"
 #: the tag that carries the final status, as on every backend
 STATUS_TAG = "trackkit.status"
 #: metric keys W&B would lose or confuse; they are mapped (and mapped back by the reader)
-RESERVED_METRIC_KEYS = frozenset({"", "_step", "_timestamp", "_runtime", "_wandb", LATE_KEY, TIME_KEY})
+RESERVED_METRIC_KEYS = frozenset({"", "_step", "_timestamp", "_runtime", "_wandb", LATE_KEY, TIME_KEY, MEDIA_KEY})
 RESERVED_CONFIG_KEYS = frozenset({"_wandb", INTERNAL})
 #: history columns that are W&B's or trackkit's bookkeeping, never metrics
-HISTORY_INTERNAL = frozenset({"_step", "_timestamp", "_runtime", "_wandb", LATE_KEY, TIME_KEY})
+HISTORY_INTERNAL = frozenset({"_step", "_timestamp", "_runtime", "_wandb", LATE_KEY, TIME_KEY, MEDIA_KEY})
 #: W&B's longest tag
 MAX_TAG = 64
 ART_NAME_CHARS = r"a-zA-Z0-9_\-."

@@ -8,18 +8,25 @@ what the API returns for the same records (config, history rows, summary, artifa
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 from ...backend import BackendSpec, sdk_errors
 from ...errors import ConfigError
 from ...events import RunInfo, RunRecord
-from .decode import Decoded, Decoder
+from .decode import Decoded, Decoder, Skipped
+from .media_read import Fetch
 from .names import INTERNAL, wandb_run_id
 from .sdk import LABEL, default_root, import_wandb
 from .segments import Segment, decode_segments, find_files, read_segment
 
-__all__ = ["WandbReader", "decode_api_run"]
+__all__ = ["WandbReader", "api_files", "decode_api_run"]
+
+log = logging.getLogger("trackkit.wandb")
 
 
 class WandbReader:
@@ -46,6 +53,8 @@ class WandbReader:
             self._check_root(opts)
         self._wandb = import_wandb()
         self._cache: dict[str, tuple[float, int, Segment]] = {}
+        #: per trackkit run id read: the history values that are neither metrics nor mapped media
+        self.skipped: dict[str, list[Skipped]] = {}
 
     def _check_root(self, opts: dict[str, str]) -> None:
         """A W&B directory that does not exist, or holds no W&B runs at all, is a missing source."""
@@ -70,7 +79,24 @@ class WandbReader:
 
     def read_run(self, run_id: str) -> RunRecord:
         run = self._online_run(run_id) if self._online else self._local_run(run_id)
+        self._say_skipped(run)
         return RunRecord(info=run.info, events=run.events)
+
+    def _say_skipped(self, run: Decoded) -> None:
+        """Say once per run and W&B type which values were left out (they are never metrics)."""
+        if run.run_id in self.skipped or not run.skipped:
+            self.skipped[run.run_id] = run.skipped
+            return
+        self.skipped[run.run_id] = run.skipped
+        by_type: dict[str, list[Skipped]] = {}
+        for item in run.skipped:
+            by_type.setdefault(item.wandb_type, []).append(item)
+        for wtype, items in by_type.items():
+            keys = sorted({i.key for i in items})
+            log.warning("wandb: run %s: %d value(s) of W&B type %r (keys %s) not read: %s. They are not metrics; "
+                        "WandbReader.skipped[%r] lists them", run.run_id, len(items), wtype,
+                        ", ".join(repr(k) for k in keys[:5]) + (" ..." if len(keys) > 5 else ""), items[0].note,
+                        run.run_id)
 
     # ------------------------------------------------------------------ offline
 
@@ -150,6 +176,7 @@ def decode_api_run(run: Any, history: bool) -> Decoded:
     config = dict(run.config)
     tk = config.get(INTERNAL)
     decoder = Decoder(tk if isinstance(tk, dict) else {}, str(run.id), str(run.project))
+    decoder.files = api_files(run)
     decoder.run(project=str(run.project), name=str(run.name or run.id), group=str(run.group or ""),
                 tags=[str(t) for t in run.tags], config=config, start=0.0)
     summary = dict(run.summary)
@@ -165,3 +192,26 @@ def decode_api_run(run: Any, history: bool) -> Decoded:
     decoder.state(str(getattr(run, "state", "")))
     decoder.end_segment(decides=True)
     return decoder.result(location=str(getattr(run, "url", "")), backend=f"wandb:{run.project}")
+
+
+def api_files(run: Any) -> Fetch:
+    """Run files of a ``wandb.Api()`` run, downloaded on first use into a temporary directory
+    (removed at exit): what media values point at (``media/images/...``, ``trackkit-media/...``)."""
+    cache: list[str] = []
+
+    def fetch(rel: str) -> str | None:
+        if not rel or rel.startswith("/") or ".." in rel.split("/"):
+            return None
+        if not cache:
+            cache.append(tempfile.mkdtemp(prefix="trackkit-wandb-files-"))
+            atexit.register(shutil.rmtree, cache[0], True)
+        local = os.path.join(cache[0], *rel.split("/"))
+        if not os.path.isfile(local):
+            try:
+                run.file(rel).download(root=cache[0], replace=True)
+            except Exception as exc:  # not there, no network: the value is listed as skipped
+                log.debug("wandb: cannot download %s of run %s: %s", rel, getattr(run, "id", "?"), exc)
+                return None
+        return local if os.path.isfile(local) else None
+
+    return fetch

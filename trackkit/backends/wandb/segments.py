@@ -15,9 +15,10 @@ from typing import Any
 
 from .decode import Decoded, Decoder, item_key, loads, merge_internal
 from .framing import iter_run_file
+from .media_read import Fetch
 from .names import INTERNAL
 
-__all__ = ["Segment", "decode_segments", "find_files", "prior_state", "read_segment"]
+__all__ = ["Segment", "decode_segments", "find_files", "prior_state", "read_segment", "run_files"]
 
 log = logging.getLogger("trackkit.wandb")
 
@@ -70,6 +71,20 @@ def read_segment(path: str) -> Segment | None:
     return seg
 
 
+def run_files(run_file: str) -> Fetch:
+    """The run files of a segment: ``files/<path>`` beside its ``run-<id>.wandb`` (paths in W&B's
+    history values are relative to it); None for a path that is not there or leaves it."""
+    base = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(run_file)), "files"))
+
+    def fetch(rel: str) -> str | None:
+        path = os.path.normpath(os.path.join(base, *rel.split("/")))  # a symlinked file (run.save) is fine
+        if not path.startswith(base + os.sep) or not os.path.isfile(path):
+            return None
+        return path
+
+    return fetch
+
+
 def find_files(root: str) -> list[str]:
     """The run files under ``root`` (``wandb/*run-*/``, ``*run-*/`` or ``root`` itself)."""
     out: set[str] = set()
@@ -95,7 +110,7 @@ def decode_segments(segments: list[Segment]) -> Decoded:
                     merge_internal(internal, loads(it.value_json))
     decoder = Decoder(internal, segments[0].wid, segments[0].project)
     for index, seg in enumerate(segments):
-        decoder.begin_segment()
+        decoder.begin_segment(files=run_files(seg.path))
         skip = _NATIVE_SKIP if seg.native and has_own else frozenset()
         for rec in seg.records:
             if rec.WhichOneof("record_type") not in skip:

@@ -21,6 +21,7 @@ from ...events import (
     Artifact,
     ConfigUpdate,
     Event,
+    Media,
     Metrics,
     RunFinished,
     RunResumed,
@@ -32,9 +33,11 @@ from ...events import (
 from .artifacts import log_artifact, log_config
 from .bookkeeping import Bookkeeping
 from .framing import has_exit_record
+from .media import extras, kept_file, native
 from .names import (
     INTERNAL,
     LATE_KEY,
+    MEDIA_KEY,
     TIME_KEY,
     project_name,
     stored_metric_key,
@@ -79,7 +82,11 @@ class WandbSink:
     ``init_timeout``, ``finish_timeout`` and ``flush_timeout`` in seconds (default 60, 300, 30).
     """
 
-    capabilities = Capabilities(native_killed=False, key_rule=stored_metric_key)
+    capabilities = Capabilities(
+        native_killed=False,
+        key_rule=stored_metric_key,
+        media={"text": "W&B HTML panels (wandb.Html: the text escaped in a <pre> block, read back exactly)"},
+    )
     #: the open run's ``_trackkit`` value and tags (set by ``_start``)
     _book: Bookkeeping
 
@@ -118,6 +125,11 @@ class WandbSink:
         self._late_total = 0
         self._warned_late = False
         self._config_dirty = False
+        #: (key, step, sha256) of every media value this run holds (a re-sent batch logs nothing twice)
+        self._media_seen: set[tuple[str, int, str]] = set()
+        #: the current row's ``trackkit/media`` value: extras per stored key, run-file descriptors
+        self._row_media: dict[str, Any] = {}
+        self._warned_media: set[str] = set()
 
     # ------------------------------------------------------------------ API
 
@@ -152,6 +164,8 @@ class WandbSink:
                 self._add_tags(ev.tags)
             elif isinstance(ev, Artifact):
                 self._artifact(ev)
+            elif isinstance(ev, Media):
+                self._media(ev)
             elif isinstance(ev, StatusChange):
                 self._status(ev)
             elif isinstance(ev, RunFinished):
@@ -215,6 +229,7 @@ class WandbSink:
         self._book = book = Bookkeeping(ev, prior)
         if prior is not None:
             self._floor = prior.max_step
+            self._media_seen.update(prior.media_idents)
         settings_kw = {**_SETTINGS, "init_timeout": self._init_timeout, "finish_timeout": self._finish_timeout}
         if self._mode:
             settings_kw["mode"] = self._mode
@@ -277,21 +292,15 @@ class WandbSink:
         step = int(ev.step)
         values = dict(ev.values)
         late: dict[str, float] = {}
-        current = self._step if self._step is not None else self._floor
-        if current is None or step > current or (step == current and self._step is None):
-            pass  # a new W&B row
-        elif step == current:
+        place = self._place(step)
+        if place == "row":
             # W&B keeps one value per key and step: a second value for a key goes to the late column
             late = {k: v for k, v in values.items() if k in self._row_keys}
             values = {k: v for k, v in values.items() if k not in self._row_keys}
-        else:
+        elif place == "late":
             late, values = values, {}
         if values:
-            if self._step is None or step > self._step:
-                self._flush_late()
-                self._step = step
-                self._row_keys = set()
-                self._late_rows = []
+            self._open_row(step)
             row: dict[str, Any] = {self._book.metric_key(k): v for k, v in values.items()}
             self._push_internal()
             if ev.time and abs(time.time() - ev.time) > _TIME_LAG_S:
@@ -301,6 +310,23 @@ class WandbSink:
             self._row_keys.update(values)
         if late:
             self._record_late(step, ev.time, late)
+
+    def _place(self, step: int) -> str:
+        """Where a value at ``step`` goes: a ``new`` W&B row, the current ``row``, or ``late``
+        (below the current W&B step, which W&B would drop silently)."""
+        current = self._step if self._step is not None else self._floor
+        if current is None or step > current or (step == current and self._step is None):
+            return "new"
+        return "row" if step == current else "late"
+
+    def _open_row(self, step: int) -> None:
+        """Make ``step`` the current W&B row (the earlier row's late points and media notes first)."""
+        if self._step is None or step > self._step:
+            self._flush_late()
+            self._step = step
+            self._row_keys = set()
+            self._late_rows = []
+            self._row_media = {}
 
     def _record_late(self, step: int, when: float, values: Mapping[str, float]) -> None:
         if self._step is None:
@@ -319,13 +345,80 @@ class WandbSink:
             log.warning(msg)
 
     def _flush_late(self) -> None:
-        if not self._late_dirty or self.run is None or self._step is None:
+        if self.run is None or self._step is None:
+            return
+        if self._row_media.pop("dirty", False):
+            note = json.dumps(self._row_media, separators=(",", ":"), allow_nan=True, default=str)
+            with sdk_errors(LABEL, "log"):
+                self.run.log({MEDIA_KEY: note}, step=self._step)
+        if not self._late_dirty:
             return
         payload = json.dumps(self._late_rows, separators=(",", ":"), allow_nan=True)
         with sdk_errors(LABEL, "log"):
             self.run.log({LATE_KEY: payload}, step=self._step)
             self.run.summary.update({"trackkit/late_points": self._late_total})
         self._late_dirty = False
+
+    # ------------------------------------------------------------------ media
+
+    def _media(self, ev: Media) -> None:
+        """A canonical media value as W&B's own type in the row of its step (with the metrics of
+        that step); what W&B cannot take there is kept as a run file (see ``media.py``)."""
+        step = int(ev.step)
+        ident = (ev.key, step, ev.sha256)
+        if ident in self._media_seen:
+            return  # a re-sent batch: already in the run
+        what = f"{ev.kind} {ev.key!r} at step {step}"
+        if not ev.canonical:
+            self._warn_media(f"raw:{ev.key}", f"wandb: {what} is not in a delivered format ({ev.format}); skipped. "
+                             "Fix: none needed in user code (the agent encodes media); report it")
+            return
+        key = self._book.metric_key(ev.key)
+        place = self._place(step)
+        if place == "row" and ev.key in self._row_keys:
+            place = "late"  # W&B keeps one value per key and step
+        obj, cause, fix = None, "", ""
+        if place != "late":
+            try:
+                obj = native(self._wandb, ev)
+            except Exception as exc:  # e.g. PIL missing for wandb.Image, a table over W&B's row limit
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                cause = f"W&B could not build its {ev.kind} type ({type(exc).__name__}: {first})"
+                fix = "Fix: see the cause (a missing package: install it; a size limit: log less per value)"
+        else:
+            current = self._step if self._step is not None else self._floor
+            cause = f"W&B already holds step {current} (it drops lower steps and keeps one value per key and step)"
+            fix = "Fix: log media with the metrics of its step, or at a later step"
+        if obj is not None:
+            with sdk_errors(LABEL, lambda: f"read {what}"):
+                note = extras(ev)
+            self._open_row(step)
+            self._push_internal()
+            with sdk_errors(LABEL, lambda: f"log {what}"):
+                self.run.log({key: obj}, step=step)
+            self._row_keys.add(ev.key)
+            self._row_media.setdefault("extras", {})[key] = note
+        else:
+            self._keep_file(ev, key, what, cause, fix)
+        self._row_media["dirty"] = True
+        self._media_seen.add(ident)
+
+    def _keep_file(self, ev: Media, key: str, what: str, cause: str, fix: str) -> None:
+        if self._step is None:
+            self._step = self._floor if self._floor is not None else int(ev.step)
+        with sdk_errors(LABEL, lambda: f"keep {what} as a run file"):
+            path, desc = kept_file(ev, str(self.run.dir), key)
+            self.run.save(path, base_path=str(self.run.dir), policy="now")
+        self._row_media.setdefault("files", []).append(desc)
+        self._warn_media(f"file:{ev.kind}:{cause[:16]}", (
+            f"wandb: {what}: {cause}; kept as the run file {desc['file']} (read back by trackkit at step "
+            f"{ev.step}; the W&B media panel does not show it). {fix}. Warned once per kind and cause."))
+
+    def _warn_media(self, ident: str, msg: str) -> None:
+        if ident not in self._warned_media:
+            self._warned_media.add(ident)
+            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+            log.warning(msg)
 
     # ------------------------------------------------------------------ config / tags
 
