@@ -112,8 +112,11 @@ class Image(MediaValue):
         self.data, self.caption, self.layout = data, str(caption or ""), layout
 
     def payload(self, key: str, opts: Options) -> Payload:
-        what = f"Image {key!r}"
         data = self.data
+        np = _np()
+        if type(data) is np.ndarray:  # the common case first: no other checks
+            return self._from_array(data, f"Image {key!r}", opts)
+        what = f"Image {key!r}"
         if isinstance(data, (str, os.PathLike)):
             return self._from_file(os.fspath(data), what, opts)
         if type(data).__module__.startswith("PIL."):
@@ -142,41 +145,49 @@ class Image(MediaValue):
         return Payload(fmt, data, {"width": w, "height": h, "source": os.path.abspath(path)})
 
     def _from_array(self, arr: Any, what: str, opts: Options) -> Payload:
-        np = _np()
-        if arr.dtype.kind not in "buif":
-            raise MediaError(f"{what}: dtype {arr.dtype} is not an image dtype. Fix: pass uint8 (0-255) or float (0-1)")
-        shape = tuple(arr.shape)
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        elif arr.ndim == 3:
-            auto_chw = shape[-1] not in (1, 3, 4) and shape[0] in (1, 3, 4)
-            chw = self.layout == "CHW" or (self.layout == "auto" and auto_chw)
-            if self.layout not in ("auto", "CHW", "HWC"):
+        dtype = arr.dtype
+        if dtype.kind not in "buif":
+            raise MediaError(f"{what}: dtype {dtype} is not an image dtype. Fix: pass uint8 (0-255) or float (0-1)")
+        shape = arr.shape
+        ndim = len(shape)
+        if ndim == 3:
+            if self.layout != "auto" and self.layout not in ("CHW", "HWC"):
                 raise MediaError(f"{what}: layout={self.layout!r} is not one of 'auto', 'HWC', 'CHW'. Fix: pass one")
-            if chw:
+            if self.layout == "CHW" or (self.layout == "auto" and shape[-1] not in (1, 3, 4) and shape[0] in (1, 3, 4)):
                 arr = arr.transpose(1, 2, 0)
+        elif ndim == 2:
+            arr = arr[:, :, None]
         else:
-            hint = " (a batch? log one image, e.g. batch[0])" if arr.ndim == 4 else ""
-            raise MediaError(f"{what}: shape {shape} is not an image{hint}. Fix: pass (H, W), (H, W, C) or "
+            hint = " (a batch? log one image, e.g. batch[0])" if ndim == 4 else ""
+            raise MediaError(f"{what}: shape {tuple(shape)} is not an image{hint}. Fix: pass (H, W), (H, W, C) or "
                              "(C, H, W) with C in 1, 3, 4")
         h, w, c = arr.shape
         if c not in (1, 3, 4) or h == 0 or w == 0:
-            raise MediaError(f"{what}: shape {shape} is not an image. Fix: pass (H, W), (H, W, C) or (C, H, W) with "
-                             "C in 1, 3, 4 and H, W > 0")
-        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise MediaError(f"{what}: shape {tuple(shape)} is not an image. Fix: pass (H, W), (H, W, C) or (C, H, W) "
+                             "with C in 1, 3, 4 and H, W > 0")
+        if dtype.kind == "f" and not _all_finite(arr):
             raise MediaError(f"{what}: the image holds NaN or inf. Fix: check the tensor, e.g. "
                              "torch.nan_to_num(x), before logging it")
         note = ""
-        if opts.max_image_px and max(h, w) > opts.max_image_px:
+        if opts.max_image_px and (h > opts.max_image_px or w > opts.max_image_px):
             k = math.ceil(max(h, w) / opts.max_image_px)
             arr = arr[::k, ::k]
             note = (f"{what}: {w}x{h} px is larger than media_max_image_px={opts.max_image_px}; logged reduced to "
                     f"{arr.shape[1]}x{arr.shape[0]}. Fix: set media_max_image_px (TRACKKIT_MEDIA_MAX_IMAGE_PX, 0: "
                     "never reduce) to keep more")
-        arr = np.ascontiguousarray(arr)
-        meta = {"dtype": arr.dtype.str, "shape": list(arr.shape), "width": int(arr.shape[1]),
-                "height": int(arr.shape[0]), "channels": int(arr.shape[2])}
+            h, w = arr.shape[0], arr.shape[1]
+        # tobytes() writes C order whatever the strides (a CHW view, a reduced one): no extra copy
+        meta = {"dtype": dtype.str, "shape": [h, w, c], "width": w, "height": h, "channels": c}
         return Payload("raw", arr.tobytes(), meta, note)
+
+
+def _all_finite(arr: Any) -> bool:
+    """No NaN or inf in a float array: its sum is finite (cheap) or, when the sum overflowed, every value is."""
+    np = _np()
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(float(arr.sum())):
+            return True
+    return bool(np.isfinite(arr).all())
 
 
 class Histogram(MediaValue):
@@ -201,7 +212,7 @@ class Histogram(MediaValue):
             raise MediaError(f"{what}: no values. Fix: Histogram(values) or Histogram(counts=..., edges=...)")
         v = self.values
         if hasattr(v, "detach") and str(getattr(v, "device", "cpu")) != "cpu":
-            return Payload("json", json.dumps(device_histogram(v, self.bins)).encode(), {"bins": self.bins})
+            return Payload("json", json.dumps(device_histogram(v, self.bins, what)).encode(), {"bins": self.bins})
         arr = _to_numpy(v, what).ravel()
         if arr.dtype.kind not in "buif":
             raise MediaError(f"{what}: dtype {arr.dtype} is not numeric. Fix: pass numbers")
@@ -255,24 +266,32 @@ def bin_values(np: Any, arr: Any, bins: int) -> dict[str, Any]:
     return out
 
 
-def device_histogram(t: Any, bins: int) -> dict[str, Any]:
-    """Bin a torch tensor where it lives (one GPU kernel); only the counts leave the device."""
+def device_histogram(t: Any, bins: int, what: str = "Histogram") -> dict[str, Any]:
+    """Bin a torch tensor where it lives; nothing waits for the device until the ONE copy of the
+    counts and stats (no boolean indexing, no ``histc`` with host bounds: each would sync)."""
     import torch
 
     x = t.detach().reshape(-1).float()
-    finite = x[torch.isfinite(x)]
-    dropped = int(x.numel() - finite.numel())
-    if finite.numel() == 0:
-        raise MediaError("Histogram: the tensor holds no finite value. Fix: check it before logging")
-    lo, hi = torch.aminmax(finite)
-    stats = torch.stack([lo, hi, finite.sum(), (finite * finite).sum()]).cpu().tolist()
-    lo_f, hi_f = stats[0], stats[1]
-    if lo_f == hi_f:
-        lo_f, hi_f = lo_f - 0.5, hi_f + 0.5
-    counts = torch.histc(finite, bins=bins, min=lo_f, max=hi_f).cpu().tolist()
-    step = (hi_f - lo_f) / bins
-    out = {"counts": [int(c) for c in counts], "edges": [lo_f + i * step for i in range(bins)] + [hi_f],
-           "num": int(finite.numel()), "min": stats[0], "max": stats[1], "sum": stats[2], "sum_squares": stats[3]}
+    fin = torch.isfinite(x)
+    inf = torch.tensor(float("inf"), device=x.device)
+    lo = torch.where(fin, x, inf).min()
+    hi = torch.where(fin, x, -inf).max()
+    same = hi <= lo  # one distinct value: a bin of width 1 around it, as numpy does
+    lo2, hi2 = torch.where(same, lo - 0.5, lo), torch.where(same, hi + 0.5, hi)
+    x0 = torch.where(fin, x, lo2)
+    idx = (x0 - lo2).div_(hi2 - lo2).mul_(bins).long().clamp_(0, bins - 1)
+    counts = torch.zeros(bins, dtype=torch.int64, device=x.device).scatter_add_(0, idx, fin.long())
+    dtype = torch.float32 if x.device.type == "mps" else torch.float64
+    stats = torch.stack([lo, hi, lo2, hi2, torch.where(fin, x, 0.0).sum(), torch.where(fin, x * x, 0.0).sum()])
+    host = torch.cat([counts.to(dtype), stats.to(dtype), fin.sum().reshape(1).to(dtype)]).cpu().tolist()  # the copy
+    n_fin = int(host[bins + 6])
+    if n_fin == 0:
+        raise MediaError(f"{what}: the tensor holds no finite value. Fix: check it before logging")
+    lo_f, hi_f, lo2_f, hi2_f, total, squares = host[bins:bins + 6]
+    step = (hi2_f - lo2_f) / bins
+    out = {"counts": [int(c) for c in host[:bins]], "edges": [lo2_f + i * step for i in range(bins)] + [hi2_f],
+           "num": n_fin, "min": lo_f, "max": hi_f, "sum": total, "sum_squares": squares}
+    dropped = int(x.numel()) - n_fin
     if dropped:
         out["nonfinite"] = dropped
     return out
