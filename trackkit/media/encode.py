@@ -37,10 +37,12 @@ def materialize(ev: Media, media_dir: str) -> Media:
         raise MediaError(f"{ev.kind} {ev.key!r} at step {ev.step}: payload truncated ({len(raw)} of {ev.size} bytes)")
     meta = {k: v for k, v in ev.meta.items() if k not in ("dtype", "shape")}
     fmt = ev.format
+    size: dict[str, int] | None = None
     if ev.format == "raw":
         arr = _array(raw, ev)
         if ev.kind == "image":
             data, fmt = write_png(arr), "png"
+            size = {"width": int(arr.shape[1]), "height": int(arr.shape[0]), "channels": int(arr.shape[2])}
         elif ev.kind == "histogram":
             import numpy as np
 
@@ -54,7 +56,7 @@ def materialize(ev: Media, media_dir: str) -> Media:
     else:
         data = raw
     if ev.kind == "image":
-        meta.update(_image_size(data))
+        meta.update(size or _image_size(data))
     out = os.path.join(media_dir, safe_name(ev.key, keep="-_.", limit=80), f"{ev.step}-{ev.sha256[:12]}.{_EXT[fmt]}")
     if not os.path.exists(out):
         os.makedirs(os.path.dirname(out), exist_ok=True)
@@ -99,7 +101,8 @@ def write_png(arr: Any) -> bytes:
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     buf = io.BytesIO()
-    PILImage.fromarray(a).save(buf, format="PNG")
+    # zlib level 3: about 2x faster than PIL's default 6 on photos and noise, files a few % larger
+    PILImage.fromarray(a).save(buf, format="PNG", compress_level=3)
     return buf.getvalue()
 
 
