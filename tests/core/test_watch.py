@@ -254,3 +254,27 @@ def test_bench_media_quick_prints_ratios() -> None:
                   "log='all'"):
         assert label in text, text
     assert "%" in text
+
+
+def test_evaluation_forwards_are_not_steps(new_run: Any) -> None:
+    """Forwards under torch.no_grad() or in eval mode (a validation pass) do not count toward
+    `every` and log nothing: the due steps stay the training steps."""
+    run, record = new_run()
+    m = model()
+    run.watch(m, every=2, log="all")
+    opt = torch.optim.SGD(m.parameters(), lr=0.01)
+    for step in range(6):
+        loss = m(torch.randn(5, 4)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        run.log({"loss": loss.item()}, step=step)
+        with torch.no_grad():
+            m(torch.randn(5, 4))  # validation, grad off
+        m.eval()
+        m(torch.randn(5, 4))  # eval mode, grad on
+        m.train()
+    rec = record()
+    steps = sorted({h.step for h in rec.media("histogram")["gradients/0.weight"]})
+    assert steps == [0, 2, 4], steps
+    assert sorted({h.step for h in rec.media("histogram")["parameters/0.weight"]}) == [0, 2, 4]

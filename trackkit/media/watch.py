@@ -67,6 +67,8 @@ class Watch:
     def _before_forward(self, module: Any, args: Any) -> None:
         if self._pending or self._binned or self._grad_handles:  # a due step whose backward never came or ended
             self.flush()
+        if not module.training or not _grad_enabled():  # evaluation (model.eval(), torch.no_grad()): not a step
+            return
         self.due = self.calls % self.every == 0
         self.calls += 1
         if not self.due or self._stopped:
@@ -205,6 +207,12 @@ class _Binned(MediaValue):
 
     def payload(self, key: str, opts: Options) -> Payload:
         return Payload("json", json.dumps(self.data).encode())
+
+
+def _grad_enabled() -> bool:
+    import torch
+
+    return bool(torch.is_grad_enabled())
 
 
 def watch(run: Any, model: Any, *, every: int = 100, log: str = "gradients", bins: int = 64) -> Watch:
