@@ -107,7 +107,8 @@ class Capabilities:
                 "the full config is kept as the config.json artifact"
             )
         for kind, instead in self.media.items():
-            out.append(f"no native {kind} type; trackkit stores {kind}s as {instead}")
+            what = {"audio": "audio clips"}.get(kind, kind + "s")
+            out.append(f"no native {kind} type; trackkit stores {what} as {instead}")
         return out
 
 

@@ -14,6 +14,8 @@ from .backend import BackendSpec, Capabilities, capabilities_of
 
 __all__ = ["Limits"]
 
+_PLURAL = {"audio": "audio clips", "text": "texts"}
+
 
 class Limits:
     def __init__(self, backends: Sequence[tuple[str, Capabilities]], warn: Callable[[str], None]) -> None:
@@ -80,5 +82,6 @@ class Limits:
         for name, caps in self._backends:
             instead = caps.media.get(kind)
             if instead:
-                self._say(name, f"media:{kind}", f"has no native {kind} type; trackkit stores {kind}s there as "
+                what = _PLURAL.get(kind, kind + "s")
+                self._say(name, f"media:{kind}", f"has no native {kind} type; trackkit stores {what} there as "
                           f"{instead} (docs/media.md)")

@@ -50,8 +50,12 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` that makes a warning issued here point at the user's line: the first
     frame outside trackkit's package (``warnings.warn(..., skip_file_prefixes=...)`` before 3.12)."""
     level = 1
+    skip: tuple[str, ...] = (_PKG_DIR,)
+    torch_file = getattr(sys.modules.get("torch"), "__file__", None)  # run.watch()'s hooks run inside backward()
+    if isinstance(torch_file, str):
+        skip += (os.path.dirname(os.path.abspath(torch_file)) + os.sep,)
     frame = sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(_PKG_DIR):
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     return level
