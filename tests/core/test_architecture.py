@@ -24,7 +24,7 @@ PKG = Path(__file__).resolve().parents[2] / "trackkit"
 #: array); every one of these SDKs depends on numpy and pillow itself
 MEDIA_DEPS = {"numpy", "PIL"}
 ADAPTER_SDKS = {
-    "tensorboard": {"tensorboard"} | MEDIA_DEPS,
+    "tensorboard": {"tensorboard", "crc32c"} | MEDIA_DEPS,  # crc32c: the C checksum (backends/tensorboard/crc.py)
     "wandb": {"wandb", "google"} | MEDIA_DEPS,
     "mlflow": {"mlflow"} | MEDIA_DEPS,
     "memory": set(),
