@@ -23,14 +23,15 @@ __all__ = ["log_artifact", "log_config"]
 
 
 def log_files(wandb: Any, run: Any, name: str, kind: str, path: str, metadata: dict[str, Any],
-              aliases: list[str]) -> None:
-    """Log the file or directory ``path`` as the W&B artifact ``name`` of type ``kind``."""
+              aliases: list[str], policy: str = "mutable") -> None:
+    """Log the file or directory ``path`` as the W&B artifact ``name`` of type ``kind``; ``policy=
+    "immutable"`` (a file that stays: trackkit's snapshot) skips W&B's staging copy."""
     with sdk_errors(LABEL, f"artifact {name!r}"):
         art = wandb.Artifact(name, type=kind, metadata=metadata)
         if os.path.isdir(path):
-            art.add_dir(path)
+            art.add_dir(path, policy=policy)
         else:
-            art.add_file(path, name=os.path.basename(path))
+            art.add_file(path, name=os.path.basename(path), policy=policy)
         run.log_artifact(art, aliases=aliases)
 
 
@@ -56,7 +57,11 @@ def log_artifact(wandb: Any, run: Any, run_id: str | None, ev: Artifact) -> None
     }
     if not os.path.exists(ev.path):
         raise BackendError(f"wandb: artifact {ev.name!r}: the snapshot {ev.path!r} does not exist")
-    log_files(wandb, run, artifact_name(ev.name), artifact_kind(ev.kind), ev.path, metadata, aliases)
+    # trackkit's snapshot stays where it is: no staging copy. A file under the temp directory (what a
+    # Reader downloaded for a migration, removed when it exits) is staged by W&B so the run keeps it.
+    tmp = os.path.realpath(tempfile.gettempdir()) + os.sep
+    policy = "mutable" if os.path.realpath(ev.path).startswith(tmp) else "immutable"
+    log_files(wandb, run, artifact_name(ev.name), artifact_kind(ev.kind), ev.path, metadata, aliases, policy)
 
 
 def log_config(wandb: Any, run: Any, run_id: str | None, config: Mapping[str, Any]) -> None:

@@ -12,6 +12,7 @@ status (``end_segment(decides=True)``).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +29,10 @@ from ...events import (
     RunStarted,
     Status,
     StatusChange,
+    Summary,
     Tags,
 )
+from .local import console_artifact, local_artifact
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
 from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_KEY, TIME_KEY, parse_tag
 
@@ -56,9 +59,11 @@ def loads(text: str) -> Any:
 
 def item_key(item: Any) -> str:
     """The key of a config/summary/history item (``key``, or ``nested_key`` joined by ``.``)."""
-    if item.key:
-        return str(item.key)
-    return ".".join(str(k) for k in item.nested_key)
+    key: str = item.key
+    if key:
+        return key
+    nested = item.nested_key
+    return str(nested[0]) if len(nested) == 1 else ".".join(nested)
 
 
 def items_of(items: Iterable[Any]) -> dict[str, Any]:
@@ -124,6 +129,17 @@ def _walk(key: str, value: Any, values: dict[str, float], media: list[tuple[str,
         values[key] = n
 
 
+def _walk_summary(prefix: str, value: Mapping[str, Any], flat: dict[str, Any], media: dict[str, Any]) -> None:
+    for k, v in value.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and "_type" in v:
+            media[key] = v
+        elif isinstance(v, dict) and v and not key.startswith("_"):
+            _walk_summary(key, v, flat, media)
+        else:
+            flat[key] = v
+
+
 def merge_internal(into: dict[str, Any], value: Any) -> None:
     """Fold one ``_trackkit`` config value into ``into`` (key and tag maps accumulate)."""
     if not isinstance(value, dict):
@@ -152,6 +168,8 @@ class Decoded:
     media_idents: set[tuple[str, int, str]]
     #: history values that are not metrics and were not mapped to media
     skipped: list[Skipped]
+    #: the history keys read (for telling W&B's auto-summary from summary values set by hand)
+    history_keys: set[str] | None = None
 
 
 @dataclass
@@ -159,6 +177,8 @@ class _SegmentState:
     """What one segment (one process's share of the run) said about how it ended."""
 
     exit_code: int | None = None
+    #: the exit record's runtime in seconds
+    runtime: float | None = None
     detached: bool = False
     preempting: bool = False
     #: a ``RunFinished`` arrived in this segment
@@ -174,7 +194,8 @@ class Decoder:
     trackkit run id ...), known before the records are read.
     """
 
-    def __init__(self, internal: Mapping[str, Any], wid: str, project: str) -> None:
+    def __init__(self, internal: Mapping[str, Any], wid: str, project: str, *, dedupe: bool = True,
+                 parent: str | None = None) -> None:
         self.internal: dict[str, Any] = {"keys": {}, "config_keys": {}, "tags": {}}
         merge_internal(self.internal, dict(internal))
         self.wid = wid
@@ -198,12 +219,27 @@ class Decoder:
         self.media_idents: set[tuple[str, int, str]] = set()
         self._seen_media: set[tuple[str, int, str, str]] = set()
         self.skipped: list[Skipped] = []
+        #: keep (step, key, value) of every point to drop a point read twice; only a trackkit run that
+        #: was resumed or holds late points can hold one twice (``segments.decoder_for``)
+        self._dedupe = dedupe
+        #: the parent a foreign run's group names (``reader``); trackkit's own ``_trackkit.parent`` wins
+        self._parent = parent
+        #: last value per history key, for telling W&B's auto-summary from values set by hand
+        self._history_last: dict[str, Any] = {}
+        self._artifact_versions: dict[str, int] = {}
+        self._start_time = 0.0
+        self.decoded: Decoded | None = None
 
     # ------------------------------------------------------------------ helpers
 
     def _add(self, ev: Event) -> None:
         self.events.append(ev)
         self.info.apply(ev)
+
+    def take(self) -> list[Event]:
+        """The events decoded since the last call (a stream's chunk)."""
+        out, self.events = self.events, []
+        return out
 
     def _tag_pair(self, text: str) -> tuple[str, str]:
         pair = self.internal["tags"].get(text)
@@ -216,6 +252,10 @@ class Decoder:
         return {config_keys.get(k, k): v for k, v in values.items() if k not in ("_wandb", INTERNAL)}
 
     def _metrics(self, step: int, when: float, values: Mapping[str, float]) -> None:
+        if not self._dedupe:
+            if values:
+                self._add(Metrics(step=step, time=when, values=dict(values)))
+            return
         fresh: dict[str, float] = {}
         for k, v in values.items():
             ident = (step, k, repr(v))
@@ -241,7 +281,7 @@ class Decoder:
     # ------------------------------------------------------------------ one method per record kind
 
     def run(self, *, project: str, name: str, group: str, tags: Iterable[str], config: Mapping[str, Any],
-            start: float) -> None:
+            start: float, wandb: Mapping[str, Any] | None = None) -> None:
         """A run record: the first one starts the run, later ones carry the whole tag list."""
         tags = list(tags)
         if self._started:
@@ -254,16 +294,27 @@ class Decoder:
         cfg = self._config_of(config)
         self._config.update(cfg)
         self._tags = set(tags)
+        own = bool(self.internal.get("run_id"))
+        meta = dict(self.internal.get("meta") or {})
+        if not own:  # a run wandb wrote: what W&B knows of it beside config and tags
+            info = {k: v for k, v in (wandb or {}).items() if v not in (None, "", [], {})}
+            internals = config.get("_wandb")
+            if isinstance(internals, dict) and internals:
+                info["config"] = internals
+            if info:
+                meta["wandb"] = info
+        self._start_time = float(self.internal.get("start_time") or start)
         self._add(
             RunStarted(
                 run_id=self.run_id,
                 project=str(self.internal.get("project") or project),
                 name=str(self.internal.get("name") or name),
-                start_time=float(self.internal.get("start_time") or start),
-                group=group or None,
+                start_time=self._start_time,
+                group=(self.internal.get("group") if "group" in self.internal else group) or None,
                 tags=dict(self._tag_pair(t) for t in tags),
                 config=cfg,
-                meta=dict(self.internal.get("meta") or {}),
+                meta=meta,
+                parent=str(self.internal["parent"]) if self.internal.get("parent") else self._parent,
             )
         )
 
@@ -282,7 +333,10 @@ class Decoder:
         for k, v in row.items():
             if k not in HISTORY_INTERNAL:
                 _walk(str(k), v, values, media)
-        self._metrics(step, when, {keys.get(k, k): v for k, v in values.items()})
+        self._history_last.update(values)
+        for k, _v in media:
+            self._history_last[k] = None
+        self._metrics(step, when, {keys.get(k, k): v for k, v in values.items()} if keys else values)
         extras, kept = row_note(row.get(MEDIA_KEY))
         for stored_key, value in media:
             key = keys.get(stored_key, stored_key)
@@ -364,13 +418,34 @@ class Decoder:
         )
 
     def artifact(self, *, name: str, kind: str, aliases: Iterable[str], metadata: Mapping[str, Any],
-                 size: int) -> None:
-        """A logged artifact; its ``_trackkit`` metadata restores trackkit's names and aliases."""
+                 size: int, entries: Iterable[tuple[str, str, str, int]] = ()) -> None:
+        """A logged artifact; its ``_trackkit`` metadata restores trackkit's names and aliases. A run
+        wandb wrote: the files of its manifest (``entries``: path, local path, md5 digest, size) are
+        found where W&B staged or cached them (``local.local_artifact``); the n-th artifact of a name
+        in this run is version n."""
         meta = dict(metadata)
         tk = meta.pop(INTERNAL, None)
         tk = tk if isinstance(tk, dict) else {}
         if tk.get("internal"):
             return  # trackkit's own config.json copy
+        entries = list(entries)
+        if not tk:
+            version = self._artifact_versions.get(name, -1) + 1
+            self._artifact_versions[name] = version
+            path, sha, total, why = local_artifact(name, entries, self.files)
+            if why:
+                self.info.notes.append(f"artifact {name!r} v{version}: {why}; it is listed, not copied")
+            ev0 = Artifact(path=path, name=name, kind=kind, sha256=sha, size=total or size, version=version,
+                           aliases=tuple(str(a) for a in aliases), metadata=meta, source="",
+                           time=self._last_time or self._start_time)
+            ident0 = repr((ev0.name, ev0.version, ev0.aliases))
+            if ident0 not in self._seen_artifacts:
+                self._seen_artifacts.add(ident0)
+                self._add(ev0)
+            return
+        stored = str(tk.get("path") or "")
+        if stored and not os.path.exists(stored) and entries:  # another machine: the copy W&B kept
+            stored = local_artifact(name, entries, self.files)[0] or stored
         for k in tk.get("added", []):
             meta.pop(k, None)
         alias_map = tk.get("alias_map") or {}
@@ -381,7 +456,7 @@ class Decoder:
         # W&B does not keep the order: restore the order trackkit gave
         restored.sort(key=lambda x: original.index(x) if x in original else len(original))
         ev = Artifact(
-            path=str(tk.get("path") or ""),
+            path=stored,
             name=str(tk.get("name") or name),
             kind=str(tk.get("kind") or kind),
             sha256=str(tk.get("sha256") or ""),
@@ -397,9 +472,48 @@ class Decoder:
             self._seen_artifacts.add(ident)
             self._add(ev)
 
-    def exit(self, code: int) -> None:
+    def exit(self, code: int, runtime: float | None = None) -> None:
         """W&B's exit record: 0 success, else failure; none at all: killed."""
         self._seg.exit_code = int(code)
+        self._seg.runtime = runtime
+
+    def console(self, run_file: str) -> None:
+        """The console output W&B captured beside a segment (``files/output.log``) as an ``Artifact``
+        of kind ``console`` (one per segment; a trackkit sink never captures the console)."""
+        ev = console_artifact(self.files, len([1 for e in self._seen_artifacts if e.startswith("console")]),
+                              self._last_time or self._start_time)
+        if ev is not None and ("console" + ev.sha256) not in self._seen_artifacts:
+            self._seen_artifacts.add("console" + ev.sha256)
+            self._add(ev)
+
+    def final_summary(self, values: Mapping[str, Any], listing: bool = False) -> None:
+        """The run's merged W&B summary (nested; a nested dict is flattened to ``a.b`` as history keys
+        are): W&B's own keys (``_step``, ``_runtime``, ``_wandb``), trackkit's status keys, media values
+        and W&B's auto-summary (a history key whose summary is its last logged value) are left out;
+        the rest (set with ``run.summary[...]``) is one ``Summary``. Keys trackkit's sink set are always
+        kept (``_trackkit.summary_keys``). A listing reads no history: there every number is taken
+        as a metric's last value, and only the other values and the sink's keys are summary."""
+        flat: dict[str, Any] = {}
+        media: dict[str, Any] = {}
+        _walk_summary("", values, flat, media)
+        set_here = set(self.internal.get("summary_keys") or ())
+        if listing:
+            self.last_values({k: v for k, v in flat.items() if k not in set_here})
+        keys = self.internal["keys"]
+        out: dict[str, Any] = {}
+        for k, v in flat.items():
+            if k not in set_here:
+                if k.startswith(("_", "trackkit/")) or k == INTERNAL:
+                    continue
+                if listing and k in self.info.last_metrics:
+                    continue
+                if k in self._history_last:
+                    last, n = self._history_last[k], num(v)
+                    if last is None or n == last or (n is not None and n != n and last != last):
+                        continue
+            out[keys.get(k, k)] = v
+        if out:
+            self._add(Summary(values=out, time=self._last_time or 0.0))
 
     def preempting(self) -> None:
         """The run was marked preempting (trackkit's agent stopped before the run finished)."""
@@ -410,7 +524,7 @@ class Decoder:
         self._seg.state = state
 
     def last_values(self, summary: Mapping[str, Any]) -> None:
-        """Last metric values from a run's summary, when no history was read (online listing)."""
+        """Last metric values from a run's summary, when no history was read (listing)."""
         if self.info.last_step is not None:
             return
         keys = self.internal["keys"]
@@ -442,7 +556,10 @@ class Decoder:
             info.status, info.reason, info.end_time = finished.status, finished.reason, finished.time or self._last_time
             return
         info.status, info.reason = self._status_rule()
-        info.end_time = self._last_time if info.status is not Status.RUNNING else None
+        end = self._last_time
+        if self._seg.runtime is not None and self._start_time:
+            end = max(end or 0.0, self._start_time + self._seg.runtime)
+        info.end_time = end if info.status is not Status.RUNNING else None
         self._tail = None
         if info.status.terminal:
             self._tail = RunFinished(
@@ -466,11 +583,12 @@ class Decoder:
         """The decoded run (call once, after the last segment)."""
         if self._tail is not None:
             self.events.append(self._tail)
+            self._tail = None
         info = self.info
         info.tags = dict(self._tag_pair(t) for t in sorted(self._tags))
         info.resumed = len(self._resumes)
         info.location, info.backend = location, backend
-        return Decoded(
+        got = Decoded(
             wid=self.wid,
             run_id=self.run_id,
             project=info.project,
@@ -482,7 +600,23 @@ class Decoder:
             max_step=self._max_step,
             media_idents=self.media_idents,
             skipped=self.skipped,
+            history_keys=set(self._history_last),
         )
+        self._skipped_notes()
+        self.decoded = got
+        return got
+
+    def _skipped_notes(self) -> None:
+        """One line in ``RunInfo.notes`` per W&B type of history values not read."""
+        by_type: dict[str, list[Skipped]] = {}
+        for item in self.skipped:
+            by_type.setdefault(item.wandb_type, []).append(item)
+        for wtype, items in by_type.items():
+            keys = sorted({i.key for i in items})
+            self.info.notes.append(
+                f"{len(items)} history value(s) of W&B type {wtype!r} (keys "
+                + ", ".join(repr(k) for k in keys[:5]) + (" ..." if len(keys) > 5 else "")
+                + f") not read: {items[0].note}")
 
     # ------------------------------------------------------------------ protobuf records (offline)
 
@@ -495,23 +629,25 @@ class Decoder:
 
 def _proto_run(d: Decoder, rec: Any, start: float) -> None:
     r = rec.run
+    wandb = {"job_type": r.job_type, "notes": r.notes, "entity": r.entity, "host": r.host, "sweep_id": r.sweep_id}
     d.run(project=r.project, name=r.display_name or r.run_id, group=r.run_group, tags=r.tags,
-          config=items_of(r.config.update), start=start)
+          config=row_of(r.config.update), start=start, wandb=wandb)
 
 
 def _proto_artifact(d: Decoder, rec: Any, start: float) -> None:
     a = rec.artifact
     meta = loads(a.metadata) if a.metadata else {}
+    entries = [(str(c.path), str(c.local_path), str(c.digest), int(c.size)) for c in a.manifest.contents]
     d.artifact(name=a.name, kind=a.type, aliases=list(a.aliases), metadata=meta if isinstance(meta, dict) else {},
-               size=sum(int(c.size) for c in a.manifest.contents))
+               size=sum(e[3] for e in entries), entries=entries)
 
 
 _PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
     "run": _proto_run,
     "history": lambda d, rec, _: d.history(row_of(rec.history.item), int(rec.history.step.num)),
-    "config": lambda d, rec, _: d.config(items_of(rec.config.update)),
+    "config": lambda d, rec, _: d.config(row_of(rec.config.update)),
     "summary": lambda d, rec, _: d.summary(items_of(rec.summary.update)),
     "artifact": _proto_artifact,
-    "exit": lambda d, rec, _: d.exit(rec.exit.exit_code),
+    "exit": lambda d, rec, _: d.exit(rec.exit.exit_code, float(rec.exit.runtime)),
     "preempting": lambda d, rec, _: d.preempting(),
 }

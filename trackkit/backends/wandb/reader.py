@@ -13,16 +13,17 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 from ...backend import BackendSpec, sdk_errors
 from ...errors import ConfigError
-from ...events import RunInfo, RunRecord
-from .decode import Decoded, Decoder, Skipped
+from ...events import Event, RunInfo, RunRecord
+from .decode import Decoded, Decoder, Skipped, merge_internal
 from .media_read import Fetch
 from .names import INTERNAL, wandb_run_id
 from .sdk import LABEL, default_root, import_wandb
-from .segments import Segment, decode_segments, find_files, read_segment
+from .segments import CHUNK, Segment, decoder_for, find_files, list_segments, scan, stream_segments
 
 __all__ = ["WandbReader", "api_files", "decode_api_run"]
 
@@ -36,7 +37,7 @@ class WandbReader:
     else the cwd for ``wandb/*run-*/run-*.wandb``; a directory that does not exist or holds no
     W&B runs is a ``ConfigError`` naming it (``must_exist=False``, a migration target: empty).
     Online, with ``mode=online`` or an API key in the environment and W&B not in offline mode:
-    ``wandb.Api()`` (untested here).
+    ``wandb.Api()`` (untested here). ``stream_run`` reads a run file by file in bounded chunks.
     """
 
     def __init__(self, spec: BackendSpec, *, must_exist: bool = True) -> None:
@@ -54,6 +55,7 @@ class WandbReader:
         self._wandb = import_wandb()
         self._cache: dict[str, tuple[float, int, Segment]] = {}
         #: per trackkit run id read: the history values that are neither metrics nor mapped media
+        #: (kept for callers of the media release; ``RunInfo.notes`` says the same in one line per type)
         self.skipped: dict[str, list[Skipped]] = {}
 
     def _check_root(self, opts: dict[str, str]) -> None:
@@ -61,8 +63,10 @@ class WandbReader:
         given = "option dir" if opts.get("dir") else ("WANDB_DIR" if os.environ.get("WANDB_DIR") else "the cwd")
         if not os.path.isdir(self._root):
             cause = "does not exist"
-        elif not os.path.isdir(os.path.join(self._root, "wandb")) and not find_files(self._root):
-            cause = "holds no W&B runs (no wandb/ directory, no run-*.wandb file)"
+        elif not find_files(self._root):
+            has = os.path.isdir(os.path.join(self._root, "wandb"))
+            cause = ("holds no W&B runs (its wandb/ directory has no offline-run-*/run-*.wandb file)" if has
+                     else "holds no W&B runs (no wandb/ directory, no run-*.wandb file)")
         else:
             return
         raise ConfigError(
@@ -74,29 +78,59 @@ class WandbReader:
         project = project or self._project
         if self._online:
             return [decode_api_run(r, history=False).info for r in self._online_runs(project)]
-        runs = [r.info for r in self._local_runs() if self._matches(r, project)]
+        groups = self._groups()
+        runs = []
+        for segs in groups.values():
+            run = list_segments(segs, self._parent_of(segs, groups))
+            if self._matches(run, project):
+                runs.append(run.info)
         return sorted(runs, key=lambda i: (i.start_time or 0.0, i.run_id))
 
     def read_run(self, run_id: str) -> RunRecord:
-        run = self._online_run(run_id) if self._online else self._local_run(run_id)
-        self._say_skipped(run)
-        return RunRecord(info=run.info, events=run.events)
+        if self._online:
+            run = self._online_run(run_id)
+            self._say_skipped(run)
+            return RunRecord(info=run.info, events=run.events)
+        segs, decoder = self._open(run_id)
+        events: list[Event] = []
+        for chunk, _, _ in self._stream(segs, decoder):
+            events.extend(chunk)
+        assert decoder.decoded is not None
+        return RunRecord(info=decoder.decoded.info, events=events)
+
+    def stream_run(self, run_id: str) -> Iterator[tuple[list[Event], float | None, list[str]]]:
+        """The run in chunks of at most about 20,000 events (``segments.CHUNK``), each with the
+        fraction of its run files' bytes read and the notes on damage found in that chunk. Metrics
+        come in W&B's row order, which is step order within a run file. ``KeyError``: no such run
+        (raised by this call, before the first chunk)."""
+        if self._online:
+            rec = self.read_run(run_id)
+            n = max(len(rec.events), 1)
+            return iter([(rec.events[i:i + CHUNK], min(1.0, (i + CHUNK) / n), list(rec.info.notes) if i == 0 else [])
+                         for i in range(0, n, CHUNK)])
+        segs, decoder = self._open(run_id)
+        return self._stream(segs, decoder)
+
+    def _open(self, run_id: str) -> tuple[list[Segment], Decoder]:
+        groups = self._groups()
+        segs = self._find(run_id, groups)
+        return segs, decoder_for(segs, self._parent_of(segs, groups))
+
+    def _stream(self, segs: list[Segment], decoder: Decoder) -> Iterator[tuple[list[Event], float | None, list[str]]]:
+        for chunk in stream_segments(segs, decoder):
+            if decoder.decoded is not None:
+                self._say_skipped(decoder.decoded)
+            yield chunk
 
     def _say_skipped(self, run: Decoded) -> None:
         """Say once per run and W&B type which values were left out (they are never metrics)."""
-        if run.run_id in self.skipped or not run.skipped:
-            self.skipped[run.run_id] = run.skipped
-            return
+        first = run.run_id not in self.skipped
         self.skipped[run.run_id] = run.skipped
-        by_type: dict[str, list[Skipped]] = {}
-        for item in run.skipped:
-            by_type.setdefault(item.wandb_type, []).append(item)
-        for wtype, items in by_type.items():
-            keys = sorted({i.key for i in items})
-            log.warning("wandb: run %s: %d value(s) of W&B type %r (keys %s) not read: %s. They are not metrics; "
-                        "WandbReader.skipped[%r] lists them", run.run_id, len(items), wtype,
-                        ", ".join(repr(k) for k in keys[:5]) + (" ..." if len(keys) > 5 else ""), items[0].note,
-                        run.run_id)
+        if not first:
+            return
+        for line in run.info.notes:
+            if "history value(s) of W&B type" in line:
+                log.warning("wandb: run %s: %s. They are not metrics; RunInfo.notes lists them", run.run_id, line)
 
     # ------------------------------------------------------------------ offline
 
@@ -111,17 +145,33 @@ class WandbReader:
             if hit is not None and hit[0] == st.st_mtime and hit[1] == st.st_size:
                 out.append(hit[2])
                 continue
-            seg = read_segment(path)
+            seg = scan(path)
             if seg is not None:
                 self._cache[path] = (st.st_mtime, st.st_size, seg)
                 out.append(seg)
         return out
 
-    def _local_runs(self) -> list[Decoded]:
+    def _groups(self) -> dict[tuple[str, str], list[Segment]]:
         groups: dict[tuple[str, str], list[Segment]] = {}
         for seg in self._segments():
             groups.setdefault((seg.project, seg.wid), []).append(seg)
-        return [decode_segments(segs) for segs in groups.values()]
+        return groups
+
+    @staticmethod
+    def _parent_of(segs: list[Segment], groups: dict[tuple[str, str], list[Segment]]) -> str | None:
+        """A run wandb wrote whose group is the W&B id of another run of its project is that run's
+        child (the rule trackkit's sink writes: a child's group is its parent's id)."""
+        group = next((str(rec.run.run_group) for s in segs for _, rec in s.head
+                      if rec.WhichOneof("record_type") == "run" and rec.run.run_group), "")
+        if not group or group == segs[0].wid:
+            return None
+        parent = groups.get((segs[0].project, group))
+        if not parent:
+            return None
+        internal: dict[str, Any] = {}
+        for s in parent:
+            merge_internal(internal, s.internal)
+        return str(internal.get("run_id") or group)
 
     @staticmethod
     def _matches(run: Decoded, project: str | None) -> bool:
@@ -129,18 +179,21 @@ class WandbReader:
             return True
         return project in (run.project, run.info.backend.partition(":")[2])
 
-    def _local_run(self, run_id: str) -> Decoded:
+    def _find(self, run_id: str, groups: dict[tuple[str, str], list[Segment]]) -> list[Segment]:
         wid = wandb_run_id(run_id)
-        hits = [
-            r
-            for r in self._local_runs()
-            if r.run_id == run_id or (r.wid in (run_id, wid) and not r.internal.get("run_id"))
-        ]
+        hits = []
+        for (project, gwid), segs in groups.items():
+            internal: dict[str, Any] = {}
+            for s in segs:
+                merge_internal(internal, s.internal)
+            own = internal.get("run_id")
+            if own == run_id or (gwid in (run_id, wid) and not own):
+                hits.append(({project, str(internal.get("project") or project)}, segs))
         if self._project:
-            hits = [r for r in hits if self._matches(r, self._project)] or hits
+            hits = [h for h in hits if self._project in h[0]] or hits
         if not hits:
             raise KeyError(run_id)
-        return hits[0]
+        return hits[0][1]
 
     # ------------------------------------------------------------------ online (needs an API key)
 
@@ -171,27 +224,59 @@ class WandbReader:
 
 def decode_api_run(run: Any, history: bool) -> Decoded:
     """A ``wandb.Api()`` run through the one ``Decoder``: its config and tags as the run record,
-    its history rows and logged artifacts (``history``; else the summary's last values), its
-    summary, and the server's run state in place of the exit record."""
+    its history rows and logged artifacts (``history``; downloaded into a temporary directory for a
+    local path; else the summary's last values), its summary, and the server's run state in place
+    of the exit record."""
     config = dict(run.config)
     tk = config.get(INTERNAL)
     decoder = Decoder(tk if isinstance(tk, dict) else {}, str(run.id), str(run.project))
     decoder.files = api_files(run)
+    wandb = {"job_type": str(getattr(run, "job_type", "") or ""), "notes": str(getattr(run, "notes", "") or ""),
+             "entity": str(getattr(run, "entity", "") or ""), "sweep_id": str(getattr(run, "sweep_name", "") or "")}
     decoder.run(project=str(run.project), name=str(run.name or run.id), group=str(run.group or ""),
-                tags=[str(t) for t in run.tags], config=config, start=0.0)
+                tags=[str(t) for t in run.tags], config=config, start=_created(run), wandb=wandb)
     summary = dict(run.summary)
     if history:
         for row in run.scan_history():
             decoder.history(row)
         for art in run.logged_artifacts():
-            decoder.artifact(name=str(art.name), kind=str(art.type), aliases=[str(a) for a in art.aliases],
-                             metadata=dict(art.metadata or {}), size=int(art.size or 0))
-    else:
-        decoder.last_values(summary)
+            decoder.artifact(name=str(art.name).partition(":")[0], kind=str(art.type),
+                             aliases=[str(a) for a in art.aliases], metadata=dict(art.metadata or {}),
+                             size=int(art.size or 0), entries=_downloaded(art))
     decoder.summary(summary)
     decoder.state(str(getattr(run, "state", "")))
     decoder.end_segment(decides=True)
+    decoder.final_summary(summary, listing=not history)
     return decoder.result(location=str(getattr(run, "url", "")), backend=f"wandb:{run.project}")
+
+
+def _created(run: Any) -> float:
+    from datetime import datetime, timezone
+
+    text = str(getattr(run, "created_at", "") or "")
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _downloaded(art: Any) -> list[tuple[str, str, str, int]]:
+    """The files of a server's artifact, downloaded into a temporary directory (removed at exit):
+    ``(path, local path, "", size)``; none when it cannot be downloaded (then it is listed)."""
+    root = tempfile.mkdtemp(prefix="trackkit-wandb-art-")
+    atexit.register(shutil.rmtree, root, True)
+    try:
+        got = str(art.download(root=root))
+    except Exception as exc:  # no network, no access: the artifact is listed as not copied
+        log.debug("wandb: cannot download artifact %s: %s", getattr(art, "name", "?"), exc)
+        return []
+    out = []
+    for base, _dirs, files in os.walk(got):
+        for f in files:
+            p = os.path.join(base, f)
+            out.append((os.path.relpath(p, got).replace(os.sep, "/"), p, "", os.path.getsize(p)))
+    return sorted(out)
 
 
 def api_files(run: Any) -> Fetch:

@@ -28,6 +28,7 @@ from ...events import (
     RunStarted,
     Status,
     StatusChange,
+    Summary,
     Tags,
 )
 from .artifacts import log_artifact, log_config
@@ -38,7 +39,7 @@ from .names import (
     INTERNAL,
     LATE_KEY,
     MEDIA_KEY,
-    TIME_KEY,
+    RESERVED_METRIC_KEYS,
     project_name,
     stored_metric_key,
     wandb_run_id,
@@ -120,6 +121,10 @@ class WandbSink:
         #: W&B steps below this were written by an earlier segment of the run (resume)
         self._floor: int | None = None
         self._row_keys: set[str] = set()
+        #: the current step's metric columns not yet handed to ``run.log`` (one call per step)
+        self._pending: dict[str, Any] = {}
+        #: the current row's own time when it is not now (W&B stamps every later log of the row again)
+        self._row_time: dict[str, float] = {}
         self._late_rows: list[list[Any]] = []
         self._late_dirty = False
         self._late_total = 0
@@ -166,6 +171,8 @@ class WandbSink:
                 self._artifact(ev)
             elif isinstance(ev, Media):
                 self._media(ev)
+            elif isinstance(ev, Summary):
+                self._summary(ev)
             elif isinstance(ev, StatusChange):
                 self._status(ev)
             elif isinstance(ev, RunFinished):
@@ -233,12 +240,23 @@ class WandbSink:
         settings_kw = {**_SETTINGS, "init_timeout": self._init_timeout, "finish_timeout": self._finish_timeout}
         if self._mode:
             settings_kw["mode"] = self._mode
+        group = ev.group or self._group
+        found = ev.meta.get("wandb")
+        wmeta: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        job_type = str(wmeta.get("job_type") or "") or None
+        if ev.parent:  # a child run: grouped with its parent (docs/backends/wandb.md#parent-and-child-runs)
+            book.internal["parent"] = ev.parent
+            book.internal["group"] = ev.group
+            group = group or wandb_run_id(ev.parent)
+            job_type = job_type or "child"
         with sdk_errors(LABEL, "init"):
             settings = self._wandb.Settings(**settings_kw)
             self.run = self._wandb.init(
                 project=project_name(self.spec.location or ev.project),
                 entity=self._entity,
-                group=ev.group or self._group,
+                group=group,
+                job_type=job_type,
+                notes=str(wmeta.get("notes") or "") or None,
                 name=ev.name or None,
                 id=wid,
                 resume="allow",
@@ -301,12 +319,14 @@ class WandbSink:
             late, values = values, {}
         if values:
             self._open_row(step)
-            row: dict[str, Any] = {self._book.metric_key(k): v for k, v in values.items()}
-            self._push_internal()
+            book, row = self._book, self._pending
+            for k, v in values.items():
+                row[k if k not in RESERVED_METRIC_KEYS else book.metric_key(k)] = v
+            if book.dirty:
+                self._push_internal()
             if ev.time and abs(time.time() - ev.time) > _TIME_LAG_S:
-                row[TIME_KEY] = ev.time
-            with sdk_errors(LABEL, "log"):
-                self.run.log(row, step=step)
+                row["_timestamp"] = ev.time  # W&B takes the row's time from the row (a replay, a migration)
+                self._row_time = {"_timestamp": ev.time}
             self._row_keys.update(values)
         if late:
             self._record_late(step, ev.time, late)
@@ -319,11 +339,19 @@ class WandbSink:
             return "new"
         return "row" if step == current else "late"
 
+    def _commit(self) -> None:
+        """Hand the current step's metric columns to W&B: one ``run.log`` per step."""
+        if self._pending:
+            row, self._pending = self._pending, {}
+            with sdk_errors(LABEL, "log"):
+                self.run.log(row, step=self._step)
+
     def _open_row(self, step: int) -> None:
         """Make ``step`` the current W&B row (the earlier row's late points and media notes first)."""
         if self._step is None or step > self._step:
             self._flush_late()
             self._step = step
+            self._row_time = {}
             self._row_keys = set()
             self._late_rows = []
             self._row_media = {}
@@ -347,15 +375,16 @@ class WandbSink:
     def _flush_late(self) -> None:
         if self.run is None or self._step is None:
             return
+        self._commit()
         if self._row_media.pop("dirty", False):
             note = json.dumps(self._row_media, separators=(",", ":"), allow_nan=True, default=str)
             with sdk_errors(LABEL, "log"):
-                self.run.log({MEDIA_KEY: note}, step=self._step)
+                self.run.log({MEDIA_KEY: note, **self._row_time}, step=self._step)
         if not self._late_dirty:
             return
         payload = json.dumps(self._late_rows, separators=(",", ":"), allow_nan=True)
         with sdk_errors(LABEL, "log"):
-            self.run.log({LATE_KEY: payload}, step=self._step)
+            self.run.log({LATE_KEY: payload, **self._row_time}, step=self._step)
             self.run.summary.update({"trackkit/late_points": self._late_total})
         self._late_dirty = False
 
@@ -394,8 +423,9 @@ class WandbSink:
                 note = extras(ev)
             self._open_row(step)
             self._push_internal()
+            self._commit()
             with sdk_errors(LABEL, lambda: f"log {what}"):
-                self.run.log({key: obj}, step=step)
+                self.run.log({key: obj, **self._row_time}, step=step)
             self._row_keys.add(ev.key)
             self._row_media.setdefault("extras", {})[key] = note
         else:
@@ -419,6 +449,21 @@ class WandbSink:
             self._warned_media.add(ident)
             warnings.warn(msg, RuntimeWarning, stacklevel=3)
             log.warning(msg)
+
+    # ------------------------------------------------------------------ summary
+
+    def _summary(self, ev: Summary) -> None:
+        """``Summary`` values into ``run.summary`` (keys W&B reserves mapped); their keys are kept in
+        ``_trackkit.summary_keys`` so the reader tells them from W&B's auto-summary of the history."""
+        values = {self._book.metric_key(str(k)): _jsonable(v) for k, v in ev.values.items()}
+        known = self._book.internal.setdefault("summary_keys", [])
+        fresh = [k for k in values if k not in known]
+        if fresh:
+            known.extend(fresh)
+            self._book.dirty = True
+        self._push_internal()
+        with sdk_errors(LABEL, "summary"):
+            self.run.summary.update(values)
 
     # ------------------------------------------------------------------ config / tags
 
