@@ -6,9 +6,12 @@ Layout: ``<location>/<project>/[<group>/]<run name>/`` holds the event files,
 name gets ``<run name>-<run id>``.
 
 Modules: ``layout`` (the directory's names, trackkit's text tags), ``sink`` (``TensorBoardSink``),
-``reader`` (``TensorBoardReader``), ``media_out``/``media_in`` (media values as summaries and
-back). See docs/backends/tensorboard.md for the mapping. Importing this package is cheap:
-``tensorboard`` is imported when a sink or reader is used.
+``reader`` (``TensorBoardReader``), ``discover`` (which directories of any logdir are one run),
+``stream`` (a run's event files as bounded chunks of events), ``records`` (event files at the
+record level: the sink's writer, the damage-tolerant reader), ``crc`` (the C CRC32C),
+``media_out``/``media_in`` (media values as summaries and back). See docs/backends/tensorboard.md
+for the mapping. Importing this package is cheap: ``tensorboard`` is imported when a sink or
+reader is used.
 """
 
 from __future__ import annotations

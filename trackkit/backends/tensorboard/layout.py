@@ -13,8 +13,9 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_TAGS",
-    "TRACKKIT_TEXTS", "check_location", "dumps", "root_of", "run_dir_for", "safe", "status_json",
+    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY",
+    "TEXT_TAGS",
+    "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
 ]
 
 MARKER = ".trackkit_run_id"
@@ -25,7 +26,9 @@ TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
 )
 #: one JSON record per media value: what the native summary cannot hold (caption, typed table, ...)
 TEXT_MEDIA = "trackkit/media"
-TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA})
+#: the run's summary values (``Summary`` events), one JSON record per event
+TEXT_SUMMARY = "trackkit/summary"
+TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY})
 
 #: a project, group, run or artifact name as one directory name
 safe = partial(safe_name, keep="-_.=", limit=120)
@@ -43,12 +46,29 @@ def status_json(status: Status, reason: str, step: int | None, details: Mapping[
     return {"status": status.value, "reason": reason, "step": step, "details": dict(details)}
 
 
-def run_dir_for(root: str, project: str, group: str | None, name: str, run_id: str) -> str:
-    """The directory of a run; the name gets ``-<run id>`` when another run holds it.
+def find_run_dir(root: str, project: str, run_id: str) -> str | None:
+    """The directory of the run ``run_id`` (its marker says so) under ``<root>/<project>``, or None."""
+    top = os.path.join(root, safe(project))
+    for d, dirs, files in os.walk(top):
+        dirs[:] = [x for x in dirs if x not in ("artifacts", "native")]
+        if MARKER in files:
+            try:
+                with open(os.path.join(d, MARKER)) as fh:
+                    if fh.read().strip() == run_id:
+                        return d
+            except OSError:
+                continue
+    return None
+
+
+def run_dir_for(root: str, project: str, group: str | None, name: str, run_id: str,
+                parent_dir: str | None = None) -> str:
+    """The directory of a run; the name gets ``-<run id>`` when another run holds it. A child run
+    (``parent_dir``: its parent's directory) is a directory in its parent's.
 
     The name's directory is claimed with an atomic ``mkdir``: two runs of one name whose
     agents open it in the same instant never share it (a check-then-create would let both in)."""
-    base = os.path.join(root, safe(project), *([safe(group)] if group else []))
+    base = parent_dir or os.path.join(root, safe(project), *([safe(group)] if group else []))
     d = os.path.join(base, safe(name))
     os.makedirs(base, exist_ok=True)
     try:

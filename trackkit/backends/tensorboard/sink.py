@@ -9,8 +9,13 @@ Mapping (docs/backends/tensorboard.md):
   ``trackkit/tags``, ``trackkit/status``, ``trackkit/artifact``;
 * media -> image, histogram, text (tables: rank-2 text) and audio summaries plus a
   ``trackkit/media`` record each (``media_out``);
+* summary values -> the JSON text summary ``trackkit/summary``;
 * the final status -> the HParams session end (SUCCESS for completed, FAILURE
-  otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one.
+  otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one;
+* a child run (``RunStarted.parent``) -> a directory in its parent's run directory.
+
+One event file per sink (``records.EventFile``), written synchronously: a batch is one ``write``
+and one flush; scalar events are encoded by hand (``records.scalar_event``).
 
 A batch the agent sends again after a failure is not written twice: the sink remembers the
 events of its last ``emit`` and skips them (``fingerprint``).
@@ -37,6 +42,7 @@ from ...events import (
     RunStarted,
     Status,
     StatusChange,
+    Summary,
     Tags,
     event_to_record,
     flatten_config,
@@ -48,14 +54,17 @@ from .layout import (
     TEXT_CONFIG,
     TEXT_RUN,
     TEXT_STATUS,
+    TEXT_SUMMARY,
     TEXT_TAGS,
     dumps,
+    find_run_dir,
     root_of,
     run_dir_for,
     safe,
     status_json,
 )
 from .media_out import media_summary
+from .records import EventFile, scalar_event
 
 __all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
 
@@ -90,12 +99,10 @@ class TensorBoardSink:
     def __init__(self, spec: BackendSpec) -> None:
         try:
             from tensorboard.compat.proto import event_pb2, summary_pb2
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
         except ImportError as exc:  # pragma: no cover - tensorboard is a base dependency
             raise MissingDependency(
                 "the tensorboard backend needs the tensorboard package. Fix: pip install 'trackkit[tensorboard]'"
             ) from exc
-        self._Writer = EventFileWriter
         self._Event = event_pb2.Event
         self._Summary = summary_pb2.Summary
         self.root = root_of(spec)
@@ -113,15 +120,27 @@ class TensorBoardSink:
         seen: set[Hashable] = set()  # this batch's events already in the event files (written before, or now)
         fresh: set[Hashable] = set()  # ... written by this call
         ok = False
+        if self.writer is not None:
+            self.writer.dropped = False
         try:
             with sdk_errors("tensorboard", lambda: doing):
+                recent, writer = self.recent, self.writer
                 for ev in batch:
+                    if type(ev) is Metrics and writer is not None:  # the hot path: a step's scalars
+                        fp: Hashable = ("m", ev.step, ev.time, tuple(ev.values.items()))
+                        if fp not in recent and fp not in seen:
+                            writer.add(scalar_event(ev.step, ev.time, ev.values))
+                            fresh.add(fp)
+                        seen.add(fp)
+                        continue
                     fp = fingerprint(ev)
                     if fp is not None and (fp in self.recent or fp in seen):
                         seen.add(fp)
                         continue  # sent again after a failure: already written
                     doing = f"write {type(ev).__name__}"
                     self._event(ev)
+                    writer = self.writer
+                    doing = "write Metrics"
                     if fp is not None:
                         seen.add(fp)
                         fresh.add(fp)
@@ -138,6 +157,7 @@ class TensorBoardSink:
         try:
             if self.writer is not None:
                 self.writer.flush()
+                return not self.writer.dropped
             return True
         except Exception:
             return False
@@ -150,7 +170,7 @@ class TensorBoardSink:
         elif self.writer is None:
             raise BackendError("tensorboard sink got events before RunStarted")
         elif isinstance(ev, Media):
-            self.writer.add_event(self._Event(wall_time=ev.time, step=ev.step, summary=media_summary(ev)))
+            self._write(self._Event(wall_time=ev.time, step=ev.step, summary=media_summary(ev)))
         elif isinstance(ev, ConfigUpdate):
             self._config(ev.config, ev.time)
         elif isinstance(ev, Tags):
@@ -159,6 +179,8 @@ class TensorBoardSink:
             self._text(TEXT_TAGS, dumps(self.tags), ev.time)
         elif isinstance(ev, Artifact):
             self._artifact(ev)
+        elif isinstance(ev, Summary):
+            self._text(TEXT_SUMMARY, dumps(dict(ev.values)), ev.time)
         elif isinstance(ev, StatusChange):
             self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, ev.step, ev.details)), ev.time, ev.step)
         elif isinstance(ev, RunFinished):
@@ -171,14 +193,21 @@ class TensorBoardSink:
 
     def _open(self, ev: RunStarted) -> None:
         self.start = ev
-        self.dir = run_dir_for(self.root, ev.project, ev.group, ev.name, ev.run_id)
+        self.dir = None
+        if ev.parent:  # a child run: in its parent's directory (where it already is, when re-attached)
+            mine = find_run_dir(self.root, ev.project, ev.run_id)
+            parent_dir = None if mine else find_run_dir(self.root, ev.project, ev.parent)
+            self.dir = mine or (run_dir_for(self.root, ev.project, ev.group, ev.name, ev.run_id, parent_dir)
+                                if parent_dir else None)
+        if self.dir is None:
+            self.dir = run_dir_for(self.root, ev.project, ev.group, ev.name, ev.run_id)
         reattach = os.path.exists(os.path.join(self.dir, "config.json"))
         os.makedirs(self.dir, exist_ok=True)
         with open(os.path.join(self.dir, MARKER), "w") as fh:
             fh.write(ev.run_id)
         if self.writer is not None:
             self.writer.close()
-        self.writer = self._Writer(self.dir, max_queue_size=1000, flush_secs=5)
+        self.writer = EventFile(self.dir)
         self.tags = dict(ev.tags)
         if reattach and os.path.exists(os.path.join(self.dir, TAGS_FILE)):
             # tags set after the start (an earlier segment, before an agent restart) stay in force
@@ -188,6 +217,8 @@ class TensorBoardSink:
             "run_id": ev.run_id, "project": ev.project, "name": ev.name, "group": ev.group,
             "start_time": ev.start_time, "meta": ev.meta,
         }
+        if ev.parent:
+            info["parent"] = ev.parent
         self._text(TEXT_RUN, dumps(info), ev.start_time)
         self._text(TEXT_TAGS, dumps(self.tags), ev.start_time)
         if reattach:
@@ -225,9 +256,12 @@ class TensorBoardSink:
             self._add(summary_v2.hparams_pb(hp, trial_id=self.start.run_id, start_time_secs=self.start.start_time), t)
 
     def _scalars(self, ev: Metrics) -> None:
-        V = self._Summary.Value
-        values = [V(tag=k, simple_value=float(v)) for k, v in ev.values.items()]
-        self.writer.add_event(self._Event(wall_time=ev.time, step=ev.step, summary=self._Summary(value=values)))
+        if self.writer is None:
+            raise BackendError("tensorboard sink got events before RunStarted")
+        self.writer.add(scalar_event(ev.step, ev.time, ev.values))
+
+    def _write(self, event: Any) -> None:
+        self.writer.add(event.SerializeToString())
 
     def _artifact(self, ev: Artifact) -> None:
         assert self.dir is not None
@@ -275,7 +309,7 @@ class TensorBoardSink:
         self._add(summary_v2.text_pb(tag, text), t, step)
 
     def _add(self, summary: Any, t: float, step: int | None = None) -> None:
-        self.writer.add_event(self._Event(wall_time=t, step=step or 0, summary=summary))
+        self._write(self._Event(wall_time=t, step=step or 0, summary=summary))
 
     def close(self) -> None:
         if self.writer is not None:
