@@ -79,6 +79,84 @@ def missing_store(spec: BackendSpec, path: str) -> ConfigError:
     )
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _schema_revisions() -> tuple[set[str], str | None]:
+    """The schema revisions the installed mlflow knows and its head (from its migration scripts, read
+    as text: no alembic import)."""
+    import mlflow.store.db_migrations as migrations
+
+    folder = os.path.join(os.path.dirname(migrations.__file__), "versions")
+    revs: set[str] = set()
+    downs: set[str] = set()
+    for name in os.listdir(folder):
+        if not name.endswith(".py"):
+            continue
+        with open(os.path.join(folder, name), encoding="utf-8") as fh:
+            text = fh.read()
+        rev = re.search(r"^revision\s*=\s*['\"]([0-9a-f]+)['\"]", text, re.M)
+        down = re.search(r"^down_revision\s*=\s*['\"]([0-9a-f]+)['\"]", text, re.M)
+        if rev:
+            revs.add(rev.group(1))
+        if down:
+            downs.add(down.group(1))
+    heads = revs - downs
+    return revs, (next(iter(heads)) if len(heads) == 1 else None)
+
+
+def check_store(spec: BackendSpec, path: str) -> None:
+    """A sqlite file that is not an MLflow store the installed mlflow can open raises ``ConfigError``: one
+    line naming the file, the problem and the fix (not a sqlite database, no MLflow tables, a schema of
+    a newer or an older MLflow). An empty file passes (MLflow makes its tables in it)."""
+    import sqlite3
+    from urllib.parse import quote
+
+    import mlflow
+
+    where = f"backend {strip_credentials(str(spec))!r}: {path}"
+    fix_path = "Fix: give the file your runs logged to (mlflow:./mlflow.db), or a server (mlflow://HOST:PORT)"
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be read ({exc.strerror}). Fix: check its permissions") from None
+    if not head:
+        return
+    if head != _SQLITE_HEADER:
+        raise ConfigError(f"{where} is not an MLflow store: not a sqlite database. {fix_path}")
+    try:
+        db = sqlite3.connect(f"file:{quote(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            rev = None
+            if "alembic_version" in tables:
+                row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+                rev = str(row[0]) if row else None
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{where} cannot be read as a sqlite database ({exc}). {fix_path}") from None
+    if not tables:
+        return  # an empty database: MLflow makes its tables (a reader finds no runs)
+    if "runs" not in tables or rev is None:
+        raise ConfigError(
+            f"{where} is a sqlite database but not an MLflow store (no MLflow tables: runs, alembic_version). "
+            f"{fix_path}"
+        )
+    known, latest = _schema_revisions()
+    if rev not in known:
+        raise ConfigError(
+            f"{where} is an MLflow store of a newer schema (revision {rev}) than the installed mlflow "
+            f"{mlflow.__version__} knows. Fix: pip install -U mlflow (the version that wrote it, or newer)"
+        )
+    if latest is not None and rev != latest:
+        raise ConfigError(
+            f"{where} is an MLflow store of an older schema (revision {rev}; mlflow {mlflow.__version__} "
+            f"reads {latest}). Fix: back it up, then run: mlflow db upgrade sqlite:///{os.path.abspath(path)}"
+        )
+
+
 def _not_a_directory(spec: BackendSpec, path: str) -> ConfigError:
     what = "is a directory" if os.path.isdir(path) else "names a directory (it ends with '/')"
     return ConfigError(
@@ -171,7 +249,10 @@ class Connection:
         fd = os.open(path + ".trackkit-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            client = client_cls(tracking_uri=self.uri)
+            if os.path.isfile(path):
+                check_store(self.spec, path)
+            with self.errors("open"):
+                client = client_cls(tracking_uri=self.uri)
             client.search_experiments(max_results=1)
             return client
         finally:
@@ -185,9 +266,10 @@ class Connection:
         the ``file:`` URI once more (a ``#`` or ``?`` left bare would end the path and drop ``mode=ro``)."""
         if not os.path.isfile(path):
             raise missing_store(self.spec, path)
+        check_store(self.spec, path)
         name = quote(quote(os.path.abspath(path), safe="/"), safe="/")
-        client = client_cls(tracking_uri=f"sqlite+pysqlite:///file:{name}?mode=ro&uri=true")
         with self.errors("open (read-only)"):
+            client = client_cls(tracking_uri=f"sqlite+pysqlite:///file:{name}?mode=ro&uri=true")
             client.search_experiments(max_results=1)
         return client
 

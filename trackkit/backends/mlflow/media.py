@@ -210,6 +210,29 @@ def walk(client: Any, mid: str, skip: Iterable[str]) -> set[str]:
     return out
 
 
+def candidates(files: Iterable[str], skip: Iterable[str], models: Iterable[str]) -> set[str]:
+    """The files of a run (from one walk of all of them) a media value may be in: what :func:`walk` finds."""
+    skipped = tuple(s.rstrip("/") + "/" for s in skip if s) + tuple(m.rstrip("/") + "/" for m in models if m)
+    out = set()
+    for p in files:
+        if p.startswith(skipped) or p.startswith("table_images/"):
+            continue
+        if p.startswith("trackkit/") and not p.startswith(A_MEDIA_INDEX + "/"):
+            continue
+        out.add(p)
+    return out
+
+
+def consumed(files: Iterable[str], tags: Mapping[str, str]) -> set[str]:
+    """The files the media finder reads or owns (series and thumbnails, trackkit's layout, its indexes and
+    originals, ``log_table`` files): the reader returns the others as artifacts."""
+    listed = set(files)
+    out = {p for p in listed if p.startswith(A_MEDIA_INDEX + "/") or _classify(p, 0.0) is not None
+           or (p.startswith("images/") and p.endswith("+compressed.webp"))}  # fmt: skip
+    out.update(e for e in _logged_tables(tags) if e in listed)
+    return out
+
+
 def read_media(
     client: Any, mid: str, files: set[str], tags: Mapping[str, str], start_time: float, remote: bool
 ) -> list[Media]:

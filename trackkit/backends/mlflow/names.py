@@ -35,6 +35,10 @@ T_STATUS_CHANGE = "trackkit.status_change"
 T_EXIT_CODE = "trackkit.exit_code"
 T_START_TAGS = "trackkit.start_tags"
 T_RESUMED = "trackkit.resumed"
+#: the parent's trackkit run id (``RunStarted.parent``; MLflow's ``mlflow.parentRunId`` holds its MLflow id)
+T_PARENT = "trackkit.parent"
+#: + the key: a scalar summary value (JSON), shown in MLflow's UI; ``trackkit/summaries/`` holds them exactly
+T_SUMMARY = "trackkit.summary."
 T_KEY = "trackkit.key."  # + tag_digest(original) -> original key
 T_INF = "trackkit.inf."  # + tag_digest(mapped) -> mapped metric key that had ±inf
 RESERVED = {
@@ -47,12 +51,14 @@ RESERVED = {
     T_EXIT_CODE,
     T_START_TAGS,
     T_RESUMED,
+    T_PARENT,
 }
 A_CONFIG = "config.json"
 A_META = "trackkit_meta.json"
 A_CONFIG_UPDATES = "trackkit/config_updates"
 A_ARTIFACTS = "trackkit/artifacts"
 A_RESUMES = "trackkit/resumes"
+A_SUMMARIES = "trackkit/summaries"
 
 TO_MLFLOW = {
     Status.RUNNING: "RUNNING",

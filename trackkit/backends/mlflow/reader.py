@@ -1,14 +1,20 @@
-"""``MlflowReader``: MLflow runs (made by trackkit or not) back into the neutral model."""
+"""``MlflowReader``: MLflow runs (made by trackkit, MLflow's fluent API or autolog) back into the neutral model.
+
+``list_runs`` is ``search_runs`` pages only; ``stream_run`` reads one run in bounded chunks (metrics in
+step order, ``history``), ``read_run`` is the same stream gathered. The mapping of MLflow's own tags,
+inputs and artifacts is ``mapping``; docs/backends/mlflow.md ("Runs MLflow wrote", "Reading") is the truth.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
 import os
 import posixpath
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from ...backend import BackendSpec
 from ...events import (
@@ -16,41 +22,72 @@ from ...events import (
     ConfigUpdate,
     Event,
     Media,
-    Metrics,
     RunFinished,
     RunInfo,
     RunRecord,
     RunStarted,
-    Status,
-    StatusChange,
+    Summary,
     Tags,
     event_from_record,
 )
 from .connection import Connection, missing_store, pages, store_path, strip_credentials
-from .media import read_media, walk
+from .history import metric_events, paged_points, restore, sqlite_count, sqlite_points
+from .mapping import (
+    T_PARENT_RUN,
+    artifact_event,
+    inf_keys,
+    key_map,
+    merge,
+    status_change,
+    status_of,
+    system_meta,
+    unflatten,
+)
+from .media import candidates, consumed, read_media
 from .names import (
     A_ARTIFACTS,
     A_CONFIG,
     A_CONFIG_UPDATES,
     A_META,
     A_RESUMES,
-    FMAX,
-    FROM_MLFLOW,
+    A_SUMMARIES,
     RESERVED_TAG_PREFIXES,
     T_EXIT_CODE,
     T_GROUP,
-    T_INF,
-    T_KEY,
+    T_PARENT,
     T_REASON,
     T_RUN_ID,
     T_START_TAGS,
-    T_STATUS,
-    T_STATUS_CHANGE,
-    mlflow_key,
-    unstorable,
-    user_tag_key,
+    T_SUMMARY,
     value_back,
 )
+
+#: a chunk of ``stream_run``: at most this many events / metric points
+CHUNK_EVENTS = 20_000
+CHUNK_POINTS = 100_000
+_VERSION_DIR = re.compile(r"/v\d+$")
+
+Chunk = tuple[list[Event], "float | None", list[str]]
+
+
+@dataclass
+class _Plan:
+    """One run, ready to stream: what comes before the metrics, the media to merge into them by step,
+    the artifacts (downloaded as they are streamed) and what comes after."""
+
+    info: RunInfo
+    mid: str
+    head: list[Event]
+    media: list[Media]
+    #: (artifact path, trackkit's record of it or None, the file is in the run)
+    artifacts: list[tuple[str, Mapping[str, Any] | None, bool]]
+    tail: list[Event]
+    metric_keys: list[str]
+    infs: set[str]
+    keys: dict[str, str]
+    max_step: int | None
+    base: str = ""
+    notes: list[str] = field(default_factory=list)
 
 
 class MlflowReader:
@@ -64,6 +101,8 @@ class MlflowReader:
         self._spec = spec
         self._path = store_path(spec)
         self._opened: Connection | None = None
+        self._parents: dict[str, str] = {}
+        self._tmp: str | None = None
         if must_exist:
             self._open()
             if self._opened is None:
@@ -102,14 +141,27 @@ class MlflowReader:
                 exps = {exp_id: project} if exp_id is not None else {}
             else:
                 exps = self._conn.all_experiments()
-            out: list[RunInfo] = []
+            runs: list[Any] = []
             ids = list(exps)
             for i in range(0, len(ids), 50):
-                for run in pages(self.client.search_runs, ids[i : i + 50], max_results=1000):
-                    out.append(self._info(run, exps.get(str(run.info.experiment_id), "")))
-            return out
+                runs.extend(pages(self.client.search_runs, ids[i : i + 50], max_results=1000))
+            for run in runs:  # the parents' trackkit ids, from the listing itself
+                self._parents[run.info.run_id] = run.data.tags.get(T_RUN_ID) or run.info.run_id
+            return [self._info(run, exps.get(str(run.info.experiment_id), "")) for run in runs]
 
     def read_run(self, run_id: str) -> RunRecord:
+        plan = self._open_run(run_id)
+        events: list[Event] = []
+        for chunk, _, _ in self._chunks(plan):
+            events.extend(chunk)
+        return RunRecord(plan.info, events)
+
+    def stream_run(self, run_id: str) -> Iterator[Chunk]:
+        """The run in chunks of at most ``CHUNK_EVENTS`` events / ``CHUNK_POINTS`` points, metrics (and media)
+        in step order, with the fraction read so far; ``KeyError`` (at once) for an unknown run."""
+        return self._chunks(self._open_run(run_id))
+
+    def _open_run(self, run_id: str) -> _Plan:
         if self._open() is None:
             raise KeyError(run_id)
         with self._conn.errors("read_run"):
@@ -117,9 +169,100 @@ class MlflowReader:
         if found is None:
             raise KeyError(run_id)
         with self._conn.errors("read_run"):
-            return self._record(*found)
+            return self._plan(*found)
 
-    # ---- internals
+    # ---- the stream
+
+    def _chunks(self, plan: _Plan) -> Iterator[Chunk]:
+        conn = self._conn
+        notes = plan.notes
+        said = 0
+        out: list[Event] = list(plan.head)
+        points = 0
+        media = sorted(plan.media, key=lambda m: (m.step, m.time))
+        mi = 0
+        info = plan.info
+        with conn.errors("read_run (metrics)"):
+            if conn.remote or self._path is None:
+                total = None
+                src = paged_points(self._page(plan.mid), plan.metric_keys, notes)
+            else:
+                total = sqlite_count(self._path, plan.mid)
+                src = sqlite_points(self._path, plan.mid)
+            done = 0
+            for ev in metric_events(src, plan.keys, plan.infs):
+                while mi < len(media) and media[mi].step < ev.step:
+                    out.append(media[mi])
+                    mi += 1
+                out.append(ev)
+                n = len(ev.values)
+                points += n
+                done += n
+                info.last_step = ev.step if info.last_step is None else max(info.last_step, ev.step)
+                if len(out) >= CHUNK_EVENTS or points >= CHUNK_POINTS:
+                    frac = done / total if total else _frac(ev.step, plan.max_step)
+                    new = notes[said:]
+                    info.notes.extend(new)
+                    yield out, min(frac, 0.99) if frac is not None else None, new
+                    said = len(notes)
+                    out, points = [], 0
+        out.extend(media[mi:])
+        with conn.errors("read_run (artifacts)"):
+            for path, rec, present in plan.artifacts:
+                if present:
+                    out.append(self._artifact(plan, path, rec))
+                elif rec is not None:  # recorded, but its file is gone: migrate says so
+                    out.append(artifact_event(rec, plan.base))
+                if len(out) >= CHUNK_EVENTS:
+                    yield out, 0.99, []
+                    out = []
+        out.extend(plan.tail)
+        info.notes.extend(notes[said:])
+        yield out, 1.0, notes[said:]
+
+    def _page(self, mid: str) -> Any:
+        client = self.client
+        page_of = getattr(client, "metric_history_page", None)
+        if page_of is None:  # a plain MlflowClient (another tracking URI): its store
+            store = client._tracking_client.store
+
+            def page_of(run_id: str, key: str, max_results: int, token: str | None) -> tuple[list[Any], str | None]:
+                got = store.get_metric_history(run_id, key, max_results=max_results, page_token=token)
+                return list(got), getattr(got, "token", None)
+
+        def page(key: str, size: int, token: str | None) -> tuple[list[Any], str | None]:
+            items, nxt = page_of(mid, key, size, token)
+            return items, nxt
+
+        return page
+
+    def _artifact(self, plan: _Plan, path: str, rec: Mapping[str, Any] | None) -> Artifact:
+        """An artifact file of the run, downloaded into this reader's temporary directory."""
+        local = self._download(plan.mid, path)
+        if rec is not None:  # trackkit's record of it (sha256 as logged: a changed file shows)
+            return artifact_event(rec, "", local)
+        h = hashlib.sha256()
+        with open(local, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return Artifact(
+            path=local, name=path, kind="file", sha256=h.hexdigest(), size=os.path.getsize(local),
+            metadata={"mlflow_path": path}, source=f"runs:/{plan.mid}/{path}", time=plan.info.start_time or 0.0,
+        )  # fmt: skip
+
+    def _download(self, mid: str, path: str) -> str:
+        if self._tmp is None:
+            import atexit
+            import shutil
+            import tempfile
+
+            self._tmp = tempfile.mkdtemp(prefix="trackkit-mlflow-read-")
+            atexit.register(shutil.rmtree, self._tmp, True)
+        dest = os.path.join(self._tmp, mid, os.path.dirname(path))
+        os.makedirs(dest, exist_ok=True)
+        return str(self.client.download_artifacts(mid, path, dest))
+
+    # ---- one run, planned
 
     def _find(self, run_id: str) -> tuple[Any, str] | None:
         """The MLflow run tagged with this trackkit id, else with this MLflow id, and its experiment's name."""
@@ -140,19 +283,35 @@ class MlflowReader:
             project = self.client.get_experiment(eid).name
         return run, project
 
+    def _parent_id(self, mlflow_parent: str) -> str:
+        """The parent's trackkit run id (its ``trackkit.run_id`` tag), else its MLflow run id."""
+        from mlflow.exceptions import MlflowException
+
+        if mlflow_parent not in self._parents:
+            try:
+                tags = self.client.get_run(mlflow_parent).data.tags
+                self._parents[mlflow_parent] = tags.get(T_RUN_ID) or mlflow_parent
+            except MlflowException:
+                self._parents[mlflow_parent] = mlflow_parent
+        return self._parents[mlflow_parent]
+
     def _info(self, run: Any, project: str) -> RunInfo:
         tags: dict[str, str] = dict(run.data.tags)
-        keys = _key_map(tags)
-        infs = _inf_keys(tags)
-        status = _status_of(run, tags)
+        keys = key_map(tags)
+        infs = inf_keys(tags)
+        status = status_of(run, tags)
         user_tags = {keys.get(k, k): v for k, v in tags.items() if not k.startswith(RESERVED_TAG_PREFIXES)}
         params = {keys.get(k, k): value_back(v) for k, v in run.data.params.items()}
-        last = {keys.get(k, k): _restore_inf(k, v, infs) for k, v in run.data.metrics.items()}
+        last = {keys.get(k, k): restore(k, v, infs) for k, v in run.data.metrics.items()}
         steps = [m.step for m in getattr(run.data, "_metric_objs", [])]
         end = run.info.end_time
         location = run.info.run_id
         if self._conn.remote:
             location = f"{self._conn.display}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        parent = tags.get(T_PARENT) or None
+        if parent is None and tags.get(T_PARENT_RUN):
+            parent = self._parent_id(tags[T_PARENT_RUN])
+        summary = {k[len(T_SUMMARY):]: value_back(v) for k, v in tags.items() if k.startswith(T_SUMMARY)}
         return RunInfo(
             run_id=tags.get(T_RUN_ID) or run.info.run_id,
             project=project,
@@ -164,92 +323,108 @@ class MlflowReader:
             start_time=run.info.start_time / 1000 if run.info.start_time else None,
             end_time=end / 1000 if end and status.terminal else None,
             tags=user_tags,
-            config=_unflatten(params),
+            config=unflatten(params),
             last_metrics=last,
             last_step=max(steps) if steps else None,
             location=location,
+            summary=summary,
+            parent=parent,
         )
 
-    def _record(self, run: Any, project: str) -> RunRecord:
+    def _plan(self, run: Any, project: str) -> _Plan:
         info = self._info(run, project)
         tags: dict[str, str] = dict(run.data.tags)
         mid = run.info.run_id
-        files = self._files(mid)
-        config = self._load_json(mid, A_CONFIG) if A_CONFIG in files else None
+        ours = T_RUN_ID in tags  # a run trackkit wrote: its bookkeeping files are not the user's artifacts
+        files, models = self._walk(mid)
+        config = self._load_json(mid, A_CONFIG) if ours and A_CONFIG in files else None
         if not isinstance(config, dict):
             config = info.config
-        start = self._start_event(info, tags, config, self._load_json(mid, A_META) if A_META in files else None)
-        body: list[Event] = []
+        meta = self._load_json(mid, A_META) if ours and A_META in files else None
+        if not isinstance(meta, dict):
+            meta = {} if ours else system_meta(tags, getattr(run, "inputs", None))
+        start = _start_event(info, tags, config, meta)
+        head: list[Event] = [start]
         later = {k: v for k, v in info.tags.items() if k not in start.tags}
         if later:
-            body.append(Tags(later, time=start.start_time))
+            head.append(Tags(later, time=start.start_time))
+        merged = merge({}, config)
         for path, cfg in self._json_files(mid, files, A_CONFIG_UPDATES):
             ms = path.rsplit("/", 1)[-1].split("-", 1)[0]
-            if isinstance(cfg, dict):
-                body.append(ConfigUpdate(cfg, time=int(ms) / 1000 if ms.isdigit() else 0.0))
-        merged = _merge({}, config)
-        for ev in body:
-            if isinstance(ev, ConfigUpdate):
-                merged = _merge(merged, ev.config)
+            head.append(ConfigUpdate(cfg, time=int(ms) / 1000 if ms.isdigit() else 0.0))
+            merged = merge(merged, cfg)
         info.config = merged
-        body.extend(self._metric_events(mid, list(run.data.metrics), _key_map(tags), _inf_keys(tags)))
-        base = run.info.artifact_uri or ""
-        art_recs = [rec for _, rec in self._json_files(mid, files, A_ARTIFACTS)]
-        body.extend(_artifact_event(rec, base) for rec in art_recs)
-        skip = {posixpath.dirname(str(rec.get("artifact_path", ""))) for rec in art_recs}
-        body.extend(self._media(mid, tags, info, skip))
-        change = _status_change(tags)
+        summaries = [rec for _, rec in self._json_files(mid, files, A_SUMMARIES)]
+        for rec in summaries:
+            values = rec.get("values")
+            if isinstance(values, dict):
+                head.append(Summary(values, time=float(rec.get("time") or 0.0)))
+        if summaries:
+            info.summary = {}
+            for ev in head:
+                if isinstance(ev, Summary):
+                    info.summary.update(ev.values)
+        elif info.summary:
+            head.append(Summary(dict(info.summary), time=start.start_time))
+        # artifacts trackkit recorded, then every other file that is neither bookkeeping nor media
+        recs = [rec for _, rec in self._json_files(mid, files, A_ARTIFACTS)] if ours else []
+        recs.sort(key=lambda r: float(r.get("time") or 0.0) if isinstance(r.get("time"), (int, float)) else 0.0)
+        owned = {str(r.get("artifact_path", "")) for r in recs}
+        layout_dirs = {posixpath.dirname(p) for p in owned if _VERSION_DIR.search(posixpath.dirname(p))}
+        media_files = candidates(files, layout_dirs, models)
+        media = read_media(self.client, mid, media_files, tags, info.start_time or 0.0, self._conn.remote)
+        for ev in media:
+            info.media[ev.kind] = info.media.get(ev.kind, 0) + 1
+            info.last_step = ev.step if info.last_step is None else max(info.last_step, ev.step)
+        taken = consumed(media_files, tags) | owned
+        artifacts: list[tuple[str, Mapping[str, Any] | None, bool]] = [
+            (str(r.get("artifact_path", "")), r, str(r.get("artifact_path", "")) in files) for r in recs
+        ]
+        for path in sorted(files):
+            if path in taken or (ours and _bookkeeping(path)) or any(path.startswith(d + "/") for d in layout_dirs):
+                continue
+            artifacts.append((path, None, True))
+        tail: list[Event] = []
+        change = status_change(tags)
         if change is not None:
-            body.append(change)
+            tail.append(change)
         for _, rec in self._json_files(mid, files, A_RESUMES):
             try:
-                body.append(event_from_record({**rec, "k": "resume"}))
+                tail.append(event_from_record({**rec, "k": "resume"}))
             except (TypeError, ValueError):
                 continue
             info.resumed += 1
-        body.sort(key=_event_time)
-        events: list[Event] = [start, *body]
         if info.status.terminal and run.info.end_time:
             code = tags.get(T_EXIT_CODE, "")
-            events.append(
-                RunFinished(
-                    status=info.status,
-                    time=run.info.end_time / 1000,
-                    reason=info.reason,
-                    exit_code=int(code) if code.lstrip("-").isdigit() else None,
-                )
-            )
-        return RunRecord(info, events)
+            exit_code = int(code) if code.lstrip("-").isdigit() else None
+            tail.append(RunFinished(status=info.status, time=run.info.end_time / 1000, reason=info.reason,
+                                    exit_code=exit_code))
+        steps = [m.step for m in getattr(run.data, "_metric_objs", [])]
+        return _Plan(
+            info=info, mid=mid, head=head, media=media, artifacts=artifacts, tail=tail,
+            metric_keys=sorted(run.data.metrics), infs=inf_keys(tags), keys=key_map(tags),
+            max_step=max(steps) if steps else None, base=run.info.artifact_uri or "",
+        )  # fmt: skip
 
-    def _media(self, mid: str, tags: Mapping[str, str], info: RunInfo, skip: set[str]) -> list[Media]:
-        """The run's media (``media.py``), counted into ``info``; ``skip``: trackkit's artifact directories."""
-        files = walk(self.client, mid, skip)
-        found = read_media(self.client, mid, files, tags, info.start_time or 0.0, self._conn.remote)
-        for ev in found:
-            info.media[ev.kind] = info.media.get(ev.kind, 0) + 1
-            info.last_step = ev.step if info.last_step is None else max(info.last_step, ev.step)
-        return found
+    def _walk(self, mid: str) -> tuple[set[str], set[str]]:
+        """Every artifact file of the run (one listing per directory), and the logged-model directories
+        (holding an ``MLmodel`` file) among its directories."""
+        files: set[str] = set()
+        models: set[str] = set()
+        todo: list[str | None] = [None]
+        while todo:
+            path = todo.pop()
+            infos = list(self.client.list_artifacts(mid, path))
+            if path is not None and any(posixpath.basename(f.path) == "MLmodel" for f in infos):
+                models.add(path)
+            for f in infos:
+                if f.is_dir:
+                    todo.append(f.path)
+                else:
+                    files.add(f.path)
+        return files, models
 
-    @staticmethod
-    def _start_event(info: RunInfo, tags: Mapping[str, str], config: dict[str, Any], meta: Any) -> RunStarted:
-        start_keys: list[str] | None = None
-        if T_START_TAGS in tags:
-            loaded = value_back(tags[T_START_TAGS])
-            if isinstance(loaded, list):
-                start_keys = [str(k) for k in loaded]
-        start_tags = info.tags if start_keys is None else {k: v for k, v in info.tags.items() if k in start_keys}
-        return RunStarted(
-            run_id=info.run_id,
-            project=info.project,
-            name=info.name,
-            start_time=info.start_time or 0.0,
-            group=info.group,
-            tags=start_tags,
-            config=config,
-            meta=meta if isinstance(meta, dict) else {},
-        )
-
-    def _json_files(self, mid: str, files: Iterable[str], folder: str) -> list[tuple[str, Any]]:
+    def _json_files(self, mid: str, files: Iterable[str], folder: str) -> list[tuple[str, dict[str, Any]]]:
         """``(path, content)`` of the JSON files under ``folder``, in path order; only dicts."""
         out = []
         for path in sorted(p for p in files if p.startswith(folder + "/") and p.endswith(".json")):
@@ -258,145 +433,45 @@ class MlflowReader:
                 out.append((path, rec))
         return out
 
-    def _metric_events(self, mid: str, mkeys: Iterable[str], keys: Mapping[str, str], infs: set[str]) -> list[Metrics]:
-        points: dict[tuple[int, int], dict[str, float]] = {}
-        mkeys = list(mkeys)
-
-        def fetch(key: str) -> tuple[str, list[Any]]:
-            return key, list(self.client.get_metric_history(mid, key))  # follows MLflow's pages to the end
-
-        if self._conn.remote and len(mkeys) > 4:  # one request per key: overlap the round trips
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=8, thread_name_prefix="trackkit-mlflow-read") as pool:
-                histories = list(pool.map(fetch, mkeys))
-        else:
-            histories = [fetch(k) for k in mkeys]
-        for key, hist in histories:
-            original = keys.get(key, key)
-            for m in hist:
-                points.setdefault((int(m.timestamp), int(m.step)), {})[original] = _restore_inf(key, m.value, infs)
-        return [Metrics(step=step, time=ts / 1000, values=vals) for (ts, step), vals in sorted(points.items())]
-
-    def _files(self, mid: str) -> set[str]:
-        out: set[str] = set()
-        todo: list[str | None] = [None]
-        while todo:
-            path = todo.pop()
-            if path is not None and not (
-                path.startswith("trackkit") or A_CONFIG_UPDATES.startswith(path) or A_ARTIFACTS.startswith(path)
-            ):
-                continue  # only walk trackkit's own bookkeeping
-            for f in self.client.list_artifacts(mid, path):
-                if f.is_dir:
-                    todo.append(f.path)
-                else:
-                    out.add(f.path)
-        return out
-
     def _load_json(self, mid: str, path: str) -> Any:
         import tempfile
 
         with tempfile.TemporaryDirectory(prefix="trackkit-mlflow-") as tmp:
             local = self.client.download_artifacts(mid, path, tmp)
-            with open(local, encoding="utf-8") as fh:
-                return json.load(fh)
+            try:
+                with open(local, encoding="utf-8") as fh:
+                    return json.load(fh)
+            except (ValueError, UnicodeDecodeError):
+                return None
 
 
-def _unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        parts = key.split(".")
-        node = out
-        ok = all(parts)
-        if ok:
-            for p in parts[:-1]:
-                nxt = node.setdefault(p, {})
-                if not isinstance(nxt, dict):
-                    ok = False
-                    break
-                node = nxt
-        if ok and not isinstance(node.get(parts[-1]), dict):
-            node[parts[-1]] = value
-        else:  # cannot nest without clobbering: keep it flat
-            out[key] = value
-    return out
+def _bookkeeping(path: str) -> bool:
+    """trackkit's own files in a run it wrote (config, meta, updates, records, indexes)."""
+    return path in (A_CONFIG, A_META) or path.startswith("trackkit/")
 
 
-def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in update.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = dict(v) if isinstance(v, Mapping) else v
-    return out
-
-
-def _key_map(tags: Mapping[str, str]) -> dict[str, str]:
-    """mapped key -> original key, from the ``trackkit.key.*`` tags."""
-    out: dict[str, str] = {}
-    for original in (unstorable(v) for k, v in tags.items() if k.startswith(T_KEY)):
-        out[mlflow_key(original)] = original
-        if original.startswith(RESERVED_TAG_PREFIXES):
-            out[user_tag_key(original)] = original
-    return out
-
-
-def _inf_keys(tags: Mapping[str, str]) -> set[str]:
-    return {v for k, v in tags.items() if k.startswith(T_INF)}
-
-
-def _restore_inf(key: str, value: float, infs: set[str]) -> float:
-    if key in infs and abs(value) >= FMAX:
-        return math.copysign(math.inf, value)
-    return float(value)
-
-
-def _status_of(run: Any, tags: Mapping[str, str]) -> Status:
-    text = tags.get(T_STATUS)
-    if text in {s.value for s in Status}:
-        status = Status(text)
-        # a run terminated natively after our tag said running (e.g. by hand in the UI)
-        if status is Status.RUNNING and run.info.status in ("FINISHED", "FAILED", "KILLED"):
-            return FROM_MLFLOW[run.info.status]
-        return status
-    return FROM_MLFLOW.get(run.info.status, Status.RUNNING)
-
-
-def _status_change(tags: Mapping[str, str]) -> StatusChange | None:
-    """The last status change, from the ``trackkit.status_change`` tag."""
-    rec = value_back(tags[T_STATUS_CHANGE]) if T_STATUS_CHANGE in tags else None
-    if not (isinstance(rec, dict) and rec.get("status") in {s.value for s in Status}):
+def _frac(step: int, max_step: int | None) -> float | None:
+    if not max_step or max_step <= 0:
         return None
-    step = rec.get("step")
-    return StatusChange(
-        status=Status(rec["status"]),
-        reason=str(rec.get("reason", "")),
-        step=int(step) if isinstance(step, (int, float)) else None,
-        time=float(rec.get("time") or 0.0),
-        details=rec.get("details") or {},
+    return max(0.0, min(1.0, step / max_step))
+
+
+def _start_event(info: RunInfo, tags: Mapping[str, str], config: dict[str, Any], meta: dict[str, Any]) -> RunStarted:
+    start_keys: list[str] | None = None
+    if T_START_TAGS in tags:
+        loaded = value_back(tags[T_START_TAGS])
+        if isinstance(loaded, list):
+            start_keys = [str(k) for k in loaded]
+    start_tags = info.tags if start_keys is None else {k: v for k, v in info.tags.items() if k in start_keys}
+    return RunStarted(
+        run_id=info.run_id,
+        project=info.project,
+        name=info.name,
+        start_time=info.start_time or 0.0,
+        group=info.group,
+        tags=start_tags,
+        config=config,
+        meta=meta,
+        parent=info.parent,
     )
 
-
-def _artifact_event(rec: Mapping[str, Any], base: str) -> Artifact:
-    rel = str(rec.get("artifact_path", ""))
-    uri = f"{base.rstrip('/')}/{rel}" if base else rel
-    if uri.startswith("file://"):
-        uri = unquote(urlsplit(uri).path)
-    return Artifact(
-        path=uri,
-        name=str(rec.get("name", "")),
-        kind=str(rec.get("kind", "")),
-        sha256=str(rec.get("sha256", "")),
-        size=int(rec.get("size", 0)),
-        version=int(rec.get("version", 0)),
-        aliases=tuple(rec.get("aliases") or ()),
-        metadata=rec.get("metadata") or {},
-        source=str(rec.get("source", "")),
-        time=float(rec.get("time", 0.0)),
-    )
-
-
-def _event_time(ev: Event) -> float:
-    return float(getattr(ev, "time", 0.0) or 0.0)

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import posixpath
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -23,12 +24,14 @@ from ...events import (
     RunStarted,
     Status,
     StatusChange,
+    Summary,
     Tags,
     event_to_record,
     flatten_config,
 )
 from .batches import pack
 from .connection import Connection
+from .mapping import GIT_TAGS, NOT_RESTORED, T_PARENT_RUN, dataset_entities
 from .media import MediaWriter
 from .names import (
     A_ARTIFACTS,
@@ -36,6 +39,7 @@ from .names import (
     A_CONFIG_UPDATES,
     A_META,
     A_RESUMES,
+    A_SUMMARIES,
     BATCH_METRICS,
     MAX_KEY_LENGTH,
     MAX_PARAM_LENGTH,
@@ -45,6 +49,7 @@ from .names import (
     T_GROUP,
     T_INF,
     T_KEY,
+    T_PARENT,
     T_REASON,
     T_RESUMED,
     T_RUN_ID,
@@ -52,6 +57,7 @@ from .names import (
     T_STATUS,
     T_STATUS_CHANGE,
     T_STATUS_STEP,
+    T_SUMMARY,
     TO_MLFLOW,
     artifact_dir,
     mlflow_key,
@@ -104,6 +110,7 @@ class MlflowSink:
         self._longest_key = 0
         #: what ``emit`` is doing (named in its errors)
         self._doing = "emit"
+        self._experiment = ""
         from mlflow.entities import Metric
 
         self._metric_cls: Any = Metric
@@ -185,6 +192,8 @@ class MlflowSink:
             self._resume(ev)
         elif isinstance(ev, Media):
             self._media_value(ev)
+        elif isinstance(ev, Summary):
+            self._summary(ev)
 
     # ---- events
 
@@ -206,6 +215,7 @@ class MlflowSink:
             )
             self._params = {}
         self.mlflow_run_id = run.info.run_id
+        self._experiment = exp_id
         self._mlflow_status = run.info.status
         self._tags = dict(run.data.tags)
         self._drop_pending()
@@ -215,6 +225,9 @@ class MlflowSink:
         resumed = self._attach(ev)
         if ev.group:
             self._tag(T_GROUP, ev.group)
+        if ev.parent:
+            self._parent(ev)
+        self._system_tags(ev.meta)
         start_keys = []
         for k, v in ev.tags.items():
             start_keys.append(str(k))
@@ -234,6 +247,69 @@ class MlflowSink:
             self._upload_json(ev.config, A_CONFIG)
         if ev.meta or not resumed:
             self._upload_json(ev.meta, A_META)
+        mlf = ev.meta.get("mlflow")
+        if not resumed and isinstance(mlf, Mapping) and mlf.get("datasets"):
+            inputs = dataset_entities(mlf["datasets"])
+            if inputs:
+                self.client.log_inputs(self.mlflow_run_id, datasets=inputs)
+        self._adopt_children(ev)
+
+    def _parent(self, ev: RunStarted) -> None:
+        """``mlflow.parentRunId`` = the MLflow id of the run tagged with the parent's trackkit id (same
+        experiment); the trackkit id itself always in ``trackkit.parent``. A parent not there yet is said
+        once; it links its children when it arrives (``_adopt_children``)."""
+        assert ev.parent is not None
+        self._tag(T_PARENT, ev.parent)
+        if self._tags.get(T_PARENT_RUN):
+            return
+        parent = self._conn.find_run([self._experiment], ev.parent)
+        if parent is not None:
+            self._tag(T_PARENT_RUN, parent.info.run_id)
+        else:
+            _log.warning(
+                "mlflow: the parent run %r of run %r is not in experiment %r yet; kept as the tag %s, and "
+                "mlflow.parentRunId is set when the parent is delivered",
+                ev.parent, ev.run_id, ev.project or "Default", T_PARENT,
+            )  # fmt: skip
+
+    def _adopt_children(self, ev: RunStarted) -> None:
+        """Runs that named this one as their parent before it existed get their ``mlflow.parentRunId``."""
+        quote = "'" if "'" not in ev.run_id else '"'
+        waiting = self.client.search_runs(
+            [self._experiment], filter_string=f"tags.`{T_PARENT}` = {quote}{ev.run_id}{quote}", max_results=1000
+        )
+        for child in waiting:
+            if not child.data.tags.get(T_PARENT_RUN):
+                self.client.set_tag(child.info.run_id, T_PARENT_RUN, self.mlflow_run_id)
+
+    def _system_tags(self, meta: Mapping[str, Any]) -> None:
+        """MLflow's own tags a source recorded (``meta["mlflow"]["tags"]``: source, user, git, note ...) and
+        ``meta["git"]`` as ``mlflow.source.git.*``, so MLflow's UI shows them; not the name, the parent and
+        the lists of media and models, which this run gets anew."""
+        mlf = meta.get("mlflow")
+        tags = mlf.get("tags") if isinstance(mlf, Mapping) else None
+        if isinstance(tags, Mapping):
+            for k, v in tags.items():
+                if isinstance(k, str) and k.startswith("mlflow.") and k not in NOT_RESTORED and isinstance(v, str):
+                    self._tag(k, v)
+        git = meta.get("git")
+        if isinstance(git, Mapping):
+            for tag, name in GIT_TAGS.items():
+                if isinstance(git.get(name), str) and git[name] and tag not in self._p_tags:
+                    self._tag(tag, git[name])
+
+    def _summary(self, ev: Summary) -> None:
+        """``trackkit/summaries/<ms>-<hash>.json`` (the values exactly, merged in order by the reader) and a
+        tag ``trackkit.summary.<key>`` per scalar value, for MLflow's UI and ``list_runs``."""
+        for k, v in ev.values.items():
+            name = T_SUMMARY + str(k)
+            if (v is None or isinstance(v, (str, int, float, bool))) and mlflow_key(name) == name:
+                text = value_str(v)
+                if len(text) <= MAX_TAG_LENGTH:
+                    self._tag(name, text)
+        body = json.dumps(ev.values, default=str, sort_keys=True, ensure_ascii=False)
+        rec = {"values": dict(ev.values), "time": ev.time}
+        self._upload_json(rec, f"{A_SUMMARIES}/{int(ev.time * 1000):015d}-{short_hash(body)}.json")
 
     def _metrics(self, ev: Metrics) -> None:
         # the hot path of delivery: per point one dict lookup for the key, no re-validation
@@ -283,10 +359,16 @@ class MlflowSink:
         dest = artifact_dir(ev)
         if not os.path.exists(ev.path):
             raise BackendError(f"{self._conn.label}: artifact file {ev.path} does not exist")
-        self.client.log_artifact(self.mlflow_run_id, ev.path, artifact_path=dest)
         rec = event_to_record(ev)
         rec.pop("k", None)
-        rec["artifact_path"] = f"{dest}/{os.path.basename(ev.path.rstrip(os.sep))}"
+        where = _own_path(ev)
+        if where is not None:  # a file an MLflow run had at this path: the same path in the copy
+            folder = posixpath.dirname(where)
+            self.client.log_artifact(self.mlflow_run_id, ev.path, artifact_path=folder or None)
+            rec["artifact_path"] = where
+        else:
+            self.client.log_artifact(self.mlflow_run_id, ev.path, artifact_path=dest)
+            rec["artifact_path"] = f"{dest}/{os.path.basename(ev.path.rstrip(os.sep))}"
         self._upload_json(rec, f"{A_ARTIFACTS}/{dest}.json")
 
     def _media_value(self, ev: Media) -> None:
@@ -405,3 +487,17 @@ class MlflowSink:
             self._params.update(params)
             self._tags.update(tags)
         self._drop_pending()
+
+
+def _own_path(ev: Artifact) -> str | None:
+    """The artifact path an MLflow run kept this file at (``metadata["mlflow_path"]``, the reader's), where
+    the copy can hold it there too: a plain relative path, the same file name, not trackkit's own files."""
+    path = ev.metadata.get("mlflow_path") if isinstance(ev.metadata, Mapping) else None
+    if not isinstance(path, str) or not path or path.startswith("/") or os.path.isdir(ev.path):
+        return None
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts) or parts[-1] != os.path.basename(ev.path):
+        return None
+    if path in (A_CONFIG, A_META) or parts[0] == "trackkit":
+        return None
+    return path

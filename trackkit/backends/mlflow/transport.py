@@ -190,3 +190,12 @@ class ConnectionClient(MlflowClient):
     def __init__(self, uri: str, *, timeout: int, retries: int, quiet: bool) -> None:
         super().__init__(tracking_uri=uri)
         self._tracking_client = ConnectionTracking(uri, timeout=timeout, retries=retries, quiet=quiet)
+
+    def metric_history_page(
+        self, run_id: str, key: str, max_results: int, page_token: str | None
+    ) -> tuple[list[Any], str | None]:
+        """One page of a metric's history (``GetMetricHistory`` with ``max_results`` / ``page_token``)
+        and the next page's token (None: the last page)."""
+        got = self._tracking_client.store.get_metric_history(run_id, key, max_results=max_results,
+                                                             page_token=page_token)
+        return list(got), getattr(got, "token", None) or None
