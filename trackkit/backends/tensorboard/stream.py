@@ -69,6 +69,10 @@ class _TensorEvent(NamedTuple):
     tensor_proto: Any
 
 
+#: the reason of a run another tool wrote without an HParams session end (docs/backends/tensorboard.md)
+NO_STATUS = "TensorBoard records no run status; read as completed"
+
+
 def _number(x: float) -> int | float:
     return int(x) if float(x).is_integer() and abs(x) < 2 ** 53 else float(x)
 
@@ -387,6 +391,9 @@ class RunStream:
             out.append(Summary({k: v for k, (_s, v) in self.summary.items()}, self._last_wall(out)))
         if self.session_end is not None and not statuses:
             out.append(RunFinished(status=self.session_end[0], time=self.session_end[1]))
+        elif not statuses:  # a logdir another tool wrote, with no session end: TensorBoard records no status
+            out.append(RunFinished(status=Status.COMPLETED, time=self._last_wall(out) or self._first_wall(),
+                                   reason=NO_STATUS))
         yield out, 1.0, self._take_notes()
 
     def _fraction(self) -> float:
