@@ -47,7 +47,8 @@ def artifact_problem(ev: Artifact) -> str:
     return ""
 
 
-def chunks(reader: Any, run_id: str, notes: list[str] | None = None) -> Iterator[tuple[list[Event], float | None]]:
+def chunks(reader: Any, run_id: str, notes: list[str] | None = None,
+           infos: list[RunInfo] | None = None) -> Iterator[tuple[list[Event], float | None]]:
     """The run's events in bounded chunks, each with the fraction of the run read so far (None: unknown).
     A Reader's ``stream_run(run_id)`` yields ``(events, fraction, notes)``: ``notes`` are lines on what it
     could not read (a cut file), collected into ``notes``. Raises ``KeyError`` when there is no such run."""
@@ -62,6 +63,8 @@ def chunks(reader: Any, run_id: str, notes: list[str] | None = None) -> Iterator
     rec = reader.read_run(run_id)
     if notes is not None:
         notes.extend(rec.info.notes)
+    if infos is not None:  # a reader without a stream: its own summary of the run is the one compared
+        infos.append(rec.info)
     events = list(rec.events)
     n = max(len(events), 1)
     for i in range(0, len(events), CHUNK):
@@ -182,8 +185,9 @@ def _side(reader: Any, run_id: str, info: RunInfo | None, float32: bool) -> Side
     """The target's copy folded into a Side (None: the target has no such run)."""
     side = Side(float32=float32)
     acc: RunInfo | None = None
+    infos: list[RunInfo] = []
     try:
-        for events, _ in chunks(reader, run_id):
+        for events, _ in chunks(reader, run_id, infos=infos):
             if acc is None:
                 acc = RunInfo(run_id, info.project if info else "", info.name if info else "", backend="")
             for ev in events:
@@ -191,7 +195,7 @@ def _side(reader: Any, run_id: str, info: RunInfo | None, float32: bool) -> Side
             side.add(events)
     except KeyError:
         return None
-    side.info = acc
+    side.info = infos[0] if infos else acc
     return side
 
 
