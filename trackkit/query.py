@@ -326,6 +326,20 @@ def find_runs(
     return filter_runs(rows, filters, sort_by, limit)
 
 
+def why_empty(backends: str | BackendSpec | Sequence[str | BackendSpec]) -> list[str]:
+    """For backends that hold no run: one line each on what was found instead and the fix, where the
+    Reader can say (``Reader.why_empty()``, e.g. a TensorBoard directory with no event files)."""
+    from .registry import load_reader
+
+    out = []
+    for spec in _specs(backends):
+        why = getattr(load_reader(spec), "why_empty", None)
+        text = why() if callable(why) else ""
+        if text:
+            out.append(str(text))
+    return out
+
+
 def load_runs(
     refs: Sequence[str],
     backends: str | BackendSpec | Sequence[str | BackendSpec],

@@ -54,7 +54,7 @@ def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, pro
         dump_json([r.to_dict() for r in reports])
     else:
         _print(out, reports, source, target, verify=verify, dry_run=dry_run)
-    sys.exit(0 if all(r.ok for r in reports) else 1)
+    sys.exit(0 if reports and all(r.ok for r in reports) else 1)  # nothing to migrate: nothing could be done
 
 
 @contextmanager
@@ -91,7 +91,11 @@ def _bars(out: Console) -> Iterator[tuple[Callable[[Report], None], Callable[[Re
 def _print(console: Console, reports: list[Report], source: str, target: str, *, verify: bool,
            dry_run: bool = False) -> None:
     if not reports:
-        console.print(f"no runs to migrate in {escape(source)}")
+        from ..query import why_empty
+
+        lines = why_empty([source]) or [f"no runs to migrate in {source}"]
+        for line in lines:
+            console.print(escape(line), soft_wrap=True)
         return
     columns = [Column("run"), Column("name"), Column("copy"), Column("points", drop=3, justify="right"),
                Column("media", drop=3, justify="right"), Column("artifacts", drop=2, justify="right"),

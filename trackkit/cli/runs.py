@@ -101,12 +101,17 @@ def query_rows(
     as_json: bool,
 ) -> None:
     """``trackkit runs --backend ...``: query the backends' Readers."""
-    from ..query import find_runs
+    from ..query import find_runs, why_empty
 
     try:
         rows = find_runs(list(backends), project=project, where=list(where), sort_by=sort, limit=limit)
+        reasons = why_empty(list(backends)) if not rows and not where and not project else []
     except TrackkitError as exc:
         raise click.ClickException(str(exc)) from None
+    if reasons and not as_json:
+        for line in reasons:
+            console().print(escape(line), soft_wrap=True)
+        return
     show_rows(rows, ", ".join(backends), as_json)
 
 
