@@ -12,7 +12,7 @@ wandb.log), then, each in a fresh child process:
 * ``trackkit.migrate.migrate`` of the run, verification included.
 
 Printed: seconds of each, the ratio, and each child's peak RSS (``ru_maxrss``) beside the RSS of
-the same child after importing the SDKs (what the interpreter and the SDKs cost before any point).
+the same child after importing the SDKs (VmHWM) (what the interpreter and the SDKs cost before any point).
 ``--growth`` repeats TB -> MLflow at 10x the points to show how peak RSS grows with the run.
 """
 
@@ -37,6 +37,14 @@ def _value(k: int, s: int) -> float:
 
 
 def _rss_mb() -> float:
+    """This process's peak RSS (VmHWM, which exec resets; ru_maxrss of a child starts at its parent's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
