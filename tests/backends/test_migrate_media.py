@@ -127,6 +127,7 @@ def _tool_written(tmp: str) -> dict[str, tuple[str, str]]:
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp}/mltool.db")
+    mlflow.set_experiment("tool")  # the fluent API remembers an experiment id of another store otherwise
     with mlflow.start_run() as mr:
         for s in range(3):
             mlflow.log_metric("acc", s / 3, step=s)

@@ -146,7 +146,9 @@ def test_sync_prints_one_line_per_failing_backend_and_exits_non_zero(tmp_path: P
         run.finish()
     _wait_agent_done(run.dir)
     env = dict(os.environ, COLUMNS="60")  # a narrow terminal must not fold the lines either
-    out = subprocess.run([sys.executable, "-m", "trackkit", "sync", "--root", str(root), "--timeout", "2"],
+    # --timeout 10: the failing sends must end (and leave their traceback in agent.log) within it, MLflow's
+    # import included; 2 s was too short on a loaded 2-CPU machine (the send was still in flight)
+    out = subprocess.run([sys.executable, "-m", "trackkit", "sync", "--root", str(root), "--timeout", "10"],
                          env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0
     log = f"{run.dir}/agent.log"
