@@ -241,16 +241,21 @@ def payload_file(data: bytes, ext: str) -> tuple[str, str]:
 
 
 def image_meta(data: bytes) -> dict[str, int | str]:
-    """``format``, ``width``, ``height`` of PNG, GIF or JPEG bytes (read from the header; {} when
-    unknown), so an adapter fills ``Media.meta`` without an image library."""
+    """``format``, ``width``, ``height`` and ``channels`` (as PIL counts its bands: palette and GIF 1)
+    of PNG, GIF or JPEG bytes, read from the header ({} when unknown), so an adapter fills
+    ``Media.meta`` without an image library."""
     import struct
 
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 26:
         w, h = struct.unpack(">II", data[16:24])
-        return {"format": "png", "width": w, "height": h}
+        out: dict[str, int | str] = {"format": "png", "width": w, "height": h}
+        channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(data[25])
+        if channels:
+            out["channels"] = channels
+        return out
     if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
         w, h = struct.unpack("<HH", data[6:10])
-        return {"format": "gif", "width": w, "height": h}
+        return {"format": "gif", "width": w, "height": h, "channels": 1}
     if data[:3] == b"\xff\xd8\xff":
         i = 2
         while i + 9 < len(data):
@@ -264,6 +269,6 @@ def image_meta(data: bytes) -> dict[str, int | str]:
             (length,) = struct.unpack(">H", data[i + 2:i + 4])
             if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
                 h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                return {"format": "jpeg", "width": w, "height": h}
+                return {"format": "jpeg", "width": w, "height": h, "channels": int(data[i + 9])}
             i += 2 + length
     return {}

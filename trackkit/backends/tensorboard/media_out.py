@@ -34,24 +34,7 @@ def linspace(lo: float, hi: float, n: int) -> list[float]:
 
 def image_channels(data: bytes) -> int:
     """The channels PIL reports for PNG/JPEG/GIF bytes (0: unknown), read from the header."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25:
-        return {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(data[25], 0)
-    if data[:3] == b"GIF":
-        return 1
-    if data[:3] == b"\xff\xd8\xff":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                return int(data[i + 9])
-            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return 0
+    return int(image_meta(data).get("channels", 0))
 
 
 def string_tensor(cells: list[bytes], shape: list[int]) -> Any:

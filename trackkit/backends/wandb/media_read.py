@@ -50,24 +50,8 @@ def row_note(value: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def channels(data: bytes, fmt: str) -> int | None:
     """Channels of PNG/GIF/JPEG bytes as PIL counts its bands (palette and GIF: 1)."""
-    if fmt == "png" and len(data) >= 26:
-        return {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(data[25])
-    if fmt == "gif":
-        return 1
-    if fmt == "jpeg":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                return int(data[i + 9])
-            i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return None
+    n = image_meta(data).get("channels")
+    return int(n) if n is not None else None
 
 
 def _file(rel: Any, fetch: Fetch) -> tuple[str, bytes]:
