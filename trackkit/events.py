@@ -12,6 +12,8 @@ framing and ``docs/journal.md`` for the format).
 from __future__ import annotations
 
 import enum
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -23,6 +25,7 @@ __all__ = [
     "ConfigUpdate",
     "Event",
     "Media",
+    "MetricStats",
     "Metrics",
     "RunFinished",
     "RunInfo",
@@ -206,6 +209,59 @@ Event = Union[  # noqa: UP007
 ]
 
 
+#: the goal of a metric whose name says it (``define_metric`` overrides): a loss or an error
+#: falls, anything else (accuracy, F1, reward) rises
+_MIN_WORDS = ("loss", "error", "err", "perplexity", "ppl", "mse", "mae", "rmse", "wer", "cer", "nll", "distance")
+
+
+def guess_goal(key: str) -> str:
+    """``"min"`` for a key that names a loss/error (``val/loss``, ``train_mse``), else ``"max"``."""
+    words = re.split(r"[^a-z0-9]+", key.lower())
+    return "min" if any(w in _MIN_WORDS for w in words) else "max"
+
+
+@dataclass
+class MetricStats:
+    """One metric's figures over a whole run: last, min, max (NaN is skipped by min/max), count."""
+
+    last: float
+    last_step: int
+    min: float = math.nan
+    min_step: int | None = None
+    max: float = math.nan
+    max_step: int | None = None
+    count: int = 0
+
+    @classmethod
+    def first(cls, step: int, value: float) -> MetricStats:
+        st = cls(last=value, last_step=step)
+        st.add(step, value)
+        return st
+
+    def add(self, step: int, value: float) -> None:
+        self.count += 1
+        if step >= self.last_step:
+            self.last, self.last_step = value, step
+        if value != value:  # NaN
+            return
+        if self.min_step is None or value < self.min:
+            self.min, self.min_step = value, step
+        if self.max_step is None or value > self.max:
+            self.max, self.max_step = value, step
+
+    def best(self, goal: str) -> tuple[float, int | None]:
+        """``(value, step)`` of the best point for ``goal`` (``"min"``/``"max"``)."""
+        return (self.min, self.min_step) if goal == "min" else (self.max, self.max_step)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetricStats:
+        return cls(**{k: d[k] for k in ("last", "last_step", "min", "min_step", "max", "max_step", "count")
+                      if k in d})
+
+
 @dataclass
 class RunInfo:
     """A summary row of one stored run, as any Reader returns it."""
@@ -236,6 +292,48 @@ class RunInfo:
     #: what the reader could not read of this run, one line each ("event file X is cut at byte N;
     #: the 1,204 events before it were read"); migrate lists them in its report
     notes: list[str] = field(default_factory=list)
+    #: per metric key: last/min/max with their steps (``best(key)`` applies the goal)
+    metrics: dict[str, MetricStats] = field(default_factory=dict)
+    #: declared goals (``run.define_metric(key, goal="max")``); undeclared keys: ``guess_goal``
+    goals: dict[str, str] = field(default_factory=dict)
+
+    def goal(self, key: str) -> str:
+        return self.goals.get(key) or guess_goal(key)
+
+    def best(self, key: str) -> tuple[float, int | None] | None:
+        """``(value, step)`` of ``key``'s best point by its goal, ``None`` if never logged."""
+        st = self.metrics.get(key)
+        return None if st is None else st.best(self.goal(key))
+
+    def add_point(self, key: str, step: int, value: float) -> None:
+        """Fold one point into ``metrics`` and ``last_metrics`` (readers that list without events)."""
+        st = self.metrics.get(key)
+        if st is None:
+            self.metrics[key] = MetricStats.first(step, value)
+        else:
+            st.add(step, value)
+        self.last_metrics[key] = self.metrics[key].last
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (the run index, ``runs --json``); :meth:`from_dict` is its inverse."""
+        d: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if name == "metrics":
+                value = {k: st.to_dict() for k, st in value.items()}
+            elif isinstance(value, Status):
+                value = value.value
+            elif isinstance(value, (dict, list)):
+                value = type(value)(value)
+            d[name] = value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunInfo:
+        known = {f for f in cls.__dataclass_fields__}
+        body = {k: v for k, v in d.items() if k in known}
+        body["status"] = Status(body.get("status", "running"))
+        body["metrics"] = {k: MetricStats.from_dict(v) for k, v in (body.get("metrics") or {}).items()}
+        return cls(**body)
 
     def apply(self, ev: Event) -> None:
         """Fold one event into this summary (readers build ``RunInfo`` this way)."""
@@ -246,7 +344,14 @@ class RunInfo:
             self.tags.update(ev.tags)
             self.config.update(ev.config)
         elif isinstance(ev, Metrics):
-            self.last_metrics.update(ev.values)
+            stats, step = self.metrics, ev.step
+            for k, v in ev.values.items():
+                st = stats.get(k)
+                if st is None:
+                    stats[k] = MetricStats.first(step, v)
+                else:
+                    st.add(step, v)
+                self.last_metrics[k] = stats[k].last
             self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
         elif isinstance(ev, Media):
             self.media[ev.kind] = self.media.get(ev.kind, 0) + 1

@@ -429,7 +429,11 @@ def _json_num(v: float | None) -> float | str | None:
 
 def _summaries(run: RunRecord | RunInfo) -> dict[str, MetricSummary]:
     if isinstance(run, RunInfo):
-        return {k: MetricSummary(v, None, None, run.last_step, 0) for k, v in run.last_metrics.items()}
+        out_info = {k: MetricSummary(v, None, None, run.last_step, 0) for k, v in run.last_metrics.items()}
+        for k, st in run.metrics.items():
+            out_info[k] = MetricSummary(st.last, None if st.min_step is None else st.min,
+                                        None if st.max_step is None else st.max, st.last_step, st.count)
+        return out_info
     out: dict[str, MetricSummary] = {}
     for key, pts in run.metrics().items():
         if not pts:
