@@ -11,8 +11,9 @@ wandb.log), then, each in a fresh child process:
   ``add_scalar`` per point through one writer);
 * ``trackkit.migrate.migrate`` of the run, verification included.
 
-Printed: seconds of each, the ratio, and each child's peak RSS (``ru_maxrss``) beside the RSS of
-the same child after importing the SDKs (VmHWM) (what the interpreter and the SDKs cost before any point).
+Printed: seconds of each, the ratio, and each child's peak RSS (VmHWM) beside the RSS of the same
+child after importing the two SDKs of the direction (what the interpreter and the SDKs cost before
+any point; the floor's child imports the same two, so the two peaks compare).
 ``--growth`` repeats TB -> MLflow at 10x the points to show how peak RSS grows with the run.
 """
 
@@ -30,6 +31,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _env import offline_tmpdir
 
 STEP_KEYS = "train/loss", "train/acc", "val/loss", "val/acc", "lr", "grad_norm", "m6", "m7", "m8", "m9"
+
+
+_SDK = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
 def _value(k: int, s: int) -> float:
@@ -119,10 +123,12 @@ def floor(target: str, dest: str, steps: int, keys: int) -> float:
 def child(argv: list[str]) -> None:
     a = argparse.Namespace(**json.loads(argv[0]))
     offline_tmpdir("trackkit-bench-migrate-child-")
-    import mlflow  # noqa: F401  - the SDKs loaded before any point: the baseline RSS
-    import tensorboard  # noqa: F401
-    import wandb  # noqa: F401
+    import importlib
 
+    # the SDKs this direction uses (what `trackkit migrate` itself imports), loaded before any point:
+    # the baseline RSS. mlflow alone is ~170 MB (it imports pandas, pyarrow and scipy).
+    for sdk in a.sdks:
+        importlib.import_module(sdk)
     import trackkit.migrate
 
     base = _rss_mb()
@@ -185,8 +191,9 @@ def main() -> None:
                 run = make_wandb(os.path.join(d, "ws"), steps, a.keys)
                 source, target, tspec = f"wandb:bench?dir={d}/ws", "tensorboard", f"tensorboard:{d}/tt"
                 fdest = os.path.join(d, "tbfloor")
-            fl = _run_child(what="floor", target=target, dest=fdest, steps=steps, keys=a.keys)
-            mg = _run_child(what="migrate", run=run, source=source, target_spec=tspec)
+            sdks = sorted({_SDK[source.split(":")[0]], _SDK[target]})
+            fl = _run_child(what="floor", target=target, dest=fdest, steps=steps, keys=a.keys, sdks=sdks)
+            mg = _run_child(what="migrate", run=run, source=source, target_spec=tspec, sdks=sdks)
             rows.append((direction, n, fl, mg))
             ratio = float(mg["seconds"]) / float(fl["seconds"])  # type: ignore[arg-type]
             print(f"{direction:13s} {n:>9,} points: floor {fl['seconds']:.2f} s, migrate {mg['seconds']:.2f} s "

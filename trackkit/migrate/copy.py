@@ -23,7 +23,7 @@ from .report import BATCH, STATUS_TAG, Report, SkippedArtifact
 __all__ = ["Progress", "migrate", "migrate_all", "migrate_many"]
 
 #: events per chunk when a Reader has no stream of its own
-CHUNK = 20_000
+CHUNK = 2_000
 
 #: ``progress(report_so_far, fraction_done_or_None)`` while a run is copied
 Progress = Callable[[Report, "float | None"], None]

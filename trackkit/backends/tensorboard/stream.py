@@ -54,8 +54,8 @@ from .records import Damage, read_records
 
 __all__ = ["CHUNK", "HEAD_RECORDS", "RunStream"]
 
-#: events per chunk at most
-CHUNK = 20_000
+#: events per chunk at most (a chunk of 10-key steps is ~2 MB: the whole of what a migrate holds at once)
+CHUNK = 2_000
 #: records of each file read ahead for the run's identity and config
 HEAD_RECORDS = 32
 #: an HParams session part larger than this is read as an ordinary part (its scalars as metrics)

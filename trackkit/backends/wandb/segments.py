@@ -31,7 +31,7 @@ __all__ = ["CHUNK", "Segment", "decode_segments", "find_files", "prior_state", "
 log = logging.getLogger("trackkit.wandb")
 
 #: events per chunk of ``stream_segments``
-CHUNK = 20_000
+CHUNK = 2_000
 
 #: record kinds of a native segment that have no say when trackkit's own segments exist
 _NATIVE_SKIP = frozenset({"run", "summary", "exit", "preempting"})
