@@ -150,7 +150,11 @@ def test_compare_summaries_only_and_errors(stores: tuple[str, str]) -> None:
     infos = find_runs(list(stores))
     c = compare(infos)
     s = c.metrics["eval/acc"][0]
-    assert s is not None and s.min is None and s.last == 0.95
+    assert s is not None and s.last == 0.95
+    # a listing's RunInfo carries each metric's min/max/count (RunInfo.metrics), not only the last value
+    a1 = [i.run_id for i in infos].index("a1")
+    loss = c.metrics["train/loss"][a1]
+    assert loss is not None and (loss.last, loss.min, loss.max, loss.points) == (0.4, 0.4, 1.0, 3)
     with pytest.raises(ConfigError, match="no runs"):
         compare([])
     with pytest.raises(KeyError, match="no run 'zzz'"):
