@@ -78,12 +78,15 @@ class Run:
         artifacts: Mapping[str, bytes | str] | None = None,
         run_id: str | None = None,
         resume: str = "never",
+        parent: str | Run | None = None,
     ) -> None:
         self.settings = settings
         self.specs = specs
         self.id = run_id or _new_run_id()
         self.project = settings.project
         self.group = group
+        #: the parent run's id (a sweep's trial: ``init(parent=...)``, ``run.child()``)
+        self.parent = parent.id if isinstance(parent, Run) else parent
         self.start_time = _time()
         self.name = name or default_name(settings.standard.name_template, self.project, self.id, self.start_time,
                                          group)
@@ -120,6 +123,8 @@ class Run:
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
         self._lock_fd = -1
+        #: the parent ``Run`` object when it lives in this process (``child()``, ``init(parent=run)``)
+        self._parent_run = parent if isinstance(parent, Run) else None
 
         if self._limits:
             self._limits.config(flatten_config(self.config))
@@ -129,7 +134,7 @@ class Run:
         else:
             self._write(
                 RunStarted(run_id=self.id, project=self.project, name=self.name, start_time=self.start_time,
-                           group=group, tags=self.tags, config=self.config, meta=self.meta),
+                           group=group, tags=self.tags, config=self.config, meta=self.meta, parent=self.parent),
                 "start",
             )
         for fname, content in (artifacts or {}).items():
@@ -391,12 +396,33 @@ class Run:
             self._journal.close()
         finally:
             with _active_lock:
-                if _active is self:
-                    _active = None
+                if _active is self:  # a finished child hands the module-level API back to its open parent
+                    up = self._parent_run
+                    _active = up if up is not None and not up.finished else None
             self._hooks.uninstall()
             self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
             self._release_lock()
             self._report()
+
+    def child(
+        self, name: str | None = None, config: Mapping[str, Any] | None = None, *,
+        tags: Mapping[str, str] | Iterable[str] | None = None, group: str | None = None, **settings: Any,
+    ) -> Run:
+        """Start a child run of this one (a sweep's trial): same project, backends and root unless
+        ``settings`` (``init``'s keyword arguments) say otherwise; it becomes the active run until it
+        finishes, then this one is again. Backends: MLflow nested run, W&B group + job type,
+        TensorBoard directory in this run's (docs/sweeps.md)."""
+        from .start import check_standard, prepare
+
+        base = {"project": self.project, "backend": self.settings.backend, "root": self.settings.root,
+                "agent": self.settings.agent}
+        data, seed = settings.pop("data", None), settings.pop("seed", None)
+        prep = prepare(config, data, seed, {**base, **settings})
+        run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
+                  artifacts=prep.files, parent=self)
+        check_standard(run)
+        make_active(run)
+        return run
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1
