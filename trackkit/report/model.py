@@ -144,7 +144,7 @@ def _checkpoints(rec: RunRecord) -> list[dict[str, Any]]:
     """``Artifact`` events of kind ``checkpoint``, and any later ``Checkpoint`` event (read leniently)."""
     out = []
     for ev in rec.events:
-        if isinstance(ev, Artifact) and ev.kind == "checkpoint" or type(ev).__name__ == "Checkpoint":
+        if (isinstance(ev, Artifact) and ev.kind == "checkpoint") or type(ev).__name__ == "Checkpoint":
             meta = getattr(ev, "metadata", None) or {}
             step = getattr(ev, "step", None)
             if step is None and isinstance(meta, Mapping):

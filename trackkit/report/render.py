@@ -79,8 +79,8 @@ def _when(t: float | None) -> str:
 def _duration(s: float | None) -> str:
     if s is None:
         return "-"
-    s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+    n = round(s)
+    return f"{n // 3600}:{n % 3600 // 60:02d}:{n % 60:02d}"
 
 
 def _size(n: Any) -> str:
@@ -181,7 +181,8 @@ def render_html(d: ReportData, *, bundle: str | None = None) -> str:
         sections.append(
             '<h2>Curves</h2><div class="controls">'
             '<label>x axis <select id="tk-x"><option value="step">step</option>'
-            '<option value="relative">time since start</option><option value="wall">wall clock</option></select></label>'
+            '<option value="relative">time since start</option><option value="wall">wall clock</option>'
+            '</select></label>'
             '<label><input type="checkbox" id="tk-log"> log scale</label>'
             '<label>smoothing <input type="range" id="tk-smooth" min="0" max="0.99" step="0.01" value="0">'
             ' <output id="tk-smooth-v">0</output></label>'
