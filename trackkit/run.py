@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
+from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Summary, Tags, flatten_config
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
@@ -307,6 +307,14 @@ class Run:
             self._limits.config(flatten_config(data))
         self.config.update(data)
         self._write(ConfigUpdate(config=data, time=_time()), "config")
+
+    def log_summary(self, values: Mapping[str, Any]) -> None:
+        """Summary values, the last word per key (a sweep trial's objective, a test score): W&B's
+        ``run.summary``, MLflow tags ``trackkit.summary.*``, TensorBoard's ``trackkit/summary`` text."""
+        try:
+            self._write(Summary(values=jsonable(dict(values)), time=_time()), "summary")
+        except Exception as exc:
+            self._problem("summary", f"log_summary() could not record {safe_repr(values, 200)}: {safe_repr(exc)}")
 
     def set_tags(self, tags: Mapping[str, str] | Iterable[str]) -> None:
         data = norm_tags(tags)
