@@ -416,14 +416,14 @@ class Run:
         self, name: str | None = None, config: Mapping[str, Any] | None = None, *,
         tags: Mapping[str, str] | Iterable[str] | None = None, group: str | None = None, **settings: Any,
     ) -> Run:
-        """Start a child run of this one (a sweep's trial): same project, backends and root unless
-        ``settings`` (``init``'s keyword arguments) say otherwise; it becomes the active run until it
+        """Start a child run of this one (a sweep's trial): same project and settings (backends, root,
+        agent, capture ...) unless ``settings`` (``init``'s keyword arguments) say otherwise; it becomes the active run until it
         finishes, then this one is again. Backends: MLflow nested run, W&B group + job type,
         TensorBoard directory in this run's (docs/sweeps.md)."""
         from .start import check_standard, prepare
 
-        base = {"project": self.project, "backend": self.settings.backend, "root": self.settings.root,
-                "agent": self.settings.agent}
+        base = {k: getattr(self.settings, k) for k in _INHERITED}
+        base["project"] = self.project
         data, seed = settings.pop("data", None), settings.pop("seed", None)
         prep = prepare(config, data, seed, {**base, **settings})
         run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
@@ -550,6 +550,10 @@ class Run:
     def __repr__(self) -> str:
         return f"<trackkit.Run {self.name} id={self.id} status={self.status.value} dir={self.dir}>"
 
+
+#: the settings a child run takes from its parent (``Run.child``) unless told otherwise
+_INHERITED = ("backend", "root", "agent", "drain_timeout", "linger", "flush_interval", "on_nan", "strict", "advisories",
+              "capture")
 
 #: the word a failed write of a record of this kind is reported with
 _WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume",

@@ -92,9 +92,17 @@ class ReportData:
 
 
 def labels_of(runs: Sequence[RunInfo]) -> list[str]:
-    """Run names, made unique with the run id where two runs share one."""
+    """Run names, made unique with the run id where two runs share one, and with the backend's kind
+    where one run is read from several backends (``trial-0 (mlflow)``)."""
     names = [r.name or r.run_id for r in runs]
-    return [f"{n} ({r.run_id})" if names.count(n) > 1 else n for n, r in zip(names, runs)]
+    same = [(r.name or r.run_id, r.run_id) for r in runs]
+    out = []
+    for n, r, key in zip(names, runs, same):
+        if same.count(key) > 1:
+            out.append(f"{n} ({(r.backend or 'journal').split(':')[0]})")
+        else:
+            out.append(f"{n} ({r.run_id})" if names.count(n) > 1 else n)
+    return out
 
 
 def _finite(v: float) -> float | None:
