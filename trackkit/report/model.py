@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +165,20 @@ def _checkpoints(rec: RunRecord) -> list[dict[str, Any]]:
     return out
 
 
+def _canonical(ev: Media, location: str) -> Media:
+    """A journaled image in its delivered format: the agent's file in the run directory (made now with
+    the agent's own encoder when it has not made it yet)."""
+    if ev.canonical or not location or not os.path.isdir(location):
+        return ev
+    from ..media.encode import materialize
+    from ..rundir import RunDir
+
+    try:
+        return materialize(ev, RunDir(location).media_dir())
+    except Exception:  # a payload the agent could not encode either: the cell says its format
+        return ev
+
+
 def _images(recs: Sequence[RunRecord], opts: Options, notes: list[str]) -> dict[str, list[ImageCell | None]]:
     per_run = [rec.media("image") for rec in recs]
     keys: list[str] = []
@@ -176,12 +191,12 @@ def _images(recs: Sequence[RunRecord], opts: Options, notes: list[str]) -> dict[
     budget = opts.images_total
     for key in keys:
         row: list[ImageCell | None] = []
-        for m in per_run:
+        for rec, m in zip(recs, per_run):
             items = m.get(key)
             if not items:
                 row.append(None)
                 continue
-            last: Media = items[-1]
+            last: Media = _canonical(items[-1], rec.info.location)
             cell = ImageCell(last.step, last.caption, "")
             if budget <= 0:
                 cell.note = f"not shown: more than {opts.images_total} images in the report"
