@@ -208,12 +208,7 @@ class Browser:
         t0 = time.monotonic()
         self.call("Page.navigate", url=url)
         result = PageResult()
-        deadline = t0 + self.timeout
-        while time.monotonic() < deadline:
-            if self.evaluate(f"!!({wait_for})"):
-                result.rendered_s = time.monotonic() - t0
-                break
-            time.sleep(0.05)
+        result.rendered_s = self.wait(wait_for, t0)
         if screenshot:
             params: dict[str, Any] = {"format": "png"}
             if full_page:
@@ -221,6 +216,22 @@ class Browser:
                 params.update(captureBeyondViewport=True,
                               clip={"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1})
             result.png = base64.b64decode(self.call("Page.captureScreenshot", **params)["data"])
+        found = self.problems()
+        result.errors, result.dialogs = found.errors, found.dialogs
+        return result
+
+    def wait(self, condition: str, since: float | None = None) -> float | None:
+        """Seconds (from ``since``, default now) until the JavaScript ``condition`` holds; None at the timeout."""
+        t0 = time.monotonic() if since is None else since
+        while time.monotonic() < t0 + self.timeout:
+            if self.evaluate(f"!!({condition})"):
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        return None
+
+    def problems(self) -> PageResult:
+        """The errors and dialogs of the page since it was opened (``errors``, ``dialogs`` filled)."""
+        result = PageResult()
         self.evaluate("0")  # collect what arrived last
         for ev in self._events:
             m, p = ev["method"], ev.get("params", {})

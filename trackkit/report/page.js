@@ -106,7 +106,7 @@
     document.body.setAttribute("data-rendered", "yes");
   }
   if (keys.length) {
-    var redraw = function () { drawAll(null); };
+    var redraw = function () { document.body.setAttribute("data-rendered", "no"); t0 = performance.now(); drawAll(finished); };
     document.getElementById("tk-x").addEventListener("change", function (e) { state.x = e.target.value; redraw(); });
     document.getElementById("tk-log").addEventListener("change", function (e) { state.log = e.target.checked; redraw(); });
     var slider = document.getElementById("tk-smooth"), shown = document.getElementById("tk-smooth-v");
