@@ -67,7 +67,7 @@ def test_children_in_every_backend(in_tmp: Path) -> None:
         assert {r["parent"] for r in rows} == {parent.id}
 
     # the report over all three backends: three rows per run, one per backend
-    res = CliRunner().invoke(main, ["report", *sum((["-b", b] for b in backends), []), "-o", "r.html"])
+    res = CliRunner().invoke(main, ["report", *[a for b in backends for a in ("-b", b)], "-o", "r.html"])
     assert res.exit_code == 0, res.output
     html = open(os.path.join(tmp, "r.html"), encoding="utf-8").read()
     for kind in ("tensorboard", "mlflow", "wandb"):

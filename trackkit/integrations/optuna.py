@@ -5,19 +5,21 @@
     from trackkit.integrations.optuna import TrackkitCallback
 
     cb = TrackkitCallback(project="mnist-sweep", backend="mlflow:./mlflow.db", metric_name="val/acc")
-    study.optimize(objective, n_trials=50, callbacks=[cb])
+    study.optimize(cb.wrap(objective), n_trials=50, callbacks=[cb])  # wrap: a failed trial's exception
     cb.finish()  # the study's run; also at exit, or use ``with TrackkitCallback(...) as cb:``
 
 Each finished trial becomes a child run of the study's run: its params as config, its value as a
-summary (and a metric at the trial's last step, after its intermediate values: ``trial.report``),
+summary (its intermediate values, ``trial.report(value, step)``, are the metric's points; a trial
+without any has its value as the one point at step 0),
 its user attributes as summary values, its state as the status — ``COMPLETE`` completed, ``PRUNED``
-killed (reason: pruned at step N), ``FAIL`` crashed (reason: optuna's fail reason). The study's run
+killed (reason: pruned at step N), ``FAIL`` crashed (reason: the exception, when the objective is
+passed through ``cb.wrap``). The study's run
 keeps the best value and trial so far as summary values, and every run carries the tags
 ``sweep.objective`` / ``sweep.goal`` that ``trackkit report`` draws its sweep view from."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import TrackkitWarning
@@ -30,7 +32,7 @@ from .common import check_init_kwargs
 __all__ = ["TrackkitCallback"]
 
 
-def _state(trial: Any) -> tuple[Status, str]:
+def _state(trial: Any, error: str | None) -> tuple[Status, str]:
     name = getattr(getattr(trial, "state", None), "name", "")
     if name == "COMPLETE":
         return Status.COMPLETED, ""
@@ -38,7 +40,8 @@ def _state(trial: Any) -> tuple[Status, str]:
         step = trial.last_step
         return Status.KILLED, "pruned by optuna" + ("" if step is None else f" at step {step}")
     if name == "FAIL":
-        why = (trial.system_attrs or {}).get("fail_reason") or "the objective raised or returned no valid value"
+        why = error or (trial.system_attrs or {}).get("fail_reason") or (
+            "the objective raised or returned no valid value (study.optimize(cb.wrap(objective)) records which)")
         return Status.CRASHED, f"optuna trial failed: {why}"
     return Status.KILLED, f"optuna trial ended in state {name or '?'}"
 
@@ -58,6 +61,22 @@ class TrackkitCallback:
         self.run: Run | None = None
         self.trials: dict[int, str] = {}
         self._warned: set[str] = set()
+        #: trial number -> the exception its objective raised (``wrap``)
+        self._errors: dict[int, str] = {}
+
+    def wrap(self, objective: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """The objective, recording the exception a failing trial raises (the failed child run's
+        reason; optuna itself keeps only "failed"). The exception still reaches optuna."""
+
+        def tracked(trial: Any) -> Any:
+            try:
+                return objective(trial)
+            except Exception as exc:
+                if type(exc).__name__ != "TrialPruned":
+                    self._errors[trial.number] = f"{type(exc).__name__}: {exc}"
+                raise
+
+        return tracked
 
     def _names(self, n: int) -> list[str]:
         if len(self.metric_names) == n:
@@ -95,7 +114,7 @@ class TrackkitCallback:
         goals = self._goals(study)
         values = list(trial.values) if trial.values is not None else []
         names = self._names(len(goals))
-        status, reason = _state(trial)
+        status, reason = _state(trial, self._errors.pop(trial.number, None))
         tags = {"optuna.trial": str(trial.number), "optuna.state": getattr(trial.state, "name", ""),
                 "sweep.objective": names[0], "sweep.goal": goals[0]}
         child = parent.child(name=f"{study.study_name}-trial-{trial.number}", config=dict(trial.params), tags=tags,
@@ -107,7 +126,8 @@ class TrackkitCallback:
                 last = step
             summary: dict[str, Any] = {f"user.{k}": v for k, v in trial.user_attrs.items()}
             if values:
-                child.log(dict(zip(names, values)), step=max(last, trial.last_step or 0) if last >= 0 else 0)
+                if last < 0:  # no intermediate values: the value is the trial's one point too
+                    child.log(dict(zip(names, values)), step=0)
                 summary.update(zip(names, values))
             if trial.duration is not None:
                 summary["optuna.duration_s"] = trial.duration.total_seconds()
