@@ -24,7 +24,9 @@ __all__ = ["Browser", "PageResult", "find_chromium"]
 _FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
           "--disable-background-networking", "--disable-component-update", "--disable-sync",
           "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
-          "--remote-allow-origins=*"]
+          "--remote-allow-origins=*",
+          # WebGL on the CPU (plotly's parallel coordinates need it; --disable-gpu would turn it off)
+          "--enable-unsafe-swiftshader", "--use-angle=swiftshader"]
 
 
 def find_chromium() -> str | None:

@@ -44,7 +44,8 @@
   }
   function layout(key) {
     return {
-      title: {text: esc(key) + " <span style='font-size:11px'>(" + esc(data.goals[key] || "") + ")</span>"},
+      title: {text: esc(key) + " <span style='font-size:11px'>(" + esc(data.goals[key] || "") + ")</span>",
+              x: 0.04, xanchor: "left"},
       margin: {l: 60, r: 16, t: 40, b: 48}, showlegend: !many, legend: {font: {size: 11}},
       xaxis: {title: {text: esc(xtitle[state.x])}, type: state.x === "wall" ? "date" : "linear"},
       yaxis: {type: state.log ? "log" : "linear"}, hovermode: "closest"
@@ -66,6 +67,11 @@
     })();
   }
 
+  function spansDecades(values) {  // a learning rate from 1e-4 to 1e-1: a log axis
+    var pos = values.filter(function (v) { return v !== null && v > 0; });
+    if (pos.length < values.length || pos.length < 2) return false;
+    return Math.max.apply(null, pos) / Math.min.apply(null, pos) >= 100;
+  }
   function sweep() {
     var sw = data.sweep;
     if (!sw) return Promise.resolve();
@@ -78,10 +84,17 @@
               tickvals: cats.map(function (_, i) { return i; }), ticktext: cats.map(function (v) { return esc(v); })};
     });
     dims.push({label: esc(sw.objective), values: sw.values});
-    var par = Plotly.newPlot("tk-parcoords", [{
+    var canvas = document.createElement("canvas");
+    var webgl = !!(window.WebGLRenderingContext && (canvas.getContext("webgl") || canvas.getContext("experimental-webgl")));
+    var par;
+    if (!webgl) {  // plotly draws parallel coordinates with WebGL; the scatter plots below need none
+      document.getElementById("tk-parcoords").textContent =
+        "Parallel coordinates need WebGL, which this browser has turned off; the scatter plots below show the same runs.";
+      par = Promise.resolve();
+    } else par = Plotly.newPlot("tk-parcoords", [{
       type: "parcoords", dimensions: dims,
       line: {color: sw.values, colorscale: "Viridis", reversescale: sw.goal === "min", showscale: true}
-    }], {margin: {l: 60, r: 60, t: 48, b: 24}, title: {text: "parallel coordinates"}}, config);
+    }], {margin: {l: 60, r: 60, t: 56, b: 24}}, config);
     var grid = document.getElementById("tk-scatter");
     var plots = sw.params.map(function (p) {
       var div = document.createElement("div");
@@ -92,8 +105,8 @@
         marker: {size: 9, color: sw.runs.map(function (r) { return color(r); })},
         hovertemplate: "%{text}<br>" + esc(p.key) + " %{x}<br>" + esc(sw.objective) + " %{y}<extra></extra>"
       }], {
-        title: {text: esc(p.key)}, margin: {l: 56, r: 12, t: 40, b: 48},
-        xaxis: {title: {text: esc(p.key)}, type: p.numeric ? "linear" : "category"},
+        title: {text: esc(p.key), x: 0.04, xanchor: "left"}, margin: {l: 56, r: 12, t: 40, b: 48},
+        xaxis: {title: {text: esc(p.key)}, type: p.numeric ? (spansDecades(p.values) ? "log" : "linear") : "category"},
         yaxis: {title: {text: esc(sw.objective)}}
       }, config);
     });

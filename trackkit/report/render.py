@@ -114,7 +114,7 @@ def _runs_table(d: ReportData) -> str:
         cells = [f'{_swatch(n)}<span class="name">{_e(label)}</span><br><span class="dim id">{_e(i.run_id)}</span>',
                  _e(i.backend or "journal"), status, _e(_when(i.start_time)), _e(_duration(i.duration))]
         if "parent" in head:
-            cells.append(_e(i.parent or "-"))
+            cells.append(f'<span class="id">{_e(i.parent or "-")}</span>')
         cells += [_value(d.config_differs[k][n]) for k in cfg]
         for k in mkeys:
             st = i.metrics.get(k)
@@ -174,7 +174,9 @@ def render_html(d: ReportData, *, bundle: str | None = None) -> str:
     nonce = secrets.token_urlsafe(16)
     payload = d.payload()
     payload["colors"] = PALETTE
-    csp = (f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data: blob:; "
+    # 'unsafe-eval': plotly's WebGL traces (parallel coordinates) compile their shaders' glue with
+    # Function(); only the page's own (nonce) scripts can call it, an inline handler still never runs
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; "
            "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
     sections = [f"<h2>Runs ({len(d.runs)})</h2>{_runs_table(d)}"]
     if d.curves:
