@@ -169,3 +169,33 @@ def test_render_without_runs_and_nan_values() -> None:
     assert data["curves"]["x"][0]["v"] == [1.0, None, None]
     assert "Runs (0)" in render_html(build([]), bundle="")
     assert io.StringIO(html).read().startswith("<!DOCTYPE html>")
+
+
+def _synthetic(runs: int, steps: int, metrics: int) -> list:  # type: ignore[type-arg]
+    from trackkit.events import Metrics, RunInfo, RunRecord, RunStarted
+
+    out = []
+    for r in range(runs):
+        events: list = [RunStarted(f"r{r}", "p", f"run-{r}", 1.0, config={"lr": r})]  # type: ignore[type-arg]
+        events += [Metrics(s, 1.0 + s, {f"m{k}": math.sin(s / 50 + r) + k for k in range(metrics)})
+                   for s in range(steps)]
+        info = RunInfo(f"r{r}", "p", f"run-{r}", "memory:")
+        for ev in events:
+            info.apply(ev)
+        out.append(RunRecord(info, events))
+    return out
+
+
+def test_html_size_is_bounded_by_the_point_budget() -> None:
+    """docs/report.md#size: the report's own data is at most ~25 bytes per drawn point, and the drawn
+    points at most ``total_points`` however many runs and metrics there are."""
+    from trackkit.report.render import plotly_bundle
+
+    bundle = len(plotly_bundle().encode())
+    recs = _synthetic(40, 3000, 3)
+    d = build(recs, Options(total_points=30_000))
+    assert d.points_read == 40 * 3000 * 3
+    assert d.points_drawn <= 30_000 + 2 * 120  # per curve: the budget, plus its first and last point
+    assert any("at most 250 points drawn per curve" in n for n in d.notes)
+    size = len(render_html(d).encode())
+    assert (size - bundle) / d.points_drawn < 25, (size - bundle) / d.points_drawn

@@ -36,6 +36,9 @@ class Options:
     metrics: Sequence[str] = ()
     #: points drawn per curve at most (min/max per bucket keeps the extremes)
     points: int = 600
+    #: points drawn in the whole report at most: with many curves each gets fewer (never under 100), so
+    #: the HTML stays under its documented size (docs/report.md#size)
+    total_points: int = 500_000
     #: the sweep's objective (default: the runs' ``sweep.objective`` tag, else none)
     objective: str | None = None
     #: latest image per run and key: at most this many keys, this many bytes per image
@@ -267,9 +270,15 @@ def build(recs: Sequence[RunRecord], opts: Options | None = None) -> ReportData:
                       config_same=dict(cmp.config_same) if cmp else {}, table_config=opts.table_config,
                       table_metrics=opts.table_metrics)
     wanted = set(opts.metrics) if opts.metrics else None
+    series = [_series(rec, wanted) for rec in recs]
+    n_curves = sum(len(s) for s in series)
+    budget = max(min(opts.points, opts.total_points // max(n_curves, 1)), min(opts.points, 100))
+    if budget < opts.points:
+        data.notes.append(f"{n_curves:,} curves: at most {budget} points drawn per curve "
+                          f"(total_points={opts.total_points:,})")
     for n, rec in enumerate(recs):
-        for key, (steps, times, values) in sorted(_series(rec, wanted).items()):
-            curve = _curve(n, rec.info.start_time, steps, times, values, opts.points)
+        for key, (steps, times, values) in sorted(series[n].items()):
+            curve = _curve(n, rec.info.start_time, steps, times, values, budget)
             data.curves.setdefault(key, []).append(curve)
             data.goals.setdefault(key, rec.info.goal(key))
             data.points_read += curve["n"]
