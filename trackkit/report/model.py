@@ -38,7 +38,7 @@ class Options:
     points: int = 600
     #: points drawn in the whole report at most: with many curves each gets fewer (never under 100), so
     #: the HTML stays under its documented size (docs/report.md#size)
-    total_points: int = 500_000
+    total_points: int = 250_000
     #: the sweep's objective (default: the runs' ``sweep.objective`` tag, else none)
     objective: str | None = None
     #: latest image per run and key: at most this many keys, this many bytes per image
