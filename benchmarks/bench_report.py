@@ -21,7 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _env import offline_tmpdir  # noqa: E402
+from _env import offline_tmpdir
 
 
 def synthetic(runs: int, steps: int, metrics: int) -> list:  # type: ignore[type-arg]
@@ -96,7 +96,8 @@ def main() -> None:
         fh.write(page)
     size, bundle = os.path.getsize(out), len(plotly_bundle().encode())
     print(f"build (read series, downsample): {t_build:.2f} s; render HTML: {t_render:.2f} s")
-    print(f"points: {data.points_read:,} read, {data.points_drawn:,} drawn (at most {args.points} per curve)")
+    print(f"points: {data.points_read:,} read, {data.points_drawn:,} drawn (at most {args.points} per curve"
+          + (f"; {data.notes[0]}" if data.notes else "") + ")")
     print(f"HTML: {size / 1e6:.1f} MB ({bundle / 1e6:.1f} MB plotly.js, {(size - bundle) / 1e6:.1f} MB report)")
     if args.no_browser:
         return

@@ -417,9 +417,9 @@ class Run:
         tags: Mapping[str, str] | Iterable[str] | None = None, group: str | None = None, **settings: Any,
     ) -> Run:
         """Start a child run of this one (a sweep's trial): same project and settings (backends, root,
-        agent, capture ...) unless ``settings`` (``init``'s keyword arguments) say otherwise; it becomes the active run until it
-        finishes, then this one is again. Backends: MLflow nested run, W&B group + job type,
-        TensorBoard directory in this run's (docs/sweeps.md)."""
+        agent, capture ...) unless ``settings`` (``init``'s keyword arguments) say otherwise; it
+        becomes the active run until it finishes, then this one is again. Backends: MLflow nested
+        run, W&B group + job type, TensorBoard directory in this run's (docs/sweeps.md)."""
         from .start import check_standard, prepare
 
         base = {k: getattr(self.settings, k) for k in _INHERITED}

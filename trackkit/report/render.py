@@ -176,8 +176,8 @@ def render_html(d: ReportData, *, bundle: str | None = None) -> str:
     payload["colors"] = PALETTE
     # 'unsafe-eval': plotly's WebGL traces (parallel coordinates) compile their shaders' glue with
     # Function(); only the page's own (nonce) scripts can call it, an inline handler still never runs
-    csp = (f"default-src 'none'; script-src 'nonce-{nonce}' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; "
-           "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+    csp = (f"default-src 'none'; script-src 'nonce-{nonce}' 'unsafe-eval'; style-src 'unsafe-inline'; "
+           "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
     sections = [f"<h2>Runs ({len(d.runs)})</h2>{_runs_table(d)}"]
     if d.curves:
         sections.append(

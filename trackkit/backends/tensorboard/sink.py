@@ -68,10 +68,10 @@ from .layout import (
     status_json,
 )
 from .media_out import media_summary
+from .records import EventFile, scalar_event
 
 #: seconds a live child run's sink waits for its parent's directory (module docstring)
 PARENT_WAIT = 10.0
-from .records import EventFile, scalar_event
 
 __all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
 
