@@ -57,6 +57,8 @@ def test_report_renders_without_console_errors(browser: Browser, page: str, tmp_
     res = browser.open(page, screenshot=True, full_page=True)
     assert res.rendered_s is not None, f"the page never finished drawing; errors: {res.errors}"
     assert res.errors == [] and res.dialogs == []
+    # self-contained: the page itself is the one request (its images are data: URIs)
+    assert [u for u in res.requests if not u.startswith("data:")] == ["file://" + os.path.abspath(page)]
     (tmp_path / "shot.png").write_bytes(res.png)
     _not_blank(res.png, PALETTE[:3])
     plots = browser.evaluate("document.querySelectorAll('#tk-curves .js-plotly-plot').length")

@@ -278,6 +278,7 @@ def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
 
     i = rec.info
     group = f" group [bold]{escape(i.group)}[/]" if i.group else ""
+    group += f" parent [bold]{escape(i.parent)}[/]" if i.parent else ""
     out.print(f"[bold]{escape(i.name)}[/] ({escape(i.run_id)}) project [bold]{escape(i.project)}[/]{group}")
     status = status_text(i, _note(i, state))
     if i.reason:

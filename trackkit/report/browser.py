@@ -54,6 +54,8 @@ class PageResult:
     rendered_s: float | None = None
     #: PNG bytes of the screenshot (``screenshot=True``)
     png: bytes = b""
+    #: every URL the page requested (the page itself, and anything it fetched)
+    requests: list[str] = field(default_factory=list)
 
 
 class _Socket:
@@ -203,7 +205,7 @@ class Browser:
         the timeout, and say what happened."""
         url = path_or_url if "://" in path_or_url else "file://" + os.path.abspath(path_or_url)
         self._events.clear()
-        for domain in ("Page", "Runtime", "Log"):
+        for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable")
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
                   mobile=False)
@@ -219,7 +221,7 @@ class Browser:
                               clip={"x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 1})
             result.png = base64.b64decode(self.call("Page.captureScreenshot", **params)["data"])
         found = self.problems()
-        result.errors, result.dialogs = found.errors, found.dialogs
+        result.errors, result.dialogs, result.requests = found.errors, found.dialogs, found.requests
         return result
 
     def wait(self, condition: str, since: float | None = None) -> float | None:
@@ -247,6 +249,8 @@ class Browser:
                 result.errors.append("log: " + str(p["entry"].get("text")))
             elif m == "Page.javascriptDialogOpening":
                 result.dialogs.append(str(p.get("message")))
+            elif m == "Network.requestWillBeSent":
+                result.requests.append(str(p.get("request", {}).get("url", "")))
         return result
 
     def close(self) -> None:
