@@ -68,8 +68,9 @@
   }
 
   function spansDecades(values) {  // a learning rate from 1e-4 to 1e-1: a log axis
-    var pos = values.filter(function (v) { return v !== null && v > 0; });
-    if (pos.length < values.length || pos.length < 2) return false;
+    var known = values.filter(function (v) { return v !== null; });
+    var pos = known.filter(function (v) { return v > 0; });
+    if (pos.length < known.length || pos.length < 2) return false;
     return Math.max.apply(null, pos) / Math.min.apply(null, pos) >= 100;
   }
   function sweep() {
@@ -77,6 +78,9 @@
     if (!sw) return Promise.resolve();
     var label = function (n) { return esc(runs[sw.runs[n]].label); };
     var dims = sw.params.map(function (p) {
+      if (p.numeric && spansDecades(p.values))  // parallel coordinates have no log axis: log10 of the values
+        return {label: "log10(" + esc(p.key) + ")",
+                values: p.values.map(function (v) { return v === null ? NaN : Math.log10(v); })};
       if (p.numeric) return {label: esc(p.key), values: p.values.map(function (v) { return v === null ? NaN : v; })};
       var cats = [];
       p.values.forEach(function (v) { if (cats.indexOf(v) < 0) cats.push(v); });
