@@ -68,7 +68,7 @@ def _value(v: Any) -> str:
     if isinstance(v, str):
         return _e(v)
     if isinstance(v, (int, float)) or v is None:
-        return _e(_num(v) if v is not None else "null")
+        return f'<span class="num">{_e(_num(v) if v is not None else "null")}</span>'
     return _e(json.dumps(v, default=str, ensure_ascii=False))
 
 
