@@ -31,8 +31,9 @@ def _objective(trial: object) -> float:
 def test_study_is_a_parent_and_trials_are_children(in_tmp: Path) -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     db = f"{in_tmp}/mlflow.db"
+    # drain_timeout: on a loaded machine MLflow's first sqlite store takes seconds to create
     with TrackkitCallback(project="hpo", backend=f"mlflow:{db}", metric_name="val/loss", agent="thread",
-                          capture=False) as cb:
+                          drain_timeout=120, capture=False) as cb:
         study = optuna.create_study(study_name="demo", direction="minimize",
                                     sampler=optuna.samplers.RandomSampler(seed=0))
         study.optimize(cb.wrap(_objective), n_trials=4, callbacks=[cb], catch=(RuntimeError,))
