@@ -15,7 +15,7 @@ The filter grammar (documented in ``docs/reading-back.md``)::
     EXPR   := FIELD OP VALUE | FIELD          (a FIELD alone: the key exists)
     OP     := = | == | != | < | <= | > | >= | ~     (~ : glob match, e.g. name~resnet*)
     FIELD  := status | name | project | group | run_id | backend | reason | step
-            | start_time | end_time | duration
+            | start_time | end_time | duration | parent       (parent: the parent run's id; alone: a child run)
             | config.KEY | tag.KEY | metrics.KEY    (KEY: flattened config key, tag key, metric key)
 
 Every row is annotated with the backend string it came from (``RunInfo.backend``),
@@ -54,7 +54,7 @@ __all__ = [
 
 #: plain fields of ``RunInfo`` a filter or sort may name
 _PLAIN = ("status", "name", "project", "group", "run_id", "backend", "reason", "step", "start_time", "end_time",
-          "duration")
+          "duration", "parent")
 _ALIASES = {"id": "run_id", "last_step": "step"}
 _PREFIXES = {"config.": "config.", "cfg.": "config.", "tag.": "tag.", "tags.": "tag.", "metrics.": "metrics.",
              "metric.": "metrics."}
@@ -64,7 +64,7 @@ _EXPR = re.compile(r"^\s*(?P<field>[^=!<>~]+?)\s*(?P<op>>=|<=|!=|==|=|<|>|~)\s*(
 REL_TOL = 1e-6
 
 _FIELDS_HELP = (
-    "status, name, project, group, run_id, backend, reason, step, start_time, end_time, duration, "
+    "status, name, project, group, run_id, backend, reason, step, start_time, end_time, duration, parent, "
     "config.KEY, tag.KEY, metrics.KEY"
 )
 _EXAMPLES = "e.g. status=completed, config.optimizer.lr<0.1, metrics.eval/acc>=0.9, tag.team=vision, name~resnet*"
@@ -155,7 +155,8 @@ def parse_filter(expr: str) -> Filter:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         value = value[1:-1]
     if op in ("<", "<=", ">", ">="):
-        if fld in ("status", "name", "project", "group", "run_id", "backend", "reason") or fld.startswith("tag."):
+        text = ("status", "name", "project", "group", "run_id", "backend", "reason", "parent")
+        if fld in text or fld.startswith("tag."):
             raise _bad(expr, f"{op!r} compares numbers and {fld} is text", f"use = , != or ~ with {fld}")
         try:
             float(value)

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
+from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Summary, Tags, flatten_config
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
@@ -78,12 +78,15 @@ class Run:
         artifacts: Mapping[str, bytes | str] | None = None,
         run_id: str | None = None,
         resume: str = "never",
+        parent: str | Run | None = None,
     ) -> None:
         self.settings = settings
         self.specs = specs
         self.id = run_id or _new_run_id()
         self.project = settings.project
         self.group = group
+        #: the parent run's id (a sweep's trial: ``init(parent=...)``, ``run.child()``)
+        self.parent = parent.id if isinstance(parent, Run) else parent
         self.start_time = _time()
         self.name = name or default_name(settings.standard.name_template, self.project, self.id, self.start_time,
                                          group)
@@ -120,6 +123,8 @@ class Run:
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
         self._lock_fd = -1
+        #: the parent ``Run`` object when it lives in this process (``child()``, ``init(parent=run)``)
+        self._parent_run = parent if isinstance(parent, Run) else None
 
         if self._limits:
             self._limits.config(flatten_config(self.config))
@@ -129,7 +134,7 @@ class Run:
         else:
             self._write(
                 RunStarted(run_id=self.id, project=self.project, name=self.name, start_time=self.start_time,
-                           group=group, tags=self.tags, config=self.config, meta=self.meta),
+                           group=group, tags=self.tags, config=self.config, meta=self.meta, parent=self.parent),
                 "start",
             )
         for fname, content in (artifacts or {}).items():
@@ -303,6 +308,14 @@ class Run:
         self.config.update(data)
         self._write(ConfigUpdate(config=data, time=_time()), "config")
 
+    def log_summary(self, values: Mapping[str, Any]) -> None:
+        """Summary values, the last word per key (a sweep trial's objective, a test score): W&B's
+        ``run.summary``, MLflow tags ``trackkit.summary.*``, TensorBoard's ``trackkit/summary`` text."""
+        try:
+            self._write(Summary(values=jsonable(dict(values)), time=_time()), "summary")
+        except Exception as exc:
+            self._problem("summary", f"log_summary() could not record {safe_repr(values, 200)}: {safe_repr(exc)}")
+
     def set_tags(self, tags: Mapping[str, str] | Iterable[str]) -> None:
         data = norm_tags(tags)
         self.tags.update(data)
@@ -391,12 +404,33 @@ class Run:
             self._journal.close()
         finally:
             with _active_lock:
-                if _active is self:
-                    _active = None
+                if _active is self:  # a finished child hands the module-level API back to its open parent
+                    up = self._parent_run
+                    _active = up if up is not None and not up.finished else None
             self._hooks.uninstall()
             self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
             self._release_lock()
             self._report()
+
+    def child(
+        self, name: str | None = None, config: Mapping[str, Any] | None = None, *,
+        tags: Mapping[str, str] | Iterable[str] | None = None, group: str | None = None, **settings: Any,
+    ) -> Run:
+        """Start a child run of this one (a sweep's trial): same project and settings (backends, root,
+        agent, capture ...) unless ``settings`` (``init``'s keyword arguments) say otherwise; it
+        becomes the active run until it finishes, then this one is again. Backends: MLflow nested
+        run, W&B group + job type, TensorBoard directory in this run's (docs/sweeps.md)."""
+        from .start import check_standard, prepare
+
+        base = {k: getattr(self.settings, k) for k in _INHERITED}
+        base["project"] = self.project
+        data, seed = settings.pop("data", None), settings.pop("seed", None)
+        prep = prepare(config, data, seed, {**base, **settings})
+        run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
+                  artifacts=prep.files, parent=self)
+        check_standard(run)
+        make_active(run)
+        return run
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1
@@ -516,6 +550,10 @@ class Run:
     def __repr__(self) -> str:
         return f"<trackkit.Run {self.name} id={self.id} status={self.status.value} dir={self.dir}>"
 
+
+#: the settings a child run takes from its parent (``Run.child``) unless told otherwise
+_INHERITED = ("backend", "root", "agent", "drain_timeout", "linger", "flush_interval", "on_nan", "strict", "advisories",
+              "capture")
 
 #: the word a failed write of a record of this kind is reported with
 _WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume",

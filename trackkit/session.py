@@ -38,6 +38,7 @@ def init(
     reinit: str = "finish_previous",
     id: str | None = None,  # the name W&B users know (shadows the builtin here only)
     resume: str | None = None,
+    parent: Run | str | None = None,
 ) -> Run:
     """Start a run. Setup problems (bad settings, unknown backend, missing SDK) raise
     here with a message naming the fix; after this, logging never raises into the loop.
@@ -56,6 +57,9 @@ def init(
     from .start import check_standard, prepare
 
     run_id, resume_mode = resolve_id(id, resume)
+    parent = _parent(parent)
+    if isinstance(parent, Run) and project is None:
+        project = parent.project  # MLflow nests a child in its parent's experiment
     prep = prepare(config, data, seed, {
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
         "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
@@ -64,15 +68,27 @@ def init(
     if reinit not in ("finish_previous", "create_new"):
         raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")
     prev = current_run()
-    if prev is not None and not prev.finished and reinit == "finish_previous":
+    if prev is not None and isinstance(parent, str) and prev.id == parent:
+        parent = prev  # the active run's child: it becomes active again when the child finishes
+    keep = prev is not None and prev is parent
+    if prev is not None and not prev.finished and reinit == "finish_previous" and not keep:
         warn(f"trackkit.init: run {prev.name} is still active; it is finished (completed) before the new one starts",
              TrackkitWarning)
         prev.finish()
     run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
-              artifacts=prep.files, run_id=run_id, resume=resume_mode)
+              artifacts=prep.files, run_id=run_id, resume=resume_mode, parent=parent)
     check_standard(run)
     make_active(run)
     return run
+
+
+def _parent(parent: object) -> Run | str | None:
+    if parent is None or isinstance(parent, Run):
+        return parent
+    if isinstance(parent, str) and parent.strip() and not any(c in parent for c in "/\\\0"):
+        return parent.strip()
+    raise ConfigError(f"parent: {parent!r} is not a run. Fix: pass the parent Run object or its id "
+                      "(run.id, a string without slashes), or call parent_run.child(...)")
 
 
 def log(values: Mapping[str, Any], step: int | None = None) -> None:

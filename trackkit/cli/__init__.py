@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "reproduce": ("trackkit.cli.reproduce", "reproduce", "Write (and --run) a script that rebuilds a run."),
     "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend and write the team's trackkit.toml."),
     "compare": ("trackkit.cli.compare", "compare", "Compare runs: config differences, last/min/max of each metric."),
+    "report": ("trackkit.cli.report", "report", "One HTML report of runs: table, curves, config diff, images, sweeps."),
     "migrate": ("trackkit.cli.migrate", "migrate", "Copy runs between backends and verify every point of the copy."),
 }
 

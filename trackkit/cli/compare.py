@@ -32,6 +32,22 @@ def _journal_records(refs: Sequence[str], root: str | None) -> list[RunRecord]:
     return [find_run(r, ref) for ref in refs]
 
 
+def _plot(recs: Sequence[RunRecord], path: str) -> None:
+    from ..report.png import plot_shared
+
+    if not path.lower().endswith(".png"):
+        raise click.ClickException(f"--plot {path}: a PNG file is written. Fix: --plot curves.png")
+    try:
+        keys = plot_shared(recs, path)
+    except TrackkitError as exc:  # matplotlib missing: the install command
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.ClickException(f"--plot: {exc}. Fix: compare runs that logged a common metric") from None
+    except OSError as exc:
+        raise click.ClickException(f"--plot: cannot write {path}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {path}: {', '.join(keys)} ({len(recs)} runs)", err=True)
+
+
 @click.command()
 @click.argument("runs", nargs=-1, required=True)
 @click.option("--backend", "-b", "backends", multiple=True,
@@ -40,8 +56,10 @@ def _journal_records(refs: Sequence[str], root: str | None) -> list[RunRecord]:
 @click.option("--root", help="Journal root, when no --backend is given.")
 @click.option("--all-config", is_flag=True, help="Also list the config keys every run shares.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+@click.option("--plot", "plot", metavar="FILE.png",
+              help="Also draw the metrics every run logged into a PNG (matplotlib): one line per run.")
 def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | None, root: str | None,
-            all_config: bool, as_json: bool) -> None:
+            all_config: bool, as_json: bool, plot: str | None) -> None:
     """Compare runs side by side: config keys that differ, and each metric's last / min / max.
 
     A RUN is a run id, a unique id prefix or a unique name. With several --backend, each run is
@@ -57,6 +75,8 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
         raise click.ClickException(str(exc)) from None
     except KeyError as exc:  # a Reader that lost a run it had just listed
         raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from None
+    if plot:
+        _plot(recs, plot)
     if as_json:
         dump_json(result.to_dict())
         return

@@ -48,6 +48,7 @@ def info_dict(i: RunInfo, state: Delivery | None = None) -> dict[str, Any]:
         "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
         "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
         "last_step": i.last_step, "location": i.location, "resumed": i.resumed, "media": dict(i.media),
+        "parent": i.parent,
     }
     if state is not None:  # a journaled run: the backends that do not hold all of it yet
         out["not_delivered"] = list(state.pending)
@@ -78,8 +79,10 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mappin
     notes = [_note(i, states.get(i.location)) for i in rows]
     heads = [len(i.status.value) + len(resumed_note(i)) + (1 if n else 0) for i, n in zip(rows, notes)]
     columns = [Column("backend", drop=6, wrap=True, min_width=24)] if several else []
+    family = any(i.parent for i in rows)  # a sweep: the parent column (trackkit runs --where parent=ID)
     columns += [
-        Column("id"), Column("project", drop=1), Column("name"), Column("status", wrap=True, min_width=max(heads)),
+        Column("id"), *([Column("parent", drop=7)] if family else []), Column("project", drop=1), Column("name"),
+        Column("status", wrap=True, min_width=max(heads)),
         Column("start", drop=3), Column("duration", drop=2, justify="right"), Column("step", drop=4, justify="right"),
         Column("last metrics", drop=5, wrap=True, min_width=20),
     ]
@@ -87,7 +90,8 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mappin
     for i, n in zip(rows, notes):
         metrics = ", ".join(f"{k}={num(v)}" for k, v in list(i.last_metrics.items())[:4])
         cells.append(([Text(i.backend)] if several else []) + [
-            Text(i.run_id), Text(i.project), Text(i.name), status_text(i, n), Text(when(i.start_time)),
+            Text(i.run_id), *([Text(i.parent or "-")] if family else []), Text(i.project), Text(i.name),
+            status_text(i, n), Text(when(i.start_time)),
             Text(_dur(i)), Text("-" if i.last_step is None else str(i.last_step)), Text(metrics),
         ])
     table, hidden = fitted_table(f"runs in {escape(title)}", columns, cells, out.width)
@@ -274,6 +278,7 @@ def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
 
     i = rec.info
     group = f" group [bold]{escape(i.group)}[/]" if i.group else ""
+    group += f" parent [bold]{escape(i.parent)}[/]" if i.parent else ""
     out.print(f"[bold]{escape(i.name)}[/] ({escape(i.run_id)}) project [bold]{escape(i.project)}[/]{group}")
     status = status_text(i, _note(i, state))
     if i.reason:

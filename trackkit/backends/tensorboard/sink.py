@@ -12,7 +12,10 @@ Mapping (docs/backends/tensorboard.md):
 * summary values -> the JSON text summary ``trackkit/summary``;
 * the final status -> the HParams session end (SUCCESS for completed, FAILURE
   otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one;
-* a child run (``RunStarted.parent``) -> a directory in its parent's run directory.
+* a child run (``RunStarted.parent``) -> a directory in its parent's run directory (a child
+  started in the last minute waits up to ``PARENT_WAIT`` s for its parent's directory to appear:
+  the parent's start is delivered by another agent; a child whose parent is not in the logdir
+  is placed like any run).
 
 One event file per sink (``records.EventFile``), written synchronously: a batch is one ``write``
 and one flush; scalar events are encoded by hand (``records.scalar_event``).
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
@@ -65,6 +69,9 @@ from .layout import (
 )
 from .media_out import media_summary
 from .records import EventFile, scalar_event
+
+#: seconds a live child run's sink waits for its parent's directory (module docstring)
+PARENT_WAIT = 10.0
 
 __all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
 
@@ -191,12 +198,23 @@ class TensorBoardSink:
             details = {"resumed": ev.segment, "previous_status": prev}
             self._text(TEXT_STATUS, dumps(status_json(Status.RUNNING, "resumed", ev.step, details)), ev.time, ev.step)
 
+    def _parent_dir(self, ev: RunStarted) -> str | None:
+        """The parent's directory. A live child (started in the last minute: a sweep's trial) waits up
+        to ``PARENT_WAIT`` s for it: the parent's own agent may not have delivered its start yet."""
+        assert ev.parent is not None
+        found = find_run_dir(self.root, ev.project, ev.parent)
+        deadline = time.monotonic() + (PARENT_WAIT if abs(time.time() - ev.start_time) < 60 else 0)
+        while found is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+            found = find_run_dir(self.root, ev.project, ev.parent)
+        return found
+
     def _open(self, ev: RunStarted) -> None:
         self.start = ev
         self.dir = None
         if ev.parent:  # a child run: in its parent's directory (where it already is, when re-attached)
             mine = find_run_dir(self.root, ev.project, ev.run_id)
-            parent_dir = None if mine else find_run_dir(self.root, ev.project, ev.parent)
+            parent_dir = None if mine else self._parent_dir(ev)
             self.dir = mine or (run_dir_for(self.root, ev.project, ev.group, ev.name, ev.run_id, parent_dir)
                                 if parent_dir else None)
         if self.dir is None:
