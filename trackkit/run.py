@@ -28,6 +28,7 @@ from .media.values import MediaValue, Options
 from .natives import Natives
 from .rundir import RunDir, ending_events, release
 from .start import default_name
+from .summary import RunSummary, goal_event, summary_event
 from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ class Run:
         #: the process that owns the run; forked children (DataLoader workers) never finish it
         self._pid = os.getpid()
         self._lock_fd = -1
+        self._summary = RunSummary(self._write_summary)
 
         if self._limits:
             self._limits.config(flatten_config(self.config))
@@ -302,6 +304,26 @@ class Run:
             self._limits.config(flatten_config(data))
         self.config.update(data)
         self._write(ConfigUpdate(config=data, time=_time()), "config")
+
+    def define_metric(self, key: str, goal: str = "max") -> None:
+        """Declare which way ``key`` is better (``"max"``: accuracy; ``"min"``: a loss), so its best
+        value and step are known (``RunInfo.best``, ``metrics.KEY.best``) and each backend shows it."""
+        ev = goal_event(key, goal)
+        if ev is None:
+            self._problem(f"goal:{key}", f"define_metric({key!r}, goal={goal!r}): not a goal; ignored. "
+                          "Fix: goal='max' or goal='min'")
+            return
+        self._write(ev, "goal")
+
+    @property
+    def summary(self) -> RunSummary:
+        """The run's summary values: ``run.summary["test/acc"] = 0.93`` records one (the last word
+        per key; not a series). Reading gives the values set in this process."""
+        return self._summary
+
+    def _write_summary(self, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        ev = summary_event(jsonable(dict(values)))
+        return ev.values if self._write(ev, "summary") else None
 
     def set_tags(self, tags: Mapping[str, str] | Iterable[str]) -> None:
         data = norm_tags(tags)
@@ -519,7 +541,8 @@ class Run:
 
 #: the word a failed write of a record of this kind is reported with
 _WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume",
-         "ConfigUpdate": "config", "Tags": "tags", "Artifact": "artifact", "RunStarted": "start"}
+         "ConfigUpdate": "config", "Tags": "tags", "Artifact": "artifact", "RunStarted": "start",
+         "Summary": "summary", "MetricGoal": "goal"}
 
 
 def _advise(message: str) -> None:
