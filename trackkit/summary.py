@@ -3,8 +3,8 @@ last word per key. Setting a key journals a ``Summary`` event; every backend get
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
 import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .events import MetricGoal, Summary
