@@ -25,9 +25,9 @@ from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
 from .media.recorder import MediaRecorder
 from .media.values import MediaValue, Options
+from .naming import default_name
 from .natives import Natives
 from .rundir import RunDir, ending_events, release
-from .start import default_name
 from .summary import RunSummary, goal_event, summary_event
 from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
 
@@ -66,6 +66,9 @@ def _new_run_id() -> str:
 class Run:
     """One tracked run. Create with :func:`trackkit.init`."""
 
+    #: False on a rank that records nothing (``trackkit.noop.NoopRun``, docs/distributed.md)
+    records = True
+
     def __init__(
         self,
         settings: Settings,
@@ -79,6 +82,7 @@ class Run:
         artifacts: Mapping[str, bytes | str] | None = None,
         run_id: str | None = None,
         resume: str = "never",
+        name_suffix: str = "",
     ) -> None:
         self.settings = settings
         self.specs = specs
@@ -86,10 +90,12 @@ class Run:
         self.project = settings.project
         self.group = group
         self.start_time = _time()
-        self.name = name or default_name(settings.standard.name_template, self.project, self.id, self.start_time,
-                                         group)
         #: the config as recorded: init() already made it JSON and redacted it
         self.config: dict[str, Any] = dict(config or {})
+        project_dir = RunDir.project_dir(settings.root, self.project)
+        self.name = name or default_name(settings.name_template or settings.standard.name_template, self.project,
+                                         self.id, self.start_time, group, self.config,
+                                         lambda since: RunDir.names_in(project_dir, since), name_suffix)
         self.tags: dict[str, str] = norm_tags(tags)
         #: provenance and run facts recorded at init (the journal's start record)
         self.meta: dict[str, Any] = jsonable(dict(meta or {}))
