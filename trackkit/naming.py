@@ -37,7 +37,8 @@ def _scalar(value: Any) -> str | None:
     elif isinstance(value, int):
         text = str(value)
     elif isinstance(value, str):
-        text = os.path.basename(value.rstrip("/")) or value  # a dataset path: its last part
+        path = value.startswith(("/", "./", "../", "~")) or "://" in value
+        text = (os.path.basename(value.rstrip("/")) or value) if path else value  # a path: its last part
     else:
         return None
     text = _UNSAFE.sub("-", text).strip("-")[:40]

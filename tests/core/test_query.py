@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -150,7 +151,9 @@ def test_compare_summaries_only_and_errors(stores: tuple[str, str]) -> None:
     infos = find_runs(list(stores))
     c = compare(infos)
     s = c.metrics["eval/acc"][0]
-    assert s is not None and s.min is None and s.last == 0.95
+    assert s is not None and s.min == 0.95 and s.last == 0.95  # the reader's rows carry min/max
+    bare = compare([dataclasses.replace(infos[0], metrics={})]).metrics["eval/acc"][0]
+    assert bare is not None and bare.min is None and bare.last == 0.95  # a row with the last value only
     with pytest.raises(ConfigError, match="no runs"):
         compare([])
     with pytest.raises(KeyError, match="no run 'zzz'"):
