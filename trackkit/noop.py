@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .errors import ConfigError
 from .events import Status
 from .run import Run
 from .summary import RunSummary
@@ -60,9 +61,15 @@ class NoopRun(Run):
         return None
 
     def finish(self, status: Status | str | None = None, reason: str = "", **_: Any) -> None:
-        if not self._done:
-            self._done = True
+        if self._done:
+            return
+        try:
             self.status = Status.COMPLETED if status is None else Status(status)
+        except ValueError:
+            raise ConfigError(
+                f"status: {status!r} is not a status. Fix: use one of {[s.value for s in Status]}"
+            ) from None
+        self._done = True
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
         self.finish()
