@@ -13,26 +13,9 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "BEST_FILE",
-    "BEST_PREFIX",
-    "MARKER",
-    "TAGS_FILE",
-    "TEXT_ARTIFACT",
-    "TEXT_CONFIG",
-    "TEXT_GOAL",
-    "TEXT_MEDIA",
-    "TEXT_RUN",
-    "TEXT_STATUS",
-    "TEXT_SUMMARY",
-    "TEXT_TAGS",
-    "TRACKKIT_TEXTS",
-    "check_location",
-    "dumps",
-    "find_run_dir",
-    "root_of",
-    "run_dir_for",
-    "safe",
-    "status_json",
+    "BEST_FILE", "BEST_PREFIX", "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_GOAL", "TEXT_MEDIA",
+    "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY", "TEXT_TAGS",
+    "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
 ]
 
 MARKER = ".trackkit_run_id"
