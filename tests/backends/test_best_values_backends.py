@@ -106,7 +106,7 @@ def test_tensorboard_writes_the_best_as_a_scalar_at_its_step(two_runs: tuple[Pat
     best = acc.Tensors("trackkit/best/val/acc")
     assert [(e.step, round(float(e.tensor_proto.float_val[0]), 6)) for e in best] == [(2, 0.95)]
     rec = load_reader(parse_backend(backends["tensorboard"])).read_run(ids["peak"])
-    assert [ev for ev in rec.events if isinstance(ev, MetricGoal)][0].goal == "max"
+    assert [ev.goal for ev in rec.events if isinstance(ev, MetricGoal)] == ["max"]
     assert "trackkit/best/val/acc" not in rec.metrics()  # derived: not read back as a metric of its own
     assert rec.info.best("val/acc") == pytest.approx((0.95, 2))
 
