@@ -53,7 +53,7 @@ def main() -> None:
             with study.child(name=f"trial-lr{lr}", config={"dataset": "toy", "optimizer": "sgd", "lr": lr},
                              tags={"sweep.objective": "val/acc"}) as trial:
                 train(trial, lr, steps=100)
-                trial.log_summary({"val/acc": 1 - math.exp(-lr * 5) / 2})
+                trial.summary.update({"val/acc": 1 - math.exp(-lr * 5) / 2})
 
     # 3. one report over both tools: the trackkit runs grammar selects
     data = write_report("report.html", backends=[TB, MLFLOW], where=["config.dataset=toy"], project="compare")

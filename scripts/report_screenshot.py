@@ -46,7 +46,7 @@ def make_runs(root: str) -> None:
             with study.child(name=f"trial-{t}", config={"dataset": "cifar10", "lr": round(lr, 5), "width": width},
                              tags={"sweep.objective": "val/acc"}) as trial:
                 acc = _train(trial, lr, width, 300, t)
-                trial.log_summary({"val/acc": acc})
+                trial.summary.update({"val/acc": acc})
                 if t == 5:
                     trial.finish("killed", "pruned at step 300")
 

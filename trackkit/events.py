@@ -25,6 +25,7 @@ __all__ = [
     "ConfigUpdate",
     "Event",
     "Media",
+    "MetricGoal",
     "MetricStats",
     "Metrics",
     "RunFinished",
@@ -87,6 +88,16 @@ class Summary:
     word per key. Merged into ``RunInfo.summary``."""
 
     values: Mapping[str, Any]
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class MetricGoal:
+    """A metric's declared goal (``run.define_metric(key, goal="max")``): which way is better, so its
+    best value and step are known. Folded into ``RunInfo.goals``."""
+
+    key: str
+    goal: str  # "max" or "min"
     time: float = 0.0
 
 
@@ -205,7 +216,8 @@ class RunResumed:
 
 
 Event = Union[  # noqa: UP007
-    RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed
+    RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed,
+    MetricGoal,
 ]
 
 
@@ -358,6 +370,8 @@ class RunInfo:
             self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
         elif isinstance(ev, Summary):
             self.summary.update(ev.values)
+        elif isinstance(ev, MetricGoal):
+            self.goals[ev.key] = ev.goal
         elif isinstance(ev, ConfigUpdate):
             self.config.update(ev.config)
         elif isinstance(ev, Tags):
@@ -442,6 +456,7 @@ _KIND = {
     StatusChange: "status",
     RunFinished: "finish",
     RunResumed: "resume",
+    MetricGoal: "goal",
 }
 
 
@@ -491,6 +506,8 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
         return Media(**body)
     if kind == "summary":
         return Summary(**body)
+    if kind == "goal":
+        return MetricGoal(**body)
     if kind == "status":
         body["status"] = Status(body["status"])
         return StatusChange(**body)

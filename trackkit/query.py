@@ -16,7 +16,13 @@ The filter grammar (documented in ``docs/reading-back.md``)::
     OP     := = | == | != | < | <= | > | >= | ~     (~ : glob match, e.g. name~resnet*)
     FIELD  := status | name | project | group | run_id | backend | reason | step
             | start_time | end_time | duration | parent       (parent: the parent run's id; alone: a child run)
-            | config.KEY | tag.KEY | metrics.KEY    (KEY: flattened config key, tag key, metric key)
+            | config.KEY | tag.KEY | summary.KEY
+            | metrics.KEY | metrics.KEY.AGG          (AGG: last, min, max, best, best_step)
+
+``metrics.KEY`` is the last value. A metric key may itself hold dots and slashes, so the rule is:
+when the text after the last dot is an AGG word it is the aggregate, the rest is the key
+(``metrics.val/acc.max``: the max of ``val/acc``); to name a metric whose own key ends in such a
+word, add the aggregate (``metrics.loss.min.last``: the last value of ``loss.min``).
 
 Every row is annotated with the backend string it came from (``RunInfo.backend``),
 which is what ``load_runs``, ``trackkit compare`` and ``trackkit migrate`` accept.
@@ -57,7 +63,9 @@ _PLAIN = ("status", "name", "project", "group", "run_id", "backend", "reason", "
           "duration", "parent")
 _ALIASES = {"id": "run_id", "last_step": "step"}
 _PREFIXES = {"config.": "config.", "cfg.": "config.", "tag.": "tag.", "tags.": "tag.", "metrics.": "metrics.",
-             "metric.": "metrics."}
+             "metric.": "metrics.", "summary.": "summary."}
+#: the aggregates a ``metrics.KEY.AGG`` field may end in (docs/reading-back.md)
+AGGREGATES = ("last", "min", "max", "best", "best_step")
 _OPS = (">=", "<=", "!=", "==", "=", "<", ">", "~")
 _EXPR = re.compile(r"^\s*(?P<field>[^=!<>~]+?)\s*(?P<op>>=|<=|!=|==|=|<|>|~)\s*(?P<value>.*?)\s*$")
 #: relative tolerance of ``=`` on numbers: TensorBoard stores float32 (about 7 significant digits)
@@ -65,9 +73,10 @@ REL_TOL = 1e-6
 
 _FIELDS_HELP = (
     "status, name, project, group, run_id, backend, reason, step, start_time, end_time, duration, parent, "
-    "config.KEY, tag.KEY, metrics.KEY"
+    "config.KEY, tag.KEY, summary.KEY, metrics.KEY, metrics.KEY.last|min|max|best|best_step"
 )
-_EXAMPLES = "e.g. status=completed, config.optimizer.lr<0.1, metrics.eval/acc>=0.9, tag.team=vision, name~resnet*"
+_EXAMPLES = ("e.g. status=completed, config.optimizer.lr<0.1, metrics.eval/acc>=0.9, metrics.eval/acc.max>=0.9, "
+             "tag.team=vision, name~resnet*")
 
 
 class _Missing:
@@ -180,8 +189,11 @@ def field_value(info: RunInfo, name: str) -> tuple[bool, Any]:
         key = name[len("tag."):]
         return (key in info.tags, info.tags.get(key))
     if name.startswith("metrics."):
-        key = name[len("metrics."):]
-        return (key in info.last_metrics, info.last_metrics.get(key))
+        return metric_value(info, *metric_field(name[len("metrics."):]))
+    if name.startswith("summary."):
+        flat = flatten_config(info.summary)
+        key = name[len("summary."):]
+        return (key in flat, flat.get(key))
     if name == "status":
         return True, info.status.value
     if name == "step":
@@ -190,6 +202,34 @@ def field_value(info: RunInfo, name: str) -> tuple[bool, Any]:
         return info.duration is not None, info.duration
     value = getattr(info, name)
     return value is not None, value
+
+
+def metric_field(text: str) -> tuple[str, str]:
+    """``(key, aggregate)`` of the text after ``metrics.``: ``val/acc.max`` -> ``("val/acc", "max")``,
+    ``val/acc`` -> ``("val/acc", "last")`` (the rule in the module docstring)."""
+    key, dot, agg = text.rpartition(".")
+    if dot and key and agg in AGGREGATES:
+        return key, agg
+    return text, "last"
+
+
+def metric_value(info: RunInfo, key: str, agg: str) -> tuple[bool, Any]:
+    """``(present, value)`` of one aggregate of a metric of a run summary. ``last`` falls back to
+    ``last_metrics`` (a reader that knows only the last value); min/max/best need ``RunInfo.metrics``."""
+    st = info.metrics.get(key)
+    if agg == "last":
+        if st is not None:
+            return True, st.last
+        return (key in info.last_metrics, info.last_metrics.get(key))
+    if st is None:
+        return False, None
+    if agg in ("min", "max"):
+        step = st.min_step if agg == "min" else st.max_step
+        return (step is not None, st.min if agg == "min" else st.max)
+    value, step = st.best(info.goal(key))
+    if step is None:
+        return False, None
+    return True, (value if agg == "best" else step)
 
 
 def _number(v: Any) -> float | None:
@@ -260,10 +300,16 @@ def filter_runs(
     limit: int | None = None,
 ) -> list[RunInfo]:
     """Keep the rows matching every expression, sort (``-`` prefix: descending; default: newest
-    first) and keep the first ``limit``. Runs without the sort key come last."""
+    first) and keep the first ``limit``. Runs without the sort key come last. ``metrics.KEY.best``
+    sorts best first by the metric's goal (``-`` reverses: worst first)."""
     filters = _filters(where)
     kept = [r for r in rows if all(f.matches(r) for f in filters)]
     fld, desc = _sort_key(sort_by) if sort_by else ("start_time", True)
+    if fld.startswith("metrics."):
+        key, agg = metric_field(fld[len("metrics."):])
+        if agg == "best":  # best first (by the metric's goal); '-' turns it round
+            goal = next((r.goal(key) for r in kept if key in r.metrics), "max")
+            desc = desc != (goal == "max")
     have: list[tuple[tuple[int, float, str], RunInfo]] = []
     missing: list[RunInfo] = []
     for r in kept:

@@ -19,15 +19,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Summary, Tags, flatten_config
+from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
 from .media.recorder import MediaRecorder
 from .media.values import MediaValue, Options
+from .naming import default_name
 from .natives import Natives
 from .rundir import RunDir, ending_events, release
-from .start import default_name
+from .summary import RunSummary, goal_event, summary_event
 from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
@@ -65,6 +66,9 @@ def _new_run_id() -> str:
 class Run:
     """One tracked run. Create with :func:`trackkit.init`."""
 
+    #: False on a rank that records nothing (``trackkit.noop.NoopRun``, docs/distributed.md)
+    records = True
+
     def __init__(
         self,
         settings: Settings,
@@ -79,6 +83,7 @@ class Run:
         run_id: str | None = None,
         resume: str = "never",
         parent: str | Run | None = None,
+        name_suffix: str = "",
     ) -> None:
         self.settings = settings
         self.specs = specs
@@ -88,10 +93,12 @@ class Run:
         #: the parent run's id (a sweep's trial: ``init(parent=...)``, ``run.child()``)
         self.parent = parent.id if isinstance(parent, Run) else parent
         self.start_time = _time()
-        self.name = name or default_name(settings.standard.name_template, self.project, self.id, self.start_time,
-                                         group)
         #: the config as recorded: init() already made it JSON and redacted it
         self.config: dict[str, Any] = dict(config or {})
+        project_dir = RunDir.project_dir(settings.root, self.project)
+        self.name = name or default_name(settings.name_template or settings.standard.name_template, self.project,
+                                         self.id, self.start_time, group, self.config,
+                                         lambda since: RunDir.names_in(project_dir, since), name_suffix)
         self.tags: dict[str, str] = norm_tags(tags)
         #: provenance and run facts recorded at init (the journal's start record)
         self.meta: dict[str, Any] = jsonable(dict(meta or {}))
@@ -125,6 +132,7 @@ class Run:
         self._lock_fd = -1
         #: the parent ``Run`` object when it lives in this process (``child()``, ``init(parent=run)``)
         self._parent_run = parent if isinstance(parent, Run) else None
+        self._summary = RunSummary(self._write_summary)
 
         if self._limits:
             self._limits.config(flatten_config(self.config))
@@ -308,13 +316,25 @@ class Run:
         self.config.update(data)
         self._write(ConfigUpdate(config=data, time=_time()), "config")
 
-    def log_summary(self, values: Mapping[str, Any]) -> None:
-        """Summary values, the last word per key (a sweep trial's objective, a test score): W&B's
-        ``run.summary``, MLflow tags ``trackkit.summary.*``, TensorBoard's ``trackkit/summary`` text."""
-        try:
-            self._write(Summary(values=jsonable(dict(values)), time=_time()), "summary")
-        except Exception as exc:
-            self._problem("summary", f"log_summary() could not record {safe_repr(values, 200)}: {safe_repr(exc)}")
+    def define_metric(self, key: str, goal: str = "max") -> None:
+        """Declare which way ``key`` is better (``"max"``: accuracy; ``"min"``: a loss), so its best
+        value and step are known (``RunInfo.best``, ``metrics.KEY.best``) and each backend shows it."""
+        ev = goal_event(key, goal)
+        if ev is None:
+            self._problem(f"goal:{key}", f"define_metric({key!r}, goal={goal!r}): not a goal; ignored. "
+                          "Fix: goal='max' or goal='min'")
+            return
+        self._write(ev, "goal")
+
+    @property
+    def summary(self) -> RunSummary:
+        """The run's summary values: ``run.summary["test/acc"] = 0.93`` records one (the last word
+        per key; not a series). Reading gives the values set in this process."""
+        return self._summary
+
+    def _write_summary(self, values: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        ev = summary_event(jsonable(dict(values)))
+        return ev.values if self._write(ev, "summary") else None
 
     def set_tags(self, tags: Mapping[str, str] | Iterable[str]) -> None:
         data = norm_tags(tags)
@@ -557,7 +577,8 @@ _INHERITED = ("backend", "root", "agent", "drain_timeout", "linger", "flush_inte
 
 #: the word a failed write of a record of this kind is reported with
 _WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume",
-         "ConfigUpdate": "config", "Tags": "tags", "Artifact": "artifact", "RunStarted": "start"}
+         "ConfigUpdate": "config", "Tags": "tags", "Artifact": "artifact", "RunStarted": "start",
+         "Summary": "summary", "MetricGoal": "goal"}
 
 
 def _advise(message: str) -> None:

@@ -23,6 +23,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ MEDIA = "media"
 PROVENANCE_ARTIFACTS = "_provenance"
 #: the reason recorded for a trainer that ended without a finish record or a finish note
 KILLED_REASON = "the training process ended without finishing (SIGKILL, OOM or hard crash)"
+
+
+#: the name in a journal's start record (``{"k":"start","run_id":...,"project":...,"name":...``)
+_STR = rb'"(?:[^"\\]|\\.)*"'
+_START_NAME = re.compile(rb'"k":"start","run_id":' + _STR + rb',"project":' + _STR + rb',"name":"((?:[^"\\]|\\.)*)"')
 
 
 def sink_key(spec: BackendSpec) -> str:
@@ -117,6 +123,31 @@ class RunDir:
             except FileExistsError:
                 run_id = new_id()
         raise FileExistsError(f"no free run id under {parent}")
+
+    @staticmethod
+    def names_in(parent: str, since: float | None = None) -> set[str]:
+        """The names of the runs under a project directory, read from their journals' start records;
+        ``since``: only runs whose directory changed at or after that time (a live or recent run)."""
+        out: set[str] = set()
+        try:
+            entries = list(os.scandir(parent))
+        except OSError:
+            return out
+        for entry in entries:
+            try:
+                if not entry.is_dir() or (since is not None and entry.stat().st_mtime < since):
+                    continue
+                with open(os.path.join(entry.path, JOURNAL_NAME), "rb") as fh:
+                    head = fh.read(8192)  # the start record's name comes early (its fields' order)
+            except OSError:
+                continue
+            m = _START_NAME.search(head)
+            if m is not None:
+                try:
+                    out.add(json.loads(b'"' + m.group(1) + b'"'))
+                except ValueError:
+                    continue
+        return out
 
     # ------------------------------------------------------------ names
 

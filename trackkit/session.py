@@ -11,7 +11,7 @@ from typing import Any
 from .errors import ConfigError, TrackkitWarning
 from .events import Status
 from .run import Run, current_run, make_active
-from .util import warn
+from .util import norm_tags, warn
 
 __all__ = ["finish", "init", "log"]
 
@@ -39,6 +39,7 @@ def init(
     id: str | None = None,  # the name W&B users know (shadows the builtin here only)
     resume: str | None = None,
     parent: Run | str | None = None,
+    ranks: str | None = None,
 ) -> Run:
     """Start a run. Setup problems (bad settings, unknown backend, missing SDK) raise
     here with a message naming the fix; after this, logging never raises into the loop.
@@ -52,19 +53,42 @@ def init(
     ``resume="never"`` (default) refuses an id that exists, ``"allow"`` continues it or
     creates it, ``"must"`` refuses an id that does not exist. A resumed run keeps its
     journal, config and backend runs; ``run.step`` is the last step logged before, so
-    ``start = (run.step or -1) + 1``. See docs/resume.md."""
-    from .resume import resolve_id
-    from .start import check_standard, prepare
+    ``start = (run.step or -1) + 1``. See docs/resume.md.
 
-    run_id, resume_mode = resolve_id(id, resume)
+    ``ranks`` (or ``TRACKKIT_RANKS``): in a distributed launch (``RANK``/``LOCAL_RANK``/``SLURM_PROCID``
+    set), ``"zero"`` (default) records rank 0 only: another rank gets a run that records nothing and
+    costs nothing (``run.records`` is False); ``"all"``: one run per rank, grouped, tagged ``rank``.
+    See docs/distributed.md."""
+    from .ranks import process_rank
+    from .resume import resolve_id
+    from .start import check_standard, load, prepare
+
     parent = _parent(parent)
     if isinstance(parent, Run) and project is None:
         project = parent.project  # MLflow nests a child in its parent's experiment
-    prep = prepare(config, data, seed, {
+    kwargs = {
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
         "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
-        "advisories": advisories, "capture": capture,
-    })
+        "advisories": advisories, "capture": capture, "ranks": ranks,
+    }
+    rank = process_rank()
+    settings = load(kwargs) if rank is not None else None
+    suffix = ""
+    if rank is not None and settings is not None:
+        if settings.ranks != "all" and rank.rank != 0:
+            from .noop import NoopRun
+
+            noop = NoopRun(settings, config=config if isinstance(config, Mapping) else None, name=name,
+                           group=group, tags=tags, rank=rank.rank)
+            make_active(noop)
+            return noop
+        if settings.ranks == "all":
+            group = group or rank.launch
+            tags = {**norm_tags(tags), "rank": str(rank.rank)}
+            suffix = f"-rank{rank.rank}"
+            name = name + suffix if name else None
+    run_id, resume_mode = resolve_id(id, resume)
+    prep = prepare(config, data, seed, kwargs, settings)
     if reinit not in ("finish_previous", "create_new"):
         raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")
     prev = current_run()
@@ -76,7 +100,7 @@ def init(
              TrackkitWarning)
         prev.finish()
     run = Run(prep.settings, prep.specs, config=prep.config, name=name, group=group, tags=tags, meta=prep.meta,
-              artifacts=prep.files, run_id=run_id, resume=resume_mode, parent=parent)
+              artifacts=prep.files, run_id=run_id, resume=resume_mode, parent=parent, name_suffix=suffix)
     check_standard(run)
     make_active(run)
     return run

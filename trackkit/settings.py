@@ -42,7 +42,7 @@ class Standard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name_template: str | None = Field(
-        default=None, description="fields: project, date, id, group", examples=["{project}-{date}-{id}"]
+        default=None, description="fields: project, date, id, group, config.KEY", examples=["{project}-{date}-{id}"]
     )
     required_tags: list[str] = Field(
         default_factory=list, description="tags every run must carry", examples=[["owner"]]
@@ -120,6 +120,12 @@ class Settings(BaseModel):
     #: agent (the counts are exact either way; only where the work happens changes)
     media_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
     standard: Standard = Field(default_factory=Standard)
+    #: the name of a run started without ``name``: fields ``{project}``, ``{date}``, ``{id}``, ``{group}``
+    #: and any config key ``{config.optimizer.lr}`` (None: the standard's, else built from the config)
+    name_template: str | None = None
+    #: in a distributed launch (``RANK``/``LOCAL_RANK``/``SLURM_PROCID``): ``"zero"`` records rank 0 only
+    #: (other ranks get a run that records nothing), ``"all"`` one run per rank, grouped, tagged ``rank``
+    ranks: Literal["zero", "all"] = "zero"
     #: extra secret formats (regular expressions) redacted from the config and provenance, on top of
     #: the built-in rules (docs/security.md); in TRACKKIT_REDACT_PATTERNS one pattern per line
     redact_patterns: list[str] = Field(default_factory=list)
@@ -160,6 +166,8 @@ _FIXES = {
     "media_max_image_px": "use a number of pixels >= 0, e.g. 1024 (0: never reduce)",
     "media_max_bytes": "use a number of bytes >= 0, e.g. 16777216",
     "root": "use a directory path",
+    "name_template": "use a template such as '{config.model}-lr{config.optimizer.lr}-{date}'",
+    "ranks": "use 'zero' (rank 0 records; default) or 'all' (one run per rank)",
     "redact_patterns": "use a list of regular expressions, e.g. ['ACME-[0-9a-f]{32}']",
 }
 

@@ -5,7 +5,6 @@ and the team standard's check. ``run.init`` calls these; see docs/architecture.m
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
     from .run import Run
     from .settings import Settings
 
-__all__ = ["Prepared", "check_standard", "default_name", "forced_settings", "prepare"]
+__all__ = ["Prepared", "check_standard", "forced_settings", "load", "prepare"]
 
 #: settings forced on every init (``trackkit.testing.capture`` sets them through forced_settings)
 _forced: dict[str, Any] = {}
@@ -51,13 +50,21 @@ class Prepared:
     files: dict[str, bytes | str]
 
 
-def prepare(config: Any, data: Any, seed: int | None, settings_kwargs: Mapping[str, Any]) -> Prepared:
-    """Load settings, check the backends, capture provenance, make the config JSON and redact it.
-    Setup problems raise ``ConfigError`` naming the fix."""
-    from .registry import check_available, parse_backends
+def load(settings_kwargs: Mapping[str, Any]) -> Settings:
+    """The settings of an ``init`` call: its arguments, the environment, trackkit.toml, and what a test
+    harness forces."""
     from .settings import load_settings
 
-    settings = load_settings({**settings_kwargs, **_forced})
+    return load_settings({**settings_kwargs, **_forced})
+
+
+def prepare(config: Any, data: Any, seed: int | None, settings_kwargs: Mapping[str, Any],
+            settings: Settings | None = None) -> Prepared:
+    """Load settings (unless given), check the backends, capture provenance, make the config JSON and
+    redact it. Setup problems raise ``ConfigError`` naming the fix."""
+    from .registry import check_available, parse_backends
+
+    settings = settings or load(settings_kwargs)
     specs = parse_backends(settings.backend)
     for spec in specs:
         check_available(spec)
@@ -156,18 +163,3 @@ def check_standard(run: Run) -> None:
         run.finish(Status.CRASHED, msg)
         raise ConfigError(msg + ". Fix: add them to init(tags=..., config=...)")
     warn("trackkit: " + msg, TrackkitWarning)
-
-
-def default_name(template: str | None, project: str, run_id: str, start_time: float, group: str | None) -> str:
-    """A run's name when none is given: the team standard's ``name_template``, else the start time
-    and the id's last four characters."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(start_time))
-    if template:
-        try:
-            return template.format(project=project, id=run_id, date=stamp, group=group or "")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"standard.name_template: {template!r} cannot be formatted ({exc}). "
-                "Fix: use only {project}, {id}, {date}, {group}"
-            ) from None
-    return f"{stamp}-{run_id[-4:]}"

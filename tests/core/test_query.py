@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Iterator
@@ -155,6 +156,9 @@ def test_compare_summaries_only_and_errors(stores: tuple[str, str]) -> None:
     a1 = [i.run_id for i in infos].index("a1")
     loss = c.metrics["train/loss"][a1]
     assert loss is not None and (loss.last, loss.min, loss.max, loss.points) == (0.4, 0.4, 1.0, 3)
+    assert s is not None and s.min == 0.95 and s.last == 0.95  # the reader's rows carry min/max
+    bare = compare([dataclasses.replace(infos[0], metrics={})]).metrics["eval/acc"][0]
+    assert bare is not None and bare.min is None and bare.last == 0.95  # a row with the last value only
     with pytest.raises(ConfigError, match="no runs"):
         compare([])
     with pytest.raises(KeyError, match="no run 'zzz'"):

@@ -119,12 +119,13 @@ def _doctor_repository(console: Console, root: str | None, backend: str | None, 
     notes += _gitignore_notes(os.path.abspath(root or settings.root), specs)
     std = settings.standard
     if std.name_template:
+        from ..naming import check_template
+
         try:
-            std.name_template.format(project="p", id="i", date="d", group="g")
+            check_template(std.name_template)
             ok.append(f"name template: {std.name_template}")
-        except (KeyError, IndexError, ValueError) as exc:
-            problems.append((f"name_template {std.name_template!r} cannot be formatted ({exc})",
-                             "use only {project}, {id}, {date}, {group}"))
+        except TrackkitError as exc:
+            problems.append((str(exc).split(". Fix: ")[0], _fix_of(str(exc))))
     reqs: dict[str, list[str]] = {
         "required tags": list(std.required_tags),
         "required config": list(std.required_config),

@@ -49,12 +49,24 @@ def info_dict(i: RunInfo, state: Delivery | None = None) -> dict[str, Any]:
         "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
         "last_step": i.last_step, "location": i.location, "resumed": i.resumed, "media": dict(i.media),
         "parent": i.parent,
+        "metrics": {k: {**st.to_dict(), "goal": i.goal(k), "declared": k in i.goals,
+                        "best": st.best(i.goal(k))[0], "best_step": st.best(i.goal(k))[1]}
+                    for k, st in i.metrics.items()},
+        "summary": dict(i.summary),
     }
     if state is not None:  # a journaled run: the backends that do not hold all of it yet
         out["not_delivered"] = list(state.pending)
         out["delivery_errors"] = dict(state.causes)
         out["delivering"] = state.delivering
     return out
+
+
+def metric_cell(i: RunInfo, key: str, value: float) -> str:
+    """``KEY=LAST``, with ``(best B@STEP)`` for a metric whose goal was declared (``define_metric``)."""
+    best = i.best(key) if key in i.goals else None
+    if best is None or best[1] is None:
+        return f"{key}={num(value)}"
+    return f"{key}={num(value)} (best {num(best[0])}@{best[1]})"
 
 
 def _note(i: RunInfo, state: Delivery | None) -> str:
@@ -88,7 +100,8 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mappin
     ]
     cells = []
     for i, n in zip(rows, notes):
-        metrics = ", ".join(f"{k}={num(v)}" for k, v in list(i.last_metrics.items())[:4])
+        keys = sorted(i.last_metrics, key=lambda k: k not in i.goals)[:4]  # declared goals first
+        metrics = ", ".join(metric_cell(i, k, i.last_metrics[k]) for k in keys)
         cells.append(([Text(i.backend)] if several else []) + [
             Text(i.run_id), *([Text(i.parent or "-")] if family else []), Text(i.project), Text(i.name),
             status_text(i, n), Text(when(i.start_time)),
@@ -136,13 +149,16 @@ def filter_rows(rows: Sequence[RunInfo], where: Sequence[str], sort: str | None,
               help="Query this backend's stored runs instead of the journal (repeatable), e.g. mlflow:./mlflow.db")
 @click.option("--where", "-w", multiple=True,
               help="Filter, repeatable (all must hold): status=completed, config.optimizer.lr<0.1, "
-                   "metrics.eval/acc>=0.9, tag.team=vision, name~resnet*")
-@click.option("--sort", help="Sort by a field, '-' for descending, e.g. -metrics.eval/acc (default: newest first).")
+                   "metrics.eval/acc>=0.9 (the last value), metrics.eval/acc.max>=0.9 (also .min .last .best "
+                   ".best_step), summary.test/acc>0.9, tag.team=vision, name~resnet*")
+@click.option("--sort", help="Sort by a field, '-' for descending, e.g. -metrics.eval/acc; metrics.KEY.best: best "
+                             "first by the metric's goal (default: newest first).")
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 def runs(root: str | None, project: str | None, limit: int, backends: tuple[str, ...], where: tuple[str, ...],
          sort: str | None, as_json: bool) -> None:
     """List runs, newest first, under the local journal root (or, with --backend, in any backends):
-    id, name, status (and what is not delivered yet), start, duration, last step, last metrics.
+    id, name, status (and what is not delivered yet), start, duration, last step, last metrics (with
+    the best value and its step where the metric's goal was declared: run.define_metric).
 
     In a narrow terminal the id, name and status stay whole; the other columns are hidden."""
     with quiet_sdk_logs():
@@ -301,7 +317,9 @@ def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
         out.print("[red]traceback[/] (the crash, as recorded):")
         out.print(Text(tb.rstrip("\n"), style="dim"))
     for title, data in (("config", flatten_config(i.config)), ("tags", i.tags),
-                        ("last metrics", {k: num(v) for k, v in i.last_metrics.items()})):
+                        ("last metrics", {k: metric_cell(i, k, v).partition("=")[2]
+                                          for k, v in i.last_metrics.items()}),
+                        ("summary", {k: num(v) if isinstance(v, float) else v for k, v in i.summary.items()})):
         if data:  # an empty table says nothing
             out.print(_pairs(title, data))
     media = rec.media()

@@ -131,7 +131,7 @@ class TrackkitCallback:
                 summary.update(zip(names, values))
             if trial.duration is not None:
                 summary["optuna.duration_s"] = trial.duration.total_seconds()
-            child.log_summary(summary)
+            child.summary.update(summary)
         finally:
             child.finish(status, reason)
         self.trials[trial.number] = child.id
@@ -144,9 +144,9 @@ class TrackkitCallback:
             best = study.best_trial
         except ValueError:  # no completed trial yet
             return
-        parent.log_summary({f"best/{names[0]}": best.value, "best/trial": best.number,
-                            "best/run": self.trials.get(best.number, ""),
-                            **{f"best/params.{k}": v for k, v in best.params.items()}})
+        parent.summary.update({f"best/{names[0]}": best.value, "best/trial": best.number,
+                               "best/run": self.trials.get(best.number, ""),
+                               **{f"best/params.{k}": v for k, v in best.params.items()}})
 
     def finish(self, status: Status | str | None = None, reason: str = "") -> None:
         """End the study's run (completed unless said otherwise)."""

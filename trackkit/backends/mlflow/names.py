@@ -40,6 +40,10 @@ T_PARENT = "trackkit.parent"
 #: + the key: a scalar summary value (JSON), shown in MLflow's UI; ``trackkit/summaries/`` holds them exactly
 T_SUMMARY = "trackkit.summary."
 T_KEY = "trackkit.key."  # + tag_digest(original) -> original key
+#: + tag_digest(key): a metric's min/max with their steps and its goal (JSON; ``best.py``)
+T_STATS = "trackkit.stats."
+#: + the MLflow key: the best value of a metric whose goal was declared (for MLflow's UI)
+T_BEST = "trackkit.best."
 T_INF = "trackkit.inf."  # + tag_digest(mapped) -> mapped metric key that had ±inf
 RESERVED = {
     T_RUN_ID,

@@ -22,6 +22,7 @@ from ...events import (
     ConfigUpdate,
     Event,
     Media,
+    MetricGoal,
     RunFinished,
     RunInfo,
     RunRecord,
@@ -30,6 +31,7 @@ from ...events import (
     Tags,
     event_from_record,
 )
+from .best import read_best
 from .connection import Connection, missing_store, pages, store_path, strip_credentials
 from .history import metric_events, paged_points, restore, sqlite_count, sqlite_points
 from .mapping import (
@@ -313,7 +315,7 @@ class MlflowReader:
         if parent is None and tags.get(T_PARENT_RUN):
             parent = self._parent_id(tags[T_PARENT_RUN])
         summary = {k[len(T_SUMMARY):]: value_back(v) for k, v in tags.items() if k.startswith(T_SUMMARY)}
-        return RunInfo(
+        info = RunInfo(
             run_id=tags.get(T_RUN_ID) or run.info.run_id,
             project=project,
             name=run.info.run_name or "",
@@ -331,6 +333,8 @@ class MlflowReader:
             summary=summary,
             parent=parent,
         )
+        read_best(info, tags, {keys.get(m.key, m.key): m.step for m in getattr(run.data, "_metric_objs", [])})
+        return info
 
     def _plan(self, run: Any, project: str) -> _Plan:
         info = self._info(run, project)
@@ -349,6 +353,7 @@ class MlflowReader:
         later = {k: v for k, v in info.tags.items() if k not in start.tags}
         if later:
             head.append(Tags(later, time=start.start_time))
+        head.extend(MetricGoal(k, g, time=start.start_time) for k, g in info.goals.items())
         merged = merge({}, config)
         for path, cfg in self._json_files(mid, files, A_CONFIG_UPDATES):
             ms = path.rsplit("/", 1)[-1].split("-", 1)[0]

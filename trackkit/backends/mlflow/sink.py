@@ -18,6 +18,7 @@ from ...events import (
     ConfigUpdate,
     Event,
     Media,
+    MetricGoal,
     Metrics,
     RunFinished,
     RunResumed,
@@ -30,6 +31,7 @@ from ...events import (
     flatten_config,
 )
 from .batches import pack
+from .best import BestValues
 from .connection import Connection
 from .mapping import GIT_TAGS, NOT_RESTORED, T_PARENT_RUN, dataset_entities
 from .media import MediaWriter
@@ -115,6 +117,8 @@ class MlflowSink:
 
         self._metric_cls: Any = Metric
         self._media = MediaWriter(self._conn.client)
+        #: each metric's extremes and goal, kept as tags (``best.py``)
+        self._best = BestValues()
 
     @property
     def client(self) -> Any:
@@ -194,6 +198,8 @@ class MlflowSink:
             self._media_value(ev)
         elif isinstance(ev, Summary):
             self._summary(ev)
+        elif isinstance(ev, MetricGoal):
+            self._best.goal(ev.key, ev.goal)
 
     # ---- events
 
@@ -218,6 +224,7 @@ class MlflowSink:
         self._experiment = exp_id
         self._mlflow_status = run.info.status
         self._tags = dict(run.data.tags)
+        self._best.attach(self._tags)
         self._drop_pending()
         return resumed
 
@@ -319,6 +326,7 @@ class MlflowSink:
         keys = self._keys
         pending = self._p_metrics
         isinf = math.isinf
+        best = self._best.add
         for k, v in ev.values.items():
             entry = keys.get(k) if type(k) is str else None
             if entry is None:
@@ -331,6 +339,7 @@ class MlflowSink:
             if isinf(value):
                 self._tag(T_INF + tag_digest(key), key)
             pending.append(metric(key, value, ts, step))
+            best(k, step, value)
             if len(pending) >= 10 * BATCH_METRICS:
                 self._flush()
                 pending = self._p_metrics
@@ -468,9 +477,15 @@ class MlflowSink:
 
     def _drop_pending(self) -> None:
         self._p_params, self._p_tags, self._p_metrics = {}, {}, []
+        self._best.again()
 
     def _flush(self) -> None:
-        if self.mlflow_run_id is None or not (self._p_params or self._p_tags or self._p_metrics):
+        if self.mlflow_run_id is None:
+            return
+        if self._best.dirty:
+            for k, v in self._best.tags().items():
+                self._tag(k, v)
+        if not (self._p_params or self._p_tags or self._p_metrics):
             return
         from mlflow.entities import Param, RunTag
 
@@ -486,7 +501,7 @@ class MlflowSink:
             )
             self._params.update(params)
             self._tags.update(tags)
-        self._drop_pending()
+        self._p_params, self._p_tags, self._p_metrics = {}, {}, []
 
 
 def _own_path(ev: Artifact) -> str | None:

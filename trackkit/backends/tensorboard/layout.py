@@ -13,8 +13,8 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY",
-    "TEXT_TAGS",
+    "BEST_FILE", "BEST_PREFIX", "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_GOAL", "TEXT_MEDIA",
+    "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY", "TEXT_TAGS",
     "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
 ]
 
@@ -28,7 +28,15 @@ TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
 TEXT_MEDIA = "trackkit/media"
 #: the run's summary values (``Summary`` events), one JSON record per event
 TEXT_SUMMARY = "trackkit/summary"
-TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY})
+#: a metric's declared goal (``MetricGoal``): ``{"key", "goal"}``
+TEXT_GOAL = "trackkit/goal"
+TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY,
+                            TEXT_GOAL})
+#: + a metric key: the best value of a metric whose goal was declared, one scalar at its best step written
+#: when the run ends (the HParams dashboard shows it as a metric column); derived, so the reader skips it
+BEST_PREFIX = "trackkit/best/"
+#: the declared goals and best values so far, for a re-attached sink
+BEST_FILE = ".trackkit_best.json"
 
 #: a project, group, run or artifact name as one directory name
 safe = partial(safe_name, keep="-_.=", limit=120)

@@ -79,7 +79,8 @@ class TensorBoardReader:
             for ev in events:
                 info.apply(ev)
             info.notes.extend(n for n in notes if n not in info.notes)
-        info.last_metrics.update(stream.last_metrics)
+        info.metrics.update(stream.points.metrics)
+        info.last_metrics.update(stream.points.last_metrics)
         if stream.last_step is not None:
             info.last_step = stream.last_step if info.last_step is None else max(info.last_step, stream.last_step)
         self._listed[run.dir] = (stamp, info)

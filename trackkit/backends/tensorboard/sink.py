@@ -10,6 +10,8 @@ Mapping (docs/backends/tensorboard.md):
 * media -> image, histogram, text (tables: rank-2 text) and audio summaries plus a
   ``trackkit/media`` record each (``media_out``);
 * summary values -> the JSON text summary ``trackkit/summary``;
+* a declared goal -> ``trackkit/goal``; when the run ends, the best value of each such metric as the
+  scalar ``trackkit/best/<key>`` at its best step (the HParams dashboard shows it as a metric column);
 * the final status -> the HParams session end (SUCCESS for completed, FAILURE
   otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one;
 * a child run (``RunStarted.parent``) -> a directory in its parent's run directory (a child
@@ -40,6 +42,7 @@ from ...events import (
     ConfigUpdate,
     Event,
     Media,
+    MetricGoal,
     Metrics,
     RunFinished,
     RunResumed,
@@ -52,10 +55,13 @@ from ...events import (
     flatten_config,
 )
 from .layout import (
+    BEST_FILE,
+    BEST_PREFIX,
     MARKER,
     TAGS_FILE,
     TEXT_ARTIFACT,
     TEXT_CONFIG,
+    TEXT_GOAL,
     TEXT_RUN,
     TEXT_STATUS,
     TEXT_SUMMARY,
@@ -119,6 +125,10 @@ class TensorBoardSink:
         self.start: RunStarted | None = None
         #: fingerprints of the events of the last emit: a batch sent again skips them
         self.recent: set[Hashable] = set()
+        #: declared goals, and the best (value, step) of those metrics so far (``BEST_FILE`` keeps them)
+        self.goals: dict[str, str] = {}
+        self.best: dict[str, list[Any]] = {}
+        self._best_changed = False
 
     # ------------------------------------------------------------------ emit
 
@@ -138,6 +148,8 @@ class TensorBoardSink:
                         if fp not in recent and fp not in seen:
                             writer.add(scalar_event(ev.step, ev.time, ev.values))
                             fresh.add(fp)
+                            if self.goals:
+                                self._track(ev)
                         seen.add(fp)
                         continue
                     fp = fingerprint(ev)
@@ -154,6 +166,8 @@ class TensorBoardSink:
                 doing = "flush"
                 if self.writer is not None:
                     self.writer.flush()  # the agent advances its cursor only after this returns
+                if self._best_changed:
+                    self._save_best()
                 ok = True
         finally:
             if not ok and fresh and not self._flushed():
@@ -188,6 +202,10 @@ class TensorBoardSink:
             self._artifact(ev)
         elif isinstance(ev, Summary):
             self._text(TEXT_SUMMARY, dumps(dict(ev.values)), ev.time)
+        elif isinstance(ev, MetricGoal):
+            self.goals[ev.key] = ev.goal
+            self._best_changed = True
+            self._text(TEXT_GOAL, dumps({"key": ev.key, "goal": ev.goal}), ev.time)
         elif isinstance(ev, StatusChange):
             self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, ev.step, ev.details)), ev.time, ev.step)
         elif isinstance(ev, RunFinished):
@@ -226,6 +244,7 @@ class TensorBoardSink:
         if self.writer is not None:
             self.writer.close()
         self.writer = EventFile(self.dir)
+        self._load_best()
         self.tags = dict(ev.tags)
         if reattach and os.path.exists(os.path.join(self.dir, TAGS_FILE)):
             # tags set after the start (an earlier segment, before an agent restart) stay in force
@@ -246,6 +265,36 @@ class TensorBoardSink:
             self._config({k: v for k, v in ev.config.items() if k not in delivered}, ev.start_time)
         else:
             self._config(ev.config, ev.start_time)
+
+    def _track(self, ev: Metrics) -> None:
+        """The best value and step of each metric with a declared goal."""
+        for key, goal in self.goals.items():
+            v = ev.values.get(key)
+            if v is None or v != v:
+                continue
+            b = self.best.get(key)
+            if b is None or (v > b[0] if goal == "max" else v < b[0]):
+                self.best[key] = [float(v), ev.step]
+                self._best_changed = True
+
+    def _save_best(self) -> None:
+        assert self.dir is not None
+        path = os.path.join(self.dir, BEST_FILE)
+        with open(path + ".tmp", "w", encoding="utf-8") as fh:
+            json.dump({"goals": self.goals, "best": self.best}, fh)
+        os.replace(path + ".tmp", path)
+        self._best_changed = False
+
+    def _load_best(self) -> None:
+        self.goals, self.best, self._best_changed = {}, {}, False
+        assert self.dir is not None
+        try:
+            with open(os.path.join(self.dir, BEST_FILE), encoding="utf-8") as fh:
+                saved = json.load(fh)
+            self.goals = {str(k): str(g) for k, g in saved.get("goals", {}).items()}
+            self.best = {str(k): [float(b[0]), int(b[1])] for k, b in saved.get("best", {}).items()}
+        except (OSError, ValueError, TypeError, AttributeError, IndexError):
+            return
 
     def _save_tags(self) -> None:
         assert self.dir is not None
@@ -301,6 +350,8 @@ class TensorBoardSink:
 
         self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, None, {"final": True,
                                                                                "exit_code": ev.exit_code})), ev.time)
+        for key, (value, step) in sorted(self.best.items()):  # the HParams dashboard's metric columns
+            self.writer.add(scalar_event(step, ev.time, {BEST_PREFIX + key: value}))
         tb_status = api_pb2.STATUS_SUCCESS if ev.status is Status.COMPLETED else api_pb2.STATUS_FAILURE
         info = plugin_data_pb2.SessionEndInfo(status=tb_status, end_time_secs=ev.time)
         content = plugin_data_pb2.HParamsPluginData(session_end_info=info, version=metadata.PLUGIN_DATA_VERSION)

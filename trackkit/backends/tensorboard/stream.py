@@ -28,8 +28,10 @@ from ...events import (
     Artifact,
     ConfigUpdate,
     Event,
+    MetricGoal,
     Metrics,
     RunFinished,
+    RunInfo,
     RunResumed,
     RunStarted,
     Status,
@@ -39,9 +41,11 @@ from ...events import (
 )
 from .discover import RunDir
 from .layout import (
+    BEST_PREFIX,
     TAGS_FILE,
     TEXT_ARTIFACT,
     TEXT_CONFIG,
+    TEXT_GOAL,
     TEXT_MEDIA,
     TEXT_RUN,
     TEXT_STATUS,
@@ -100,9 +104,10 @@ class RunStream:
         self.unknown: dict[str, set[str]] = {}
         self.graphs = 0
         self.media_seen: set[tuple[str, int, float, str]] = set()
-        #: a listing: points are folded into ``last_metrics``/``last_step``, not handed out as events
+        #: a listing: points are folded into ``points`` (last/min/max per key) and ``last_step``, not handed
+        #: out as events
         self.points_only_last = False
-        self.last_metrics: dict[str, float] = {}
+        self.points = RunInfo(run_id="", project="", name="", backend="")
         self.last_step: int | None = None
         self.files = run.files()
         index = {id(p): i for i, p in enumerate(run.parts)}
@@ -299,12 +304,13 @@ class RunStream:
         statuses = trackkit
 
         points = self.points_only_last
-        last = self.last_metrics
+        fold = self.points.add_point
 
         def flush_points() -> None:
             if pending[2]:
                 if points:
-                    last.update(pending[2])
+                    for k, x in pending[2].items():
+                        fold(k, pending[0], x)
                     self.last_step = pending[0] if self.last_step is None else max(self.last_step, pending[0])
                 else:
                     out.append(Metrics(step=pending[0], time=pending[1], values=pending[2]))
@@ -342,6 +348,8 @@ class RunStream:
                 kind = v.WhichOneof("value")
                 if kind == "simple_value":
                     key = prefix + tag if prefix else tag
+                    if trackkit and key.startswith(BEST_PREFIX):
+                        continue  # derived from the points (the sink's HParams metric column)
                     x = float(v.simple_value)
                 elif tag in TRACKKIT_TEXTS and kind == "tensor":
                     if tag == TEXT_MEDIA:
@@ -463,6 +471,8 @@ class RunStream:
                                 metadata=a.get("metadata", {}), source=a.get("source", ""), time=wall))
         elif tag == TEXT_SUMMARY:
             out.append(Summary(dict(obj), wall))
+        elif tag == TEXT_GOAL and isinstance(obj.get("key"), str) and obj.get("goal") in ("min", "max"):
+            out.append(MetricGoal(obj["key"], obj["goal"], wall))
         elif tag == TEXT_CONFIG and not self.final_config:
             changed = {k: x for k, x in obj.items() if k not in config or config[k] != x}
             if changed:

@@ -11,6 +11,7 @@ status (``end_segment(decides=True)``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -22,7 +23,9 @@ from ...events import (
     ConfigUpdate,
     Event,
     Media,
+    MetricGoal,
     Metrics,
+    MetricStats,
     RunFinished,
     RunInfo,
     RunResumed,
@@ -317,6 +320,8 @@ class Decoder:
                 parent=str(self.internal["parent"]) if self.internal.get("parent") else self._parent,
             )
         )
+        for key, goal in (self.internal.get("goals") or {}).items():
+            self._add(MetricGoal(str(key), str(goal), self._start_time))
 
     def history(self, row: Mapping[str, Any], step: int = 0) -> None:
         """A history row (``_step``, ``_timestamp``, metric and media columns, trackkit's late and
@@ -495,6 +500,7 @@ class Decoder:
         as a metric's last value, and only the other values and the sink's keys are summary."""
         flat: dict[str, Any] = {}
         media: dict[str, Any] = {}
+        values = self._best_values(values)
         _walk_summary("", values, flat, media)
         set_here = set(self.internal.get("summary_keys") or ())
         if listing:
@@ -514,6 +520,26 @@ class Decoder:
             out[keys.get(k, k)] = v
         if out:
             self._add(Summary(values=out, time=self._last_time or 0.0))
+
+    def _best_values(self, values: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A declared metric's W&B summary ``{"last", "min", "max"}`` as its last value; the sink's
+        ``trackkit/best`` (min/max with steps) into ``info.metrics`` where no history was read."""
+        goals, keys = self.internal.get("goals") or {}, self.internal["keys"]
+        if not goals:
+            return values
+        out = {k: (v["last"] if keys.get(k, k) in goals and isinstance(v, Mapping) and "last" in v else v)
+               for k, v in values.items()}
+        best = values.get("trackkit/best")
+        for key, d in (best.items() if isinstance(best, Mapping) else ()):
+            last = num(out.get(next((w for w, o in keys.items() if o == key), key)))
+            if key in self.info.metrics or last is None or not isinstance(d, Mapping):
+                continue
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                step = _int(values.get("_step"))
+                self.info.metrics[key] = MetricStats(last, int(d["max_step"]) if step is None else step,
+                                                     float(d["min"]), int(d["min_step"]), float(d["max"]),
+                                                     int(d["max_step"]))
+        return out
 
     def preempting(self) -> None:
         """The run was marked preempting (trackkit's agent stopped before the run finished)."""

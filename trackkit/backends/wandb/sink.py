@@ -22,7 +22,9 @@ from ...events import (
     ConfigUpdate,
     Event,
     Media,
+    MetricGoal,
     Metrics,
+    MetricStats,
     RunFinished,
     RunResumed,
     RunStarted,
@@ -135,6 +137,9 @@ class WandbSink:
         #: the current row's ``trackkit/media`` value: extras per stored key, run-file descriptors
         self._row_media: dict[str, Any] = {}
         self._warned_media: set[str] = set()
+        #: min/max with steps of the metrics with a declared goal, sent as the summary ``trackkit/best``
+        self._best: dict[str, MetricStats] = {}
+        self._best_dirty = False
 
     # ------------------------------------------------------------------ API
 
@@ -148,6 +153,8 @@ class WandbSink:
             raise
         if self.run is not None and not self._finished:
             self._flush_late()
+            if self._best_dirty:
+                self._send_best()
 
     def _emit(self, batch: Sequence[Event]) -> None:
         for ev in batch:
@@ -173,6 +180,8 @@ class WandbSink:
                 self._media(ev)
             elif isinstance(ev, Summary):
                 self._summary(ev)
+            elif isinstance(ev, MetricGoal):
+                self._goal(ev)
             elif isinstance(ev, StatusChange):
                 self._status(ev)
             elif isinstance(ev, RunFinished):
@@ -275,6 +284,11 @@ class WandbSink:
         self._config_dirty = prior is None
         if prior is None:
             self._log_config_artifact()
+        goals = book.internal.get("goals") or {}
+        if goals:  # a re-attached sink: W&B's summaries of the declared metrics, and what was seen of them
+            self._best = {k: st for k, st in (prior.info.metrics if prior else {}).items() if k in goals}
+            for key in goals:
+                self._define(key)
 
     def _resume(self, ev: RunResumed) -> None:
         """A resumed trackkit run: re-open the same W&B run (a new segment) if its earlier segment
@@ -328,6 +342,9 @@ class WandbSink:
                 row["_timestamp"] = ev.time  # W&B takes the row's time from the row (a replay, a migration)
                 self._row_time = {"_timestamp": ev.time}
             self._row_keys.update(values)
+            goals = self._book.internal.get("goals")
+            if goals:
+                self._track(goals, step, values)
         if late:
             self._record_late(step, ev.time, late)
 
@@ -465,6 +482,40 @@ class WandbSink:
         with sdk_errors(LABEL, "summary"):
             self.run.summary.update(values)
 
+    def _goal(self, ev: MetricGoal) -> None:
+        """A declared goal: W&B's ``define_metric(key, summary="min,max,last")`` (its UI shows the three),
+        the goal in ``_trackkit.goals``, and the best with its step as the summary ``trackkit/best``."""
+        goals = self._book.internal.setdefault("goals", {})
+        if goals.get(ev.key) != ev.goal:
+            goals[ev.key] = ev.goal
+            self._book.dirty = True
+        self._push_internal()
+        self._define(ev.key)
+
+    def _define(self, key: str) -> None:
+        with sdk_errors(LABEL, "define_metric"):
+            self.run.define_metric(self._book.metric_key(key), summary="min,max,last")
+
+    def _track(self, goals: Mapping[str, str], step: int, values: Mapping[str, Any]) -> None:
+        for key in goals:
+            v = values.get(key)
+            if v is None:
+                continue
+            st = self._best.get(key)
+            if st is None:
+                self._best[key] = MetricStats.first(step, float(v))
+            else:
+                st.add(step, float(v))
+            self._best_dirty = True
+
+    def _send_best(self) -> None:
+        best = {k: {"min": st.min, "min_step": st.min_step, "max": st.max, "max_step": st.max_step}
+                for k, st in self._best.items() if st.min_step is not None}
+        self._best_dirty = False
+        if best:
+            with sdk_errors(LABEL, "summary"):
+                self.run.summary.update({"trackkit/best": best})
+
     # ------------------------------------------------------------------ config / tags
 
     def _config_update(self, ev: ConfigUpdate) -> None:
@@ -511,6 +562,8 @@ class WandbSink:
 
     def _finish(self, ev: RunFinished) -> None:
         self._flush_late()
+        if self._best_dirty:
+            self._send_best()
         self._log_config_artifact()
         self._book.set_status(ev.status.value)
         exit_code = 0 if ev.status is Status.COMPLETED else (ev.exit_code or 1)
