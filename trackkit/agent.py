@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import BackendSpec
-from .errors import TrackkitWarning
 from .checkpoints.deliver import CheckpointFiles
+from .errors import TrackkitWarning
 from .events import Artifact, Checkpoint, CheckpointPruned, Event, Media, Metrics, RunStarted, event_from_record
 from .journal import JournalReader
 from .media.encode import materialize

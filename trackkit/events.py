@@ -38,9 +38,9 @@ __all__ = [
     "StatusChange",
     "Summary",
     "Tags",
+    "checkpoint_of",
     "event_from_record",
     "event_to_record",
-    "checkpoint_of",
     "flatten_config",
 ]
 
@@ -262,7 +262,8 @@ def checkpoint_of(ev: Artifact) -> Artifact | Checkpoint:
         return ev
     meta = {k: v for k, v in ev.metadata.items() if k != "checkpoint"}
     epoch = own.get("epoch")
-    metrics = own.get("metrics") if isinstance(own.get("metrics"), Mapping) else {}
+    got = own.get("metrics")
+    metrics: Mapping[str, Any] = got if isinstance(got, Mapping) else {}
     return Checkpoint(path=ev.path, name=ev.name, version=ev.version, step=int(own.get("step") or 0),
                       epoch=int(epoch) if isinstance(epoch, (int, float)) else None,
                       metrics={str(k): _num(v) for k, v in metrics.items()}, sha256=ev.sha256, size=ev.size,

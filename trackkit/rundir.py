@@ -34,7 +34,8 @@ from .journal import JOURNAL_NAME, JournalWriter
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "DELIVERY_STATE", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir", "ending_events",
+    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "DELIVERY_STATE", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir",
+    "ending_events",
     "sink_key",
 ]
 

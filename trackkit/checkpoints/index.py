@@ -93,7 +93,8 @@ def read_index(index: str, run_id: str | None = None, name: str | None = None) -
             continue
         op = rec.get("op")
         if op == "save":
-            metrics = rec.get("metrics") if isinstance(rec.get("metrics"), dict) else {}
+            got, meta = rec.get("metrics"), rec.get("metadata")
+            metrics: dict[str, Any] = got if isinstance(got, dict) else {}
             epoch = rec.get("epoch")
             kept[key] = Entry(
                 path=str(rec.get("path", "")), name=key[1], version=key[2], step=int(rec.get("step") or 0),
@@ -102,7 +103,7 @@ def read_index(index: str, run_id: str | None = None, name: str | None = None) -
                          and _floatable(v)},
                 sha256=str(rec.get("sha256") or ""), size=int(rec.get("size") or 0),
                 time=float(rec.get("time") or 0.0),
-                metadata=rec.get("metadata") if isinstance(rec.get("metadata"), dict) else {}, run_id=key[0],
+                metadata=meta if isinstance(meta, dict) else {}, run_id=key[0],
             )
         elif op == "prune" and key in kept:
             pruned[key] = kept.pop(key)

@@ -175,7 +175,8 @@ class CheckpointManager:
         git = meta.get("git") if isinstance(meta.get("git"), dict) else (meta.get("provenance") or {}).get("git")
         git = git if isinstance(git, dict) else {}
         out: dict[str, Any] = {
-            "file": fname, "index": self.index, "monitor": self.rules.monitor, "mode": self.rules.mode, "run_id": self.run_id,
+            "file": fname, "index": self.index, "monitor": self.rules.monitor, "mode": self.rules.mode,
+            "run_id": self.run_id,
             "trackkit_version": __version__, "git_commit": git.get("commit"), "git_dirty": git.get("dirty"),
             "config": dict(self._run.config),
         }

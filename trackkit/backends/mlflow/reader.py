@@ -28,6 +28,7 @@ from ...events import (
     RunStarted,
     Summary,
     Tags,
+    checkpoint_of,
     event_from_record,
 )
 from .connection import Connection, missing_store, pages, store_path, strip_credentials
@@ -46,6 +47,7 @@ from .mapping import (
 from .media import candidates, consumed, read_media
 from .names import (
     A_ARTIFACTS,
+    A_CKPT_PRUNES,
     A_CONFIG,
     A_CONFIG_UPDATES,
     A_META,
@@ -210,9 +212,9 @@ class MlflowReader:
         with conn.errors("read_run (artifacts)"):
             for path, rec, present in plan.artifacts:
                 if present:
-                    out.append(self._artifact(plan, path, rec))
-                elif rec is not None:  # recorded, but its file is gone: migrate says so
-                    out.append(artifact_event(rec, plan.base))
+                    out.append(checkpoint_of(self._artifact(plan, path, rec)))
+                elif rec is not None:  # recorded, but its file is gone (migrate says so; a pruned checkpoint)
+                    out.append(checkpoint_of(artifact_event(rec, plan.base)))
                 if len(out) >= CHUNK_EVENTS:
                     yield out, 0.99, []
                     out = []
@@ -388,6 +390,11 @@ class MlflowReader:
         change = status_change(tags)
         if change is not None:
             tail.append(change)
+        for _, rec in self._json_files(mid, files, A_CKPT_PRUNES):
+            try:
+                tail.append(event_from_record({**rec, "k": "ckpt_prune"}))
+            except (TypeError, ValueError):
+                continue
         for _, rec in self._json_files(mid, files, A_RESUMES):
             try:
                 tail.append(event_from_record({**rec, "k": "resume"}))

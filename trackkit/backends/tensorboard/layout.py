@@ -13,7 +13,8 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY",
+    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CKPT_PRUNED",
+    "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY",
     "TEXT_TAGS",
     "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
 ]
@@ -28,7 +29,10 @@ TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
 TEXT_MEDIA = "trackkit/media"
 #: the run's summary values (``Summary`` events), one JSON record per event
 TEXT_SUMMARY = "trackkit/summary"
-TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY})
+#: a checkpoint retention removed (``CheckpointPruned``): its file is gone from ``artifacts/`` too
+TEXT_CKPT_PRUNED = "trackkit/checkpoint_pruned"
+TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY,
+                            TEXT_CKPT_PRUNED})
 
 #: a project, group, run or artifact name as one directory name
 safe = partial(safe_name, keep="-_.=", limit=120)

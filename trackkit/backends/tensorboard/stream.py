@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from ...events import (
     Artifact,
+    CheckpointPruned,
     ConfigUpdate,
     Event,
     Metrics,
@@ -36,11 +37,13 @@ from ...events import (
     StatusChange,
     Summary,
     Tags,
+    checkpoint_of,
 )
 from .discover import RunDir
 from .layout import (
     TAGS_FILE,
     TEXT_ARTIFACT,
+    TEXT_CKPT_PRUNED,
     TEXT_CONFIG,
     TEXT_MEDIA,
     TEXT_RUN,
@@ -458,9 +461,14 @@ class RunStream:
             return True
         if tag == TEXT_ARTIFACT:
             a = obj
-            out.append(Artifact(path=a["path"], name=a["name"], kind=a["kind"], sha256=a["sha256"], size=a["size"],
-                                version=a.get("version", 0), aliases=tuple(a.get("aliases", ())),
-                                metadata=a.get("metadata", {}), source=a.get("source", ""), time=wall))
+            out.append(checkpoint_of(Artifact(
+                path=a["path"], name=a["name"], kind=a["kind"], sha256=a["sha256"], size=a["size"],
+                version=a.get("version", 0), aliases=tuple(a.get("aliases", ())), metadata=a.get("metadata", {}),
+                source=a.get("source", ""), time=wall)))
+        elif tag == TEXT_CKPT_PRUNED:
+            out.append(CheckpointPruned(name=str(obj.get("name", "")), version=int(obj.get("version", 0)), path="",
+                                        reason=str(obj.get("reason", "")), aliases=obj.get("aliases") or {},
+                                        time=wall))
         elif tag == TEXT_SUMMARY:
             out.append(Summary(dict(obj), wall))
         elif tag == TEXT_CONFIG and not self.final_config:
