@@ -124,7 +124,7 @@ class CheckpointManager:
             return self._add(write, src, _int_or_none("step", step), _int_or_none("epoch", epoch), metrics, metadata)
         except Exception as exc:
             self._problem("checkpoint", f"checkpoints: save at step {safe_repr(step)} of {self.name!r} failed: "
-                          f"{type(exc).__name__}: {safe_repr(str(exc), 300)}; no checkpoint was recorded")
+                          f"{type(exc).__name__}: {str(exc)[:300]}; no checkpoint was recorded")
             return None
 
     def _add(self, write: Callable[[str], Any] | None, src: str | None, step: int | None, epoch: int | None,
