@@ -405,8 +405,9 @@ class MlflowSink:
         only across filesystems), an upload to a server; its record (epoch, step, metrics, config, git,
         sha256) beside it as ``<file>.json`` and under ``trackkit/artifacts/``; tags name the latest/best."""
         a = ev.as_artifact()
-        if not os.path.isfile(ev.path):
-            raise BackendError(f"{self._conn.label}: checkpoint file {ev.path} does not exist")
+        if not os.path.isfile(ev.path):  # retention removed it before it was delivered
+            _log.info("mlflow: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
+            return
         dest = artifact_dir(a)
         rel = f"{dest}/{os.path.basename(ev.path)}"
         local = self._local_root()

@@ -27,6 +27,7 @@ events of its last ``emit`` and skips them (``fingerprint``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from collections.abc import Hashable, Mapping, Sequence
@@ -73,6 +74,8 @@ from .media_out import media_summary
 from .records import EventFile, scalar_event
 
 __all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
+
+_log = logging.getLogger("trackkit.tensorboard")
 
 #: what TensorBoard stores differently (docs/backends/tensorboard.md#media)
 MEDIA_CAPABILITIES = {
@@ -200,7 +203,10 @@ class TensorBoardSink:
         elif isinstance(ev, Artifact):
             self._artifact(ev)
         elif isinstance(ev, Checkpoint):
-            self._artifact(ev.as_artifact(), link=True)
+            try:
+                self._artifact(ev.as_artifact(), link=True)
+            except FileNotFoundError:  # retention removed it before it was delivered: nothing to keep
+                _log.info("tensorboard: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
         elif isinstance(ev, CheckpointPruned):
             self._pruned(ev)
         elif isinstance(ev, Summary):

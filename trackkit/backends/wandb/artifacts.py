@@ -40,7 +40,7 @@ def checkpoint_name(name: str, run_id: str | None) -> str:
     return artifact_name(f"{name}-{wandb_run_id(run_id or '')}")
 
 
-def log_checkpoint(wandb: Any, run: Any, run_id: str | None, ev: Checkpoint, keep_dir: str) -> Any:
+def log_checkpoint(wandb: Any, run: Any, run_id: str | None, ev: Checkpoint, keep_dir: str) -> Any | None:
     """A checkpoint as a new version of the run's W&B ``model`` artifact, aliases ``latest`` (and
     ``best``), its epoch/step/metrics/config/git in the metadata. The file is added with ``policy=
     "immutable"``: no staging copy. W&B uploads an immutable file from its path when the run is
@@ -51,6 +51,8 @@ def log_checkpoint(wandb: Any, run: Any, run_id: str | None, ev: Checkpoint, kee
     if not os.path.exists(dest):
         try:
             os.link(ev.path, dest)
+        except FileNotFoundError:
+            return None  # retention removed it before it was delivered
         except OSError:
             shutil.copy2(ev.path, dest)  # another filesystem: W&B's copy, the only one
     art = ev.as_artifact()

@@ -501,8 +501,9 @@ class WandbSink:
         return os.path.join(os.path.dirname(str(self.run.dir)), "trackkit-checkpoints")
 
     def _checkpoint(self, ev: Checkpoint) -> None:
-        if not os.path.exists(ev.path):
-            raise BackendError(f"wandb: checkpoint {ev.name!r} v{ev.version}: {ev.path!r} does not exist")
+        if not os.path.exists(ev.path):  # retention removed it before it was delivered
+            log.info("wandb: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
+            return
         art = log_checkpoint(self._wandb, self.run, self._run_id, ev, self._checkpoint_dir())
         self._ckpt_artifacts[(ev.name, ev.version)] = art
 
