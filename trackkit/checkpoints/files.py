@@ -17,7 +17,8 @@ import shutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["TMP_MARK", "file_name", "is_immutable", "link_or_copy", "mark_immutable", "snapshot", "write_atomic"]
+__all__ = ["TMP_MARK", "file_name", "is_immutable", "link_or_copy", "link_tree", "mark_immutable", "snapshot",
+           "write_atomic"]
 
 #: the part of a temporary file's name that says it is one (never a final name)
 TMP_MARK = ".tmp-"
@@ -121,7 +122,8 @@ def link_or_copy(src: str, dest: str) -> str:
     except OSError:
         pass
     try:
-        os.unlink(dest)
+        if not os.path.isdir(dest):
+            os.unlink(dest)
     except FileNotFoundError:
         pass
     try:
@@ -129,13 +131,25 @@ def link_or_copy(src: str, dest: str) -> str:
         return "link"
     except OSError:
         pass
+    if os.path.isdir(src):  # a checkpoint folder (the HF Trainer's): each file linked
+        link_tree(src, dest)
+        return "link"
     tmp = dest + TMP_MARK + secrets.token_hex(3)
-    if os.path.isdir(src):
-        shutil.copytree(src, tmp)
-    else:
-        shutil.copy2(src, tmp)
+    shutil.copy2(src, tmp)
     os.replace(tmp, dest)
     return "copy"
+
+
+def _link_file(src: str, dest: str) -> None:
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def link_tree(src: str, dest: str) -> None:
+    """A folder of hard links to the files of ``src`` (copies where no link can be made)."""
+    shutil.copytree(src, dest, copy_function=_link_file, dirs_exist_ok=True)
 
 
 def snapshot(src: str, dest: str) -> int:

@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend and write the team's trackkit.toml."),
     "compare": ("trackkit.cli.compare", "compare", "Compare runs: config differences, last/min/max of each metric."),
     "migrate": ("trackkit.cli.migrate", "migrate", "Copy runs between backends and verify every point of the copy."),
+    "checkpoints": ("trackkit.cli.checkpoints", "checkpoints",
+                    "List a run's checkpoints, or print the best one's path (--best val/loss:min --path)."),
 }
 
 

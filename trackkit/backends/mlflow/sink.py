@@ -405,7 +405,7 @@ class MlflowSink:
         only across filesystems), an upload to a server; its record (epoch, step, metrics, config, git,
         sha256) beside it as ``<file>.json`` and under ``trackkit/artifacts/``; tags name the latest/best."""
         a = ev.as_artifact()
-        if not os.path.isfile(ev.path):  # retention removed it before it was delivered
+        if not os.path.exists(ev.path):  # retention removed it before it was delivered
             _log.info("mlflow: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
             return
         dest = artifact_dir(a)
@@ -414,15 +414,9 @@ class MlflowSink:
         if local is not None:
             target = os.path.join(local, *rel.split("/"))
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            if not (os.path.exists(target) and os.path.samefile(target, ev.path)):
-                if os.path.exists(target):
-                    os.unlink(target)
-                try:
-                    os.link(ev.path, target)
-                except OSError:
-                    import shutil
-
-                    shutil.copy2(ev.path, target)
+            _link_into(ev.path, target)
+        elif os.path.isdir(ev.path):
+            self.client.log_artifacts(self.mlflow_run_id, ev.path, artifact_path=rel)
         else:
             self.client.log_artifact(self.mlflow_run_id, ev.path, artifact_path=dest)
         rec = event_to_record(a)
@@ -577,6 +571,27 @@ class MlflowSink:
             self._params.update(params)
             self._tags.update(tags)
         self._drop_pending()
+
+
+def _link_into(src: str, target: str) -> None:
+    """``target`` in a local artifact store as hard link(s) to the immutable checkpoint ``src`` (a
+    file or a folder); a copy only where no link can be made (another filesystem)."""
+    import shutil
+
+    def one(s: str, d: str) -> None:
+        if os.path.exists(d) and os.path.samefile(s, d):
+            return
+        if os.path.exists(d):
+            os.unlink(d)
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    if os.path.isdir(src):
+        shutil.copytree(src, target, copy_function=one, dirs_exist_ok=True)
+    else:
+        one(src, target)
 
 
 def _own_path(ev: Artifact) -> str | None:

@@ -303,7 +303,7 @@ class TensorBoardSink:
         os.makedirs(dest_dir, exist_ok=True)
         dest = os.path.join(dest_dir, os.path.basename(ev.path.rstrip(os.sep)))
         if os.path.isdir(ev.path):
-            shutil.copytree(ev.path, dest, dirs_exist_ok=True)
+            shutil.copytree(ev.path, dest, dirs_exist_ok=True, copy_function=_link if link else shutil.copy2)
         elif link:
             _link(ev.path, dest)
         else:

@@ -50,7 +50,10 @@ def log_checkpoint(wandb: Any, run: Any, run_id: str | None, ev: Checkpoint, kee
     os.makedirs(os.path.dirname(dest), exist_ok=True)
     if not os.path.exists(dest):
         try:
-            os.link(ev.path, dest)
+            if os.path.isdir(ev.path):
+                shutil.copytree(ev.path, dest, copy_function=os.link)
+            else:
+                os.link(ev.path, dest)
         except FileNotFoundError:
             return None  # retention removed it before it was delivered
         except OSError:
