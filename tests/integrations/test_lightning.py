@@ -124,17 +124,17 @@ def test_fit_records_metrics_config_checkpoints_and_completed(tmp_path: Any) -> 
     cks = [e for e in rec.events if isinstance(e, Checkpoint)]
     assert cks, "no checkpoint recorded"
     assert all(len(c.sha256) == 64 and c.path.startswith(run.dir) for c in cks)
-    sources = [str(c.metadata["lightning_path"]) for c in cks]
+    sources = [str(c.metadata["user"]["lightning_path"]) for c in cks]
     assert all(os.path.dirname(p).endswith(os.path.join("lit", rec.info.run_id, "checkpoints")) for p in sources)
     best = [c for c in cks if "best" in c.aliases]
-    assert best and os.path.basename(str(best[-1].metadata["lightning_path"])).startswith("epoch=")
+    assert best and os.path.basename(str(best[-1].metadata["user"]["lightning_path"])).startswith("epoch=")
     assert all("val/loss" in c.metrics for c in best) and best[-1].epoch is not None
     for c in cks:  # a kept one: the same inode as Lightning's file
-        src = str(c.metadata["lightning_path"])
-        if os.path.exists(c.path) and os.path.exists(src) and not c.metadata.get("last"):
+        src = str(c.metadata["user"]["lightning_path"])
+        if os.path.exists(c.path) and os.path.exists(src) and not c.metadata["user"].get("last"):
             assert os.stat(c.path).st_ino == os.stat(src).st_ino
     # the older last.ckpt, replaced by Lightning, is recorded as pruned
-    lasts = [c for c in cks if c.metadata.get("last")]
+    lasts = [c for c in cks if c.metadata["user"].get("last")]
     pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
     assert len(lasts) == 2 and lasts[0].version in pruned and lasts[1].version not in pruned
 
@@ -156,7 +156,7 @@ def test_lightning_top_k_deletions_reach_the_record(tmp_path: Any) -> None:
     pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
     kept = [c for v, c in cks.items() if v not in pruned]
     assert len(cks) >= 2 and pruned, (cks, pruned)
-    assert [os.path.abspath(cb.best_model_path)] == [str(c.metadata["lightning_path"]) for c in kept]
+    assert [os.path.abspath(cb.best_model_path)] == [str(c.metadata["user"]["lightning_path"]) for c in kept]
     for v in pruned:  # the journal's link to a file Lightning deleted is gone too: no disk kept for it
         assert not os.path.exists(cks[v].path)
     assert run.problems.get("checkpoint", 0) == 0

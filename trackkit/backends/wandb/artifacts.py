@@ -60,11 +60,11 @@ def log_checkpoint(wandb: Any, run: Any, run_id: str | None, ev: Checkpoint, kee
             shutil.copy2(ev.path, dest)  # another filesystem: W&B's copy, the only one
     art = ev.as_artifact()
     return log_artifact(wandb, run, run_id, Artifact(**{**vars(art), "path": dest}), kind="model",
-                        wandb_name=checkpoint_name(ev.name, run_id))
+                        wandb_name=checkpoint_name(ev.name, run_id), policy="immutable")
 
 
 def log_artifact(wandb: Any, run: Any, run_id: str | None, ev: Artifact, *, kind: str | None = None,
-                 wandb_name: str | None = None) -> Any:
+                 wandb_name: str | None = None, policy: str | None = None) -> Any:
     """A trackkit ``Artifact`` event as a W&B artifact (names, type and aliases mapped)."""
     aliases = [alias_name(a) for a in ev.aliases]
     metadata: dict[str, Any] = dict(ev.metadata)
@@ -89,7 +89,7 @@ def log_artifact(wandb: Any, run: Any, run_id: str | None, ev: Artifact, *, kind
     # trackkit's snapshot stays where it is: no staging copy. A file under the temp directory (what a
     # Reader downloaded for a migration, removed when it exits) is staged by W&B so the run keeps it.
     tmp = os.path.realpath(tempfile.gettempdir()) + os.sep
-    policy = "mutable" if os.path.realpath(ev.path).startswith(tmp) else "immutable"
+    policy = policy or ("mutable" if os.path.realpath(ev.path).startswith(tmp) else "immutable")
     return log_files(wandb, run, wandb_name or artifact_name(ev.name), kind or artifact_kind(ev.kind), ev.path,
                      metadata, aliases, policy)
 
