@@ -102,13 +102,15 @@ def test_train_records_logs_config_and_completed(tmp_path: Any) -> None:
     assert cfg["model_class"].endswith("BertForSequenceClassification")
 
 
-def test_checkpoints_as_artifacts_with_best_alias(tmp_path: Any) -> None:
+def test_checkpoints_recorded_in_place_with_best_alias(tmp_path: Any) -> None:
     with capture() as cap:
         cb = TrackkitCallback(project="hf", log_checkpoints=True)
         make_trainer(
             tmp_path, tiny_bert(), cb, eval_strategy="epoch", save_strategy="epoch", metric_for_best_model="loss",
             greater_is_better=False,
         ).train()
+        rec = cap.run
+        _check_linked(rec, tmp_path)
     rec = cap.run
     assert rec.info.status is trackkit.Status.COMPLETED
     cks = [e for e in rec.events if isinstance(e, Checkpoint)]
@@ -116,7 +118,13 @@ def test_checkpoints_as_artifacts_with_best_alias(tmp_path: Any) -> None:
     assert all("latest" in c.aliases and "eval_loss" in c.metrics and len(c.sha256) == 64 for c in cks)
     assert any("best" in c.aliases for c in cks)
     assert "eval_loss" in rec.metrics()
-    for c in cks:  # the Trainer's folder, linked file by file into the journal: no copy
+
+
+def _check_linked(rec: Any, tmp_path: Any) -> None:
+    """The Trainer's folders, linked file by file into the journal directory: no copy."""
+    cks = [e for e in rec.events if isinstance(e, Checkpoint)]
+    assert cks
+    for c in cks:
         src = os.path.join(str(tmp_path / "out"), f"checkpoint-{c.step}")
         for f in os.listdir(src):
             if os.path.isfile(os.path.join(src, f)):
@@ -127,11 +135,12 @@ def test_save_total_limit_rotation_is_recorded_as_pruned(tmp_path: Any) -> None:
     with capture() as cap:
         cb = TrackkitCallback(project="hf", log_checkpoints=True)
         make_trainer(tmp_path, tiny_bert(), cb, save_strategy="epoch", save_total_limit=1).train()
-    rec = cap.run
-    cks = {c.version: c for c in rec.events if isinstance(c, Checkpoint)}
-    pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
-    assert len(cks) == 2 and pruned == {0}
-    assert not os.path.exists(cks[0].path) and os.path.isdir(cks[1].path)
+        rec = cap.run
+        cks = {c.version: c for c in rec.events if isinstance(c, Checkpoint)}
+        pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
+        assert len(cks) == 2 and pruned == {0}
+        # the journal's links to the rotated folder are gone too; the kept one is there
+        assert not os.path.exists(cks[0].path) and os.path.isdir(cks[1].path)
 
 
 def test_checkpoints_off_by_default(tmp_path: Any) -> None:

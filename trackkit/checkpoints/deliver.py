@@ -14,6 +14,7 @@ record, :meth:`CheckpointFiles.prepare` (called by ``agent.Delivery.read_new``)
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -49,7 +50,9 @@ class CheckpointFiles:
             return self._checkpoint(ev)
         if isinstance(ev, CheckpointPruned):
             stored = self.stored_path(ev)
-            if stored != ev.path:
+            if stored != ev.path:  # the journal's own link (a file, or a folder of links)
+                if os.path.isdir(stored):
+                    shutil.rmtree(stored, ignore_errors=True)
                 for p in (stored, os.path.dirname(stored)):
                     try:
                         os.unlink(p) if p == stored else os.rmdir(p)

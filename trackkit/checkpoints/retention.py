@@ -39,10 +39,11 @@ def _value(e: Entry, metric: str) -> float | None:
 
 
 def ranked(entries: Sequence[Entry], metric: str, mode: str) -> list[Entry]:
-    """Entries holding ``metric``, best first (``mode`` ``max``/``min``); a tie goes to the later one."""
+    """Entries holding ``metric``, best first (``mode`` ``max``/``min``); a tie goes to the earlier one
+    (a later checkpoint must be strictly better to become the best, as in Lightning and Keras)."""
     scored = [(v, e) for e in entries if (v := _value(e, metric)) is not None]
     sign = -1.0 if mode == "max" else 1.0
-    scored.sort(key=lambda ve: (sign * ve[0], -ve[1].version))
+    scored.sort(key=lambda ve: (sign * ve[0], ve[1].version))
     return [e for _, e in scored]
 
 

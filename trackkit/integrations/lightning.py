@@ -177,10 +177,16 @@ class TrackkitLogger(Logger):
             epoch = re.search(r"epoch=(\d+)", os.path.basename(path))
             mgr.adopt(path, step=run.step, epoch=int(epoch.group(1)) if epoch else None, metrics=metrics,
                       metadata={"lightning_path": os.path.abspath(path), "last": path == last})
-        # Lightning's own deletions (a checkpoint that fell out of its top-k) reach the record
-        for e in mgr.list():
+        self._reflect_deletions()
+
+    def _reflect_deletions(self) -> None:
+        """Lightning's own deletions (a checkpoint that fell out of its top-k; it deletes after this
+        hook, so the last one is seen at the next save or at ``finalize``) reach the record."""
+        if self._ckpts is None:
+            return
+        for e in self._ckpts.list():
             if not os.path.exists(e.path):
-                mgr.forget(e.path, "deleted by Lightning's ModelCheckpoint")
+                self._ckpts.forget(e.path, "deleted by Lightning's ModelCheckpoint")
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
@@ -189,6 +195,8 @@ class TrackkitLogger(Logger):
         ``failed`` is called from inside Lightning's ``except`` block, so the exception itself
         (and its traceback) is at hand; a run passed in by the user is left to the user."""
         run = self._run
+        if run is not None and not run.finished:
+            self._reflect_deletions()
         if run is None or not self._owned or run.finished:
             return
         if status == "success":
