@@ -194,3 +194,18 @@ def test_dirpath_outside_the_journal_gets_a_hard_link(tmp_path: Any) -> None:
     assert last.path.startswith(run.dir) and os.stat(last.path).st_ino == os.stat(b.path).st_ino
     assert not os.path.exists(a.path)
     assert isinstance(ck.latest(), Entry)
+
+
+def test_a_crashed_run_delivers_its_checkpoints(tmp_path: Any) -> None:
+    run = _init(tmp_path, "crash")
+    ck = run.checkpoints(keep_last=2)
+    with pytest.raises(RuntimeError, match="boom"):
+        with run:
+            for i in range(3):
+                ck.save({"i": i}, step=i)
+            raise RuntimeError("boom")
+    rec = store("crash")[run.id]
+    assert rec.info.status is trackkit.Status.CRASHED
+    cks = {c.version: c for c in rec.events if isinstance(c, Checkpoint)}
+    pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
+    assert set(cks) - pruned == {1, 2} and all(len(cks[v].sha256) == 64 for v in (1, 2))
