@@ -133,7 +133,7 @@ class CheckpointManager:
             step = self._run.step if self._run.step is not None else 0
         values = self._metrics(metrics or {})
         mon = self.rules.monitor
-        if mon and mon not in values:
+        if mon and mon not in values and src is None:  # an adopted file (last.ckpt) may have no score
             self._problem(f"checkpoint:{mon}", f"checkpoints: save() at step {step} has no {mon!r} in "
                                    f"metrics=; it cannot rank as best. Fix: pass metrics={{{mon!r}: value}}")
         if src is None:
