@@ -67,6 +67,8 @@ def test_checkpoints_in_every_backend_are_links_and_read_back(tmp_path: Any, mon
             assert e.epoch == e.version and e.metrics["val/acc"] == accs[e.version], backend
             assert e.metadata["config"] == {"lr": 0.01}, backend
             assert torch.load(e.path)["i"] == e.version, backend
+            # read where the backend keeps it (its link), not downloaded into a copy
+            assert os.stat(e.path).st_ino == os.stat(kept[e.version].path).st_ino, (backend, e.path)
         best = trackkit.checkpoints.best(run.id, metric="val/acc", mode="max", backend=backend)
         assert best is not None and best.version == 1 and "best" in best.aliases, backend
         latest = trackkit.checkpoints.latest(run.id, backend=backend)

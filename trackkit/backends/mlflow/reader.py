@@ -210,8 +210,12 @@ class MlflowReader:
                     out, points = [], 0
         out.extend(media[mi:])
         with conn.errors("read_run (artifacts)"):
+            local_store = plan.base.startswith("file:") or (bool(plan.base) and os.path.isabs(plan.base))
             for path, rec, present in plan.artifacts:
-                if present:
+                if present and rec is not None and rec.get("kind") == "checkpoint" and local_store:
+                    # a checkpoint in a local store: its file where it is, not a download (a copy) of it
+                    out.append(checkpoint_of(artifact_event(rec, plan.base)))
+                elif present:
                     out.append(checkpoint_of(self._artifact(plan, path, rec)))
                 elif rec is not None:  # recorded, but its file is gone (migrate says so; a pruned checkpoint)
                     out.append(checkpoint_of(artifact_event(rec, plan.base)))
