@@ -59,6 +59,10 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     # lazily loaded public helpers (keep `import trackkit` fast)
+    if name == "checkpoints":  # trackkit.checkpoints.best("RUN", metric=..., mode=...)
+        import importlib
+
+        return importlib.import_module(".checkpoints", __name__)
     if name == "seed_everything":
         from .provenance import seed_everything
 

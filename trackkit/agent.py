@@ -45,8 +45,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .backend import BackendSpec
+from .checkpoints.deliver import CheckpointFiles
 from .errors import TrackkitWarning
-from .events import Event, Media, Metrics, RunStarted, event_from_record
+from .events import Artifact, Checkpoint, CheckpointPruned, Event, Media, Metrics, RunStarted, event_from_record
 from .journal import JournalReader
 from .media.encode import materialize
 from .media.values import MediaError
@@ -166,6 +167,8 @@ class Delivery:
         #: the delivery state (sink key -> backend, error, probe, time), written whole on each change
         self._state = self.rundir.load_delivery_state()
         self._state_lock = threading.Lock()
+        #: checkpoints and artifacts: hashed and linked into the journal directory here, not in the trainer
+        self.files = CheckpointFiles(self.rundir, self.log)
 
     # ---------------------------------------------------------------- the delivery state
 
@@ -224,6 +227,11 @@ class Delivery:
                 except MediaError as exc:
                     self.log(f"skipping a media value: {exc}")
                     continue
+            elif isinstance(ev, (Checkpoint, CheckpointPruned, Artifact)):
+                prepared = self.files.prepare(ev)
+                if prepared is None:
+                    continue
+                ev = prepared
             kind = rec.get("k")
             if kind == "m":
                 self.last_step = rec.get("s", self.last_step)

@@ -22,6 +22,8 @@ __all__ = [
     "CANONICAL_FORMATS",
     "MEDIA_KINDS",
     "Artifact",
+    "Checkpoint",
+    "CheckpointPruned",
     "ConfigUpdate",
     "Event",
     "Media",
@@ -37,6 +39,7 @@ __all__ = [
     "StatusChange",
     "Summary",
     "Tags",
+    "checkpoint_of",
     "event_from_record",
     "event_to_record",
     "flatten_config",
@@ -215,9 +218,73 @@ class RunResumed:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint written by ``run.checkpoints(...).save`` (docs/checkpoints.md). The file is
+    immutable: the journal directory keeps it by a hard link, local backends link to it.
+
+    ``sha256`` is ``""`` in the trainer's record (the training thread never reads the file back);
+    the agent hashes it before any sink sees it."""
+
+    #: absolute path of the file (delivered: the journal directory's link to it)
+    path: str
+    #: the manager's name (one W&B artifact / MLflow folder per name), e.g. ``checkpoint``
+    name: str
+    #: 0, 1, 2 ... per name, over every segment of the run
+    version: int
+    step: int
+    epoch: int | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    sha256: str = ""
+    size: int = 0
+    #: ``latest`` and, when it is the best by the monitored metric, ``best``
+    aliases: tuple[str, ...] = ()
+    #: monitor, mode, config, git commit + dirty, run id, trackkit version, file name
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    time: float = 0.0
+
+    def as_artifact(self) -> Artifact:
+        """This checkpoint in the form a backend stores artifacts in (kind ``checkpoint``; the
+        checkpoint's own fields under ``metadata["checkpoint"]``); :func:`checkpoint_of` inverts it."""
+        own = {"epoch": self.epoch, "step": self.step, "metrics": dict(self.metrics)}
+        return Artifact(path=self.path, name=self.name, kind="checkpoint", sha256=self.sha256, size=self.size,
+                        version=self.version, aliases=self.aliases,
+                        metadata={**dict(self.metadata), "checkpoint": own}, source=self.path, time=self.time)
+
+
+@dataclass(frozen=True)
+class CheckpointPruned:
+    """Retention removed a checkpoint (after the newer one was safely in place). Backends that hold
+    a copy or a link remove it; ``aliases`` says which version each alias names now."""
+
+    name: str
+    version: int
+    path: str
+    reason: str = ""
+    aliases: Mapping[str, int] = field(default_factory=dict)
+    time: float = 0.0
+
+
+def checkpoint_of(ev: Artifact) -> Artifact | Checkpoint:
+    """A backend's artifact record back as the ``Checkpoint`` it was delivered from (readers call
+    it on every artifact they read); any other artifact is returned as it is."""
+    own = ev.metadata.get("checkpoint") if ev.kind == "checkpoint" else None
+    if not isinstance(own, Mapping):
+        return ev
+    meta = {k: v for k, v in ev.metadata.items() if k != "checkpoint"}
+    epoch = own.get("epoch")
+    got = own.get("metrics")
+    metrics: Mapping[str, Any] = got if isinstance(got, Mapping) else {}
+    return Checkpoint(path=ev.path, name=ev.name, version=ev.version, step=int(own.get("step") or 0),
+                      epoch=int(epoch) if isinstance(epoch, (int, float)) else None,
+                      metrics={str(k): _num(v) for k, v in metrics.items()}, sha256=ev.sha256, size=ev.size,
+                      aliases=ev.aliases, metadata=meta, time=ev.time)
+
+
 Event = Union[  # noqa: UP007
     RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed,
     MetricGoal,
+    Checkpoint, CheckpointPruned,
 ]
 
 
@@ -457,6 +524,8 @@ _KIND = {
     RunFinished: "finish",
     RunResumed: "resume",
     MetricGoal: "goal",
+    Checkpoint: "ckpt",
+    CheckpointPruned: "ckpt_prune",
 }
 
 
@@ -518,4 +587,9 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
         prev = body.get("previous_status")
         body["previous_status"] = Status(prev) if prev is not None else None
         return RunResumed(**body)
+    if kind == "ckpt":
+        body["aliases"] = tuple(body.get("aliases", ()))
+        return Checkpoint(**body)
+    if kind == "ckpt_prune":
+        return CheckpointPruned(**body)
     raise ValueError(f"unknown journal record kind {kind!r}")

@@ -29,11 +29,12 @@ from .naming import default_name
 from .natives import Natives
 from .rundir import RunDir, ending_events, release
 from .summary import RunSummary, goal_event, summary_event
-from .util import copy_hashed, jsonable, norm_tags, safe_repr, warn
+from .util import jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
     from .agent import AgentHandle
     from .backend import BackendSpec
+    from .checkpoints.manager import CheckpointManager
     from .resume import ResumePlan
     from .settings import Settings
 
@@ -351,17 +352,20 @@ class Run:
         metadata: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Snapshot a file or directory *now* (so a later overwrite cannot change what
-        was recorded), hash it while copying, and deliver it to every backend.
+        was recorded) and deliver it to every backend; the agent hashes it. A checkpoint a
+        ``run.checkpoints()`` manager wrote never changes: its snapshot is a hard link, not a copy.
         Returns the snapshot path, or None when it could not be taken (warned)."""
+        from .checkpoints.files import snapshot
+
         try:
             src = os.fspath(path)
             name = name or os.path.basename(src.rstrip(os.sep))
             version = self._artifact_versions[name]
             self._artifact_versions[name] += 1
             dest = os.path.join(self._rundir.artifact_dir(name, version), os.path.basename(src.rstrip(os.sep)) or name)
-            sha, size = copy_hashed(src, dest)
+            size = snapshot(src, dest)
             self._write(
-                Artifact(path=dest, name=name, kind=kind, sha256=sha, size=size, version=version,
+                Artifact(path=dest, name=name, kind=kind, sha256="", size=size, version=version,
                          aliases=tuple(dict.fromkeys(aliases)), metadata=jsonable(dict(metadata or {})),
                          source=os.path.abspath(src), time=_time()),
                 "artifact",
@@ -370,6 +374,16 @@ class Run:
         except OSError as exc:
             self._problem("artifact", f"log_artifact({path!r}) failed: {exc}")
             return None
+
+    def checkpoints(self, monitor: str | None = None, mode: str = "max", **options: Any) -> CheckpointManager:
+        """A checkpoint manager: ``save(state, step=, epoch=, metrics=)`` writes a new, never
+        overwritten file; ``best()``, ``latest()``, ``list()``. Options: ``keep_best``, ``keep_last``,
+        ``every_n_epochs``, ``every_n_steps``, ``name``, ``dirpath``, ``extension``, ``save_fn``,
+        ``load_fn``. A resumed run's manager knows the earlier segments' checkpoints. docs/checkpoints.md."""
+        from .checkpoints.manager import CheckpointManager
+
+        return CheckpointManager(self, self._rundir, self._write, self._problem, monitor=monitor, mode=mode,
+                                 **options)
 
     def _snapshot_bytes(self, fname: str, content: bytes | str) -> None:
         p = os.path.join(self._rundir.provenance_dir(), fname)
@@ -578,7 +592,7 @@ _INHERITED = ("backend", "root", "agent", "drain_timeout", "linger", "flush_inte
 #: the word a failed write of a record of this kind is reported with
 _WHAT = {"Media": "media", "StatusChange": "status", "RunFinished": "finish", "RunResumed": "resume",
          "ConfigUpdate": "config", "Tags": "tags", "Artifact": "artifact", "RunStarted": "start",
-         "Summary": "summary", "MetricGoal": "goal"}
+         "Summary": "summary", "MetricGoal": "goal", "Checkpoint": "checkpoint", "CheckpointPruned": "checkpoint prune"}
 
 
 def _advise(message: str) -> None:

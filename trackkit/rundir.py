@@ -35,7 +35,8 @@ from .journal import JOURNAL_NAME, JournalWriter
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "DELIVERY_STATE", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir", "ending_events",
+    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "DELIVERY_STATE", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir",
+    "ending_events",
     "sink_key",
 ]
 
@@ -49,6 +50,10 @@ ARTIFACTS = "artifacts"
 #: the trainer's media payloads (append-only) and the agent's delivered media files
 PAYLOADS = "payloads.bin"
 MEDIA = "media"
+#: checkpoints written by ``run.checkpoints()`` (or the journal's hard links to them), per manager name
+CHECKPOINTS = "checkpoints"
+#: the append-only index beside a manager's checkpoint files (docs/checkpoints.md)
+CHECKPOINT_INDEX = "checkpoints.jsonl"
 #: where init's provenance files (requirements, the git patch ...) are snapshotted
 PROVENANCE_ARTIFACTS = "_provenance"
 #: the reason recorded for a trainer that ended without a finish record or a finish note
@@ -188,6 +193,19 @@ class RunDir:
     def media_dir(self) -> str:
         """Where the agent keeps media in their delivered formats (``<key>/<step>-<hash>.<ext>``)."""
         return os.path.join(self.path, MEDIA)
+
+    def checkpoint_dir(self, name: str, *, create: bool = True) -> str:
+        """Where the checkpoints of manager ``name`` live by default, and where the journal keeps its
+        hard link to each checkpoint written elsewhere (``run.checkpoints(dirpath=...)``)."""
+        d = os.path.join(self.path, CHECKPOINTS, safe_name(name))
+        if create:
+            os.makedirs(d, exist_ok=True)
+        return d
+
+    @staticmethod
+    def checkpoint_index(dirpath: str) -> str:
+        """The index file beside the checkpoints in ``dirpath``."""
+        return os.path.join(dirpath, CHECKPOINT_INDEX)
 
     def provenance_dir(self) -> str:
         d = os.path.join(self.path, ARTIFACTS, PROVENANCE_ARTIFACTS)

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 import trackkit  # noqa: E402
 from trackkit.errors import ConfigError, DivergedError, TrackkitWarning  # noqa: E402
-from trackkit.events import Artifact, StatusChange  # noqa: E402
+from trackkit.events import Checkpoint, CheckpointPruned, StatusChange  # noqa: E402
 from trackkit.integrations.lightning import TrackkitLogger  # noqa: E402
 from trackkit.testing import capture  # noqa: E402
 
@@ -103,6 +103,14 @@ def test_fit_records_metrics_config_checkpoints_and_completed(tmp_path: Any) -> 
         trainer(tmp_path, logger).fit(model, loader(), loader(seed=1))
         run = logger.experiment
         assert run._finished and run.status is trackkit.Status.COMPLETED
+        linked = {e.version: os.path.exists(e.path) and os.stat(e.path).st_ino for e in cap.run.events
+                  if isinstance(e, Checkpoint)}
+        sources = {e.version: os.path.exists(str(e.metadata["user"]["lightning_path"])) and
+                   os.stat(str(e.metadata["user"]["lightning_path"])).st_ino
+                   for e in cap.run.events if isinstance(e, Checkpoint) and not e.metadata["user"]["last"]}
+        for v, ino in sources.items():  # a kept one: the same inode as Lightning's file (a link, no copy)
+            if ino and linked[v]:
+                assert ino == linked[v]
     rec = cap.run
     assert rec.info.status is trackkit.Status.COMPLETED
     assert rec.info.name == "tiny" and rec.info.project == "lit" and rec.info.tags["framework"] == "lightning"
@@ -120,13 +128,44 @@ def test_fit_records_metrics_config_checkpoints_and_completed(tmp_path: Any) -> 
     assert cfg["lr"] == 0.05 and cfg["hidden"] == 4
     assert cfg["optimizer"] == {"name": "sgd", "momentum": 0.0}  # nested config stays nested
 
-    arts = [e for e in rec.events if isinstance(e, Artifact) and e.name == "checkpoint"]
-    assert arts, "no checkpoint artifact"
-    assert all(a.kind == "model" and "latest" in a.aliases for a in arts)
-    best = [a for a in arts if "best" in a.aliases]
-    assert best and os.path.basename(best[-1].source).startswith("epoch=")
-    assert any("last" in a.aliases for a in arts)
-    assert all(os.path.dirname(a.source).endswith(os.path.join("lit", rec.info.run_id, "checkpoints")) for a in arts)
+    # ModelCheckpoint's files, recorded where they are (no copy: the journal holds hard links)
+    cks = [e for e in rec.events if isinstance(e, Checkpoint)]
+    assert cks, "no checkpoint recorded"
+    assert all(len(c.sha256) == 64 and c.path.startswith(run.dir) for c in cks)
+    sources = [str(c.metadata["user"]["lightning_path"]) for c in cks]
+    assert all(os.path.dirname(p).endswith(os.path.join("lit", rec.info.run_id, "checkpoints")) for p in sources)
+    best = [c for c in cks if "best" in c.aliases]
+    assert best and os.path.basename(str(best[-1].metadata["user"]["lightning_path"])).startswith("epoch=")
+    assert all("val/loss" in c.metrics for c in best) and best[-1].epoch is not None
+    assert any(linked.values())
+    # the older last.ckpt, replaced by Lightning, is recorded as pruned
+    lasts = [c for c in cks if c.metadata["user"].get("last")]
+    pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
+    assert len(lasts) == 2 and lasts[0].version in pruned and lasts[1].version not in pruned
+
+
+def test_lightning_top_k_deletions_reach_the_record(tmp_path: Any) -> None:
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    with capture() as cap:
+        logger = TrackkitLogger(project="lit")
+        model = Tiny(optimizer={"name": "sgd", "momentum": 0.0})
+        t = trainer(tmp_path, logger, max_epochs=3)
+        t.callbacks[:] = [c for c in t.callbacks if not isinstance(c, ModelCheckpoint)]
+        cb = ModelCheckpoint(monitor="val/loss", mode="min", save_top_k=1)
+        t.callbacks.append(cb)
+        t.fit(model, loader(), loader(seed=1))
+        run = logger.experiment
+        rec = cap.run
+        cks = {c.version: c for c in rec.events if isinstance(c, Checkpoint)}
+        pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
+        kept = [c for v, c in cks.items() if v not in pruned]
+        assert len(cks) >= 2 and pruned, (cks, pruned)
+        assert [os.path.abspath(cb.best_model_path)] == [str(c.metadata["user"]["lightning_path"]) for c in kept]
+        for v in pruned:  # the journal's link to a file Lightning deleted is gone too: no disk kept for it
+            assert not os.path.exists(cks[v].path)
+        assert os.path.exists(kept[0].path)
+    assert run.problems.get("checkpoint", 0) == 0
 
 
 def test_failing_training_step_is_crashed_and_propagates(tmp_path: Any) -> None:

@@ -20,7 +20,7 @@ pytest.importorskip("accelerate")  # the Trainer needs it
 
 import trackkit  # noqa: E402
 from trackkit.errors import TrackkitWarning  # noqa: E402
-from trackkit.events import Artifact  # noqa: E402
+from trackkit.events import Checkpoint, CheckpointPruned  # noqa: E402
 from trackkit.integrations.transformers import TrackkitCallback  # noqa: E402
 from trackkit.testing import capture  # noqa: E402
 
@@ -102,26 +102,51 @@ def test_train_records_logs_config_and_completed(tmp_path: Any) -> None:
     assert cfg["model_class"].endswith("BertForSequenceClassification")
 
 
-def test_checkpoints_as_artifacts_with_best_alias(tmp_path: Any) -> None:
+def test_checkpoints_recorded_in_place_with_best_alias(tmp_path: Any) -> None:
     with capture() as cap:
         cb = TrackkitCallback(project="hf", log_checkpoints=True)
         make_trainer(
             tmp_path, tiny_bert(), cb, eval_strategy="epoch", save_strategy="epoch", metric_for_best_model="loss",
             greater_is_better=False,
         ).train()
+        rec = cap.run
+        _check_linked(rec, tmp_path)
     rec = cap.run
     assert rec.info.status is trackkit.Status.COMPLETED
-    arts = [e for e in rec.events if isinstance(e, Artifact) and e.name == "checkpoint"]
-    assert [a.metadata["step"] for a in arts] == [4, 8]
-    assert all(a.kind == "model" and "latest" in a.aliases for a in arts)
-    assert any("best" in a.aliases for a in arts)
+    cks = [e for e in rec.events if isinstance(e, Checkpoint)]
+    assert [c.step for c in cks] == [4, 8]
+    assert all("latest" in c.aliases and "eval_loss" in c.metrics and len(c.sha256) == 64 for c in cks)
+    assert any("best" in c.aliases for c in cks)
     assert "eval_loss" in rec.metrics()
+
+
+def _check_linked(rec: Any, tmp_path: Any) -> None:
+    """The Trainer's folders, linked file by file into the journal directory: no copy."""
+    cks = [e for e in rec.events if isinstance(e, Checkpoint)]
+    assert cks
+    for c in cks:
+        src = os.path.join(str(tmp_path / "out"), f"checkpoint-{c.step}")
+        for f in os.listdir(src):
+            if os.path.isfile(os.path.join(src, f)):
+                assert os.stat(os.path.join(src, f)).st_ino == os.stat(os.path.join(c.path, f)).st_ino
+
+
+def test_save_total_limit_rotation_is_recorded_as_pruned(tmp_path: Any) -> None:
+    with capture() as cap:
+        cb = TrackkitCallback(project="hf", log_checkpoints=True)
+        make_trainer(tmp_path, tiny_bert(), cb, save_strategy="epoch", save_total_limit=1).train()
+        rec = cap.run
+        cks = {c.version: c for c in rec.events if isinstance(c, Checkpoint)}
+        pruned = {p.version for p in rec.events if isinstance(p, CheckpointPruned)}
+        assert len(cks) == 2 and pruned == {0}
+        # the journal's links to the rotated folder are gone too; the kept one is there
+        assert not os.path.exists(cks[0].path) and os.path.isdir(cks[1].path)
 
 
 def test_checkpoints_off_by_default(tmp_path: Any) -> None:
     with capture() as cap:
         make_trainer(tmp_path, tiny_bert(), TrackkitCallback(project="hf"), save_strategy="epoch").train()
-    assert not [e for e in cap.run.events if isinstance(e, Artifact) and e.name == "checkpoint"]
+    assert not [e for e in cap.run.events if isinstance(e, Checkpoint)]
 
 
 def test_nan_loss_is_diverged(tmp_path: Any) -> None:

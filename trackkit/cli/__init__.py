@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compare": ("trackkit.cli.compare", "compare", "Compare runs: config differences, last/min/max of each metric."),
     "report": ("trackkit.cli.report", "report", "One HTML report of runs: table, curves, config diff, images, sweeps."),
     "migrate": ("trackkit.cli.migrate", "migrate", "Copy runs between backends and verify every point of the copy."),
+    "checkpoints": ("trackkit.cli.checkpoints", "checkpoints",
+                    "List a run's checkpoints, or print the best one's path (--best val/loss:min --path)."),
 }
 
 

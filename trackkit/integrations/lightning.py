@@ -16,12 +16,14 @@ aliases ``best`` / ``latest``, and how ``fit`` ended becomes the run's status.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
 
+from ..checkpoints.manager import CheckpointManager
 from ..errors import MissingDependency, TrackkitWarning
 from ..events import Status
 from ..run import Run
@@ -59,9 +61,11 @@ class TrackkitLogger(Logger):
     ``with trackkit.init(...) as run:`` block): use it to keep ``fit`` and ``test`` in one run.
     ``TrackkitLogger()`` with no arguments reuses the active run when there is one.
 
-    ``log_checkpoints`` (default on): every checkpoint ``ModelCheckpoint`` saves is snapshotted
-    as artifact ``checkpoint`` (kind ``model``), aliased ``latest``, plus ``best`` when it is the
-    callback's best model so far and ``last`` when it is ``last.ckpt``.
+    ``log_checkpoints`` (default on): every checkpoint ``ModelCheckpoint`` saves is recorded where
+    it is by the run's checkpoint manager (``run.checkpoints()``, docs/checkpoints.md): no copy, the
+    journal and the local backends hold hard links; the monitored score, epoch and step go with it;
+    ``latest``/``best`` follow the callback's monitor and mode. Lightning keeps its top-k itself: a
+    file it deletes (and an older ``last.ckpt`` it replaces) is recorded as pruned everywhere.
 
     ``save_dir``: where Lightning puts checkpoints (``save_dir/<project>/<run id>/checkpoints``);
     default ``Trainer(default_root_dir=...)``.
@@ -83,6 +87,7 @@ class TrackkitLogger(Logger):
         self._log_checkpoints = log_checkpoints
         self._save_dir = os.fspath(save_dir) if save_dir is not None else None
         self._logged_checkpoints: set[tuple[str, float]] = set()
+        self._ckpts: CheckpointManager | None = None
         self._warned_finished = False
 
     # ------------------------------------------------------------------ Logger API
@@ -152,6 +157,11 @@ class TrackkitLogger(Logger):
         saved = str(getattr(cb, "_last_checkpoint_saved", "") or "")
         # the file this call is about; older Lightning versions lack _last_checkpoint_saved
         candidates = [saved] if saved else [p for p in (best, last) if p]
+        if self._ckpts is None:  # Lightning keeps its top-k itself: this manager prunes only what it deletes
+            monitor = getattr(cb, "monitor", None)
+            mode = getattr(cb, "mode", "min")
+            self._ckpts = run.checkpoints(monitor=monitor, mode=mode if mode in ("min", "max") else "min")
+        mgr = self._ckpts
         for path in candidates:
             if not os.path.exists(path):
                 continue
@@ -159,19 +169,24 @@ class TrackkitLogger(Logger):
             if key in self._logged_checkpoints:
                 continue
             self._logged_checkpoints.add(key)
-            aliases = ["latest"]
-            if path == best:
-                aliases.append("best")
-            if path == last:
-                aliases.append("last")
-            score: Any = getattr(cb, "best_model_score", None)
-            metadata = {
-                "source": os.path.abspath(path),
-                "monitor": getattr(cb, "monitor", None),
-                "best_model_score": score.item() if score is not None and hasattr(score, "item") else score,
-                "step": run.step,
-            }
-            run.log_artifact(path, name="checkpoint", kind="model", aliases=aliases, metadata=metadata)
+            mgr.forget(path, "replaced by Lightning")  # last.ckpt saved again: the older one is gone
+            score: Any = (getattr(cb, "best_k_models", {}) or {}).get(path, getattr(cb, "current_score", None))
+            value = score.item() if score is not None and hasattr(score, "item") else score
+            monitor = getattr(cb, "monitor", None)
+            metrics = {monitor: value} if monitor and isinstance(value, (int, float)) else {}
+            epoch = re.search(r"epoch=(\d+)", os.path.basename(path))
+            mgr.adopt(path, step=run.step, epoch=int(epoch.group(1)) if epoch else None, metrics=metrics,
+                      metadata={"lightning_path": os.path.abspath(path), "last": path == last})
+        self._reflect_deletions()
+
+    def _reflect_deletions(self) -> None:
+        """Lightning's own deletions (a checkpoint that fell out of its top-k; it deletes after this
+        hook, so the last one is seen at the next save or at ``finalize``) reach the record."""
+        if self._ckpts is None:
+            return
+        for e in self._ckpts.list():
+            if not os.path.exists(e.path):
+                self._ckpts.forget(e.path, "deleted by Lightning's ModelCheckpoint")
 
     @rank_zero_only
     def finalize(self, status: str) -> None:
@@ -180,6 +195,8 @@ class TrackkitLogger(Logger):
         ``failed`` is called from inside Lightning's ``except`` block, so the exception itself
         (and its traceback) is at hand; a run passed in by the user is left to the user."""
         run = self._run
+        if run is not None and not run.finished:
+            self._reflect_deletions()
         if run is None or not self._owned or run.finished:
             return
         if status == "success":

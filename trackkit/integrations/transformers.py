@@ -20,6 +20,7 @@ import numbers
 import os
 from typing import Any
 
+from ..checkpoints.manager import CheckpointManager
 from ..errors import MissingDependency
 from ..run import Run
 from .common import check_run_or_init_kwargs, open_run
@@ -45,10 +46,11 @@ class TrackkitCallback(TrainerCallback):
     ``trainer.train()`` is recorded as ``crashed`` with its traceback (the Trainer has no
     exception hook, so a callback alone cannot see one).
 
-    ``log_checkpoints=True`` snapshots each ``checkpoint-<step>`` folder the Trainer saves as
-    artifact ``checkpoint`` (kind ``model``, aliases ``latest`` and, when it is
-    ``state.best_model_checkpoint``, ``best``). Off by default: checkpoints are large and the
-    snapshot is a full copy.
+    ``log_checkpoints=True`` records each ``checkpoint-<step>`` folder the Trainer saves with the
+    run's checkpoint manager (docs/checkpoints.md): where it is, no copy (the journal and the local
+    backends hold hard links), with the latest evaluation's metrics; ``best`` follows
+    ``metric_for_best_model``/``greater_is_better``. The Trainer rotates its folders itself
+    (``save_total_limit``): a folder it deletes is recorded as pruned everywhere.
     """
 
     def __init__(self, run: Run | None = None, *, log_checkpoints: bool = False, **init_kwargs: Any) -> None:
@@ -58,6 +60,7 @@ class TrackkitCallback(TrainerCallback):
         self._run: Run | None = None
         self._owned = False
         self.log_checkpoints = log_checkpoints
+        self._ckpts: CheckpointManager | None = None
 
     @property
     def run(self) -> Run | None:
@@ -112,22 +115,31 @@ class TrackkitCallback(TrainerCallback):
         path = os.path.join(str(args.output_dir or ""), f"checkpoint-{state.global_step}")
         if not os.path.isdir(path):
             return
-        aliases = ["latest"]
-        best = state.best_model_checkpoint
-        if best and os.path.abspath(best) == os.path.abspath(path):
-            aliases.append("best")
-        run.log_artifact(
-            path,
-            name="checkpoint",
-            kind="model",
-            aliases=aliases,
-            metadata={"step": state.global_step, "epoch": state.epoch, "best_metric": state.best_metric},
-        )
+        if self._ckpts is None:
+            key = args.metric_for_best_model
+            monitor = None if not key else (key if key.startswith("eval_") else f"eval_{key}")
+            self._ckpts = run.checkpoints(monitor=monitor, mode="max" if args.greater_is_better else "min")
+        metrics: dict[str, float] = {}
+        for rec in state.log_history:  # the latest evaluation's values
+            metrics.update({k: float(v) for k, v in rec.items()
+                            if k.startswith("eval_") and isinstance(v, (int, float))})
+        self._ckpts.adopt(path, step=state.global_step, epoch=int(state.epoch) if state.epoch is not None else None,
+                          metrics=metrics, metadata={"best_model_checkpoint": state.best_model_checkpoint})
+        self._reflect_deletions()
+
+    def _reflect_deletions(self) -> None:
+        """The Trainer's own rotation (``save_total_limit``) deleted checkpoint folders: record them as pruned."""
+        if self._ckpts is None:
+            return
+        for e in self._ckpts.list():
+            if not os.path.exists(e.path):
+                self._ckpts.forget(e.path, "deleted by the Trainer (save_total_limit)")
 
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
         run = self._live(state)
+        self._reflect_deletions()
         if run is not None and self._owned:
             run.finish()  # completed, or diverged when a NaN/inf was logged
 

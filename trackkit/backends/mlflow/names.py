@@ -63,6 +63,10 @@ A_CONFIG_UPDATES = "trackkit/config_updates"
 A_ARTIFACTS = "trackkit/artifacts"
 A_RESUMES = "trackkit/resumes"
 A_SUMMARIES = "trackkit/summaries"
+#: one JSON record per checkpoint retention removed (``CheckpointPruned``)
+A_CKPT_PRUNES = "trackkit/checkpoint_prunes"
+#: tags naming the artifact path of a checkpoint manager's ``latest`` / ``best`` checkpoint
+T_CHECKPOINT = "trackkit.checkpoint."
 
 TO_MLFLOW = {
     Status.RUNNING: "RUNNING",

@@ -29,6 +29,7 @@ from ...events import (
     RunStarted,
     Summary,
     Tags,
+    checkpoint_of,
     event_from_record,
 )
 from .best import read_best
@@ -48,6 +49,7 @@ from .mapping import (
 from .media import candidates, consumed, read_media
 from .names import (
     A_ARTIFACTS,
+    A_CKPT_PRUNES,
     A_CONFIG,
     A_CONFIG_UPDATES,
     A_META,
@@ -211,11 +213,15 @@ class MlflowReader:
                     out, points = [], 0
         out.extend(media[mi:])
         with conn.errors("read_run (artifacts)"):
+            local_store = plan.base.startswith("file:") or (bool(plan.base) and os.path.isabs(plan.base))
             for path, rec, present in plan.artifacts:
-                if present:
-                    out.append(self._artifact(plan, path, rec))
-                elif rec is not None:  # recorded, but its file is gone: migrate says so
-                    out.append(artifact_event(rec, plan.base))
+                if present and rec is not None and rec.get("kind") == "checkpoint" and local_store:
+                    # a checkpoint in a local store: its file where it is, not a download (a copy) of it
+                    out.append(checkpoint_of(artifact_event(rec, plan.base)))
+                elif present:
+                    out.append(checkpoint_of(self._artifact(plan, path, rec)))
+                elif rec is not None:  # recorded, but its file is gone (migrate says so; a pruned checkpoint)
+                    out.append(checkpoint_of(artifact_event(rec, plan.base)))
                 if len(out) >= CHUNK_EVENTS:
                     yield out, 0.99, []
                     out = []
@@ -394,6 +400,11 @@ class MlflowReader:
         change = status_change(tags)
         if change is not None:
             tail.append(change)
+        for _, rec in self._json_files(mid, files, A_CKPT_PRUNES):
+            try:
+                tail.append(event_from_record({**rec, "k": "ckpt_prune"}))
+            except (TypeError, ValueError):
+                continue
         for _, rec in self._json_files(mid, files, A_RESUMES):
             try:
                 tail.append(event_from_record({**rec, "k": "resume"}))

@@ -15,6 +15,8 @@ from ...backend import BackendSpec, Capabilities, short_hash, shorten
 from ...errors import BackendError
 from ...events import (
     Artifact,
+    Checkpoint,
+    CheckpointPruned,
     ConfigUpdate,
     Event,
     Media,
@@ -37,6 +39,7 @@ from .mapping import GIT_TAGS, NOT_RESTORED, T_PARENT_RUN, dataset_entities
 from .media import MediaWriter
 from .names import (
     A_ARTIFACTS,
+    A_CKPT_PRUNES,
     A_CONFIG,
     A_CONFIG_UPDATES,
     A_META,
@@ -47,6 +50,7 @@ from .names import (
     MAX_PARAM_LENGTH,
     MAX_TAG_LENGTH,
     RESERVED,
+    T_CHECKPOINT,
     T_EXIT_CODE,
     T_GROUP,
     T_INF,
@@ -63,6 +67,7 @@ from .names import (
     TO_MLFLOW,
     artifact_dir,
     mlflow_key,
+    safe_segment,
     storable,
     tag_digest,
     to_json,
@@ -96,6 +101,9 @@ class MlflowSink:
         self.tracking_uri = self._conn.display
         #: the MLflow run id of the attached run
         self.mlflow_run_id: str | None = None
+        #: the run's local artifact directory ("" once known not to be local); checkpoint artifact paths
+        self._artifact_root: str | None = None
+        self._ckpt_paths: dict[tuple[str, int], str] = {}
         self._mlflow_status = "RUNNING"
         # what the store is known to hold (skip re-sending; never re-log a param)
         self._params: dict[str, str] = {}
@@ -188,6 +196,12 @@ class MlflowSink:
         elif isinstance(ev, Artifact):
             self._flush()
             self._artifact(ev)
+        elif isinstance(ev, Checkpoint):
+            self._flush()
+            self._checkpoint(ev)
+        elif isinstance(ev, CheckpointPruned):
+            self._flush()
+            self._checkpoint_pruned(ev)
         elif isinstance(ev, StatusChange):
             self._status_change(ev)
         elif isinstance(ev, RunFinished):
@@ -221,6 +235,7 @@ class MlflowSink:
             )
             self._params = {}
         self.mlflow_run_id = run.info.run_id
+        self._artifact_root = None
         self._experiment = exp_id
         self._mlflow_status = run.info.status
         self._tags = dict(run.data.tags)
@@ -380,6 +395,75 @@ class MlflowSink:
             rec["artifact_path"] = f"{dest}/{os.path.basename(ev.path.rstrip(os.sep))}"
         self._upload_json(rec, f"{A_ARTIFACTS}/{dest}.json")
 
+    def _local_root(self) -> str | None:
+        """The run's artifact directory when the store is local (``file:`` URI), else None."""
+        if self._artifact_root is None:
+            from urllib.parse import unquote, urlsplit
+
+            uri = str(self.client.get_run(self.mlflow_run_id).info.artifact_uri or "")
+            if uri.startswith("file:"):
+                self._artifact_root = unquote(urlsplit(uri).path)
+            elif uri and "://" not in uri and os.path.isabs(uri):
+                self._artifact_root = uri
+            else:
+                self._artifact_root = ""
+        return self._artifact_root or None
+
+    def _checkpoint(self, ev: Checkpoint) -> None:
+        """A checkpoint under ``checkpoint/<name>/v<N>/``: a hard link in a local artifact store (a copy
+        only across filesystems), an upload to a server; its record (epoch, step, metrics, config, git,
+        sha256) beside it as ``<file>.json`` and under ``trackkit/artifacts/``; tags name the latest/best."""
+        a = ev.as_artifact()
+        if not os.path.exists(ev.path):  # retention removed it before it was delivered
+            _log.info("mlflow: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
+            return
+        dest = artifact_dir(a)
+        rel = f"{dest}/{os.path.basename(ev.path)}"
+        local = self._local_root()
+        if local is not None:
+            target = os.path.join(local, *rel.split("/"))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            _link_into(ev.path, target)
+        elif os.path.isdir(ev.path):
+            self.client.log_artifacts(self.mlflow_run_id, ev.path, artifact_path=rel)
+        else:
+            self.client.log_artifact(self.mlflow_run_id, ev.path, artifact_path=dest)
+        rec = event_to_record(a)
+        rec.pop("k", None)
+        rec["artifact_path"] = rel
+        self._upload_json(rec, f"{rel}.json")
+        self._upload_json(rec, f"{A_ARTIFACTS}/{dest}.json")
+        self._ckpt_paths[(ev.name, ev.version)] = rel
+        for alias in ev.aliases:
+            self._tag(f"{T_CHECKPOINT}{safe_segment(ev.name)}.{alias}", rel)
+        self._flush()
+
+    def _checkpoint_pruned(self, ev: CheckpointPruned) -> None:
+        """Retention removed a checkpoint: its folder goes from the store (local: the link; a server: the
+        files, where its artifact repository can delete), and a record says so."""
+        dest = artifact_dir(Artifact(path="", name=ev.name, kind="checkpoint", sha256="", size=0, version=ev.version))
+        local = self._local_root()
+        if local is not None:
+            import shutil
+
+            shutil.rmtree(os.path.join(local, *dest.split("/")), ignore_errors=True)
+        else:
+            try:
+                from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+                uri = str(self.client.get_run(self.mlflow_run_id).info.artifact_uri)
+                get_artifact_repository(uri).delete_artifacts(dest)  # type: ignore[no-untyped-call]
+            except Exception as exc:  # a store that cannot delete: the record below still says it is pruned
+                _log.warning("mlflow: could not delete pruned checkpoint %s: %s", dest, exc)
+        rec = event_to_record(ev)
+        rec.pop("k", None)
+        self._upload_json(rec, f"{A_CKPT_PRUNES}/{safe_segment(ev.name)}/v{int(ev.version)}.json")
+        for alias, version in ev.aliases.items():
+            rel = self._ckpt_paths.get((ev.name, int(version)))
+            if rel is not None:
+                self._tag(f"{T_CHECKPOINT}{safe_segment(ev.name)}.{alias}", rel)
+        self._flush()
+
     def _media_value(self, ev: Media) -> None:
         """One media value in MLflow's form (``media.py``; docs/backends/mlflow.md, "Media")."""
         what = f"mlflow: {ev.kind} {ev.key!r} at step {ev.step}"
@@ -502,6 +586,27 @@ class MlflowSink:
             self._params.update(params)
             self._tags.update(tags)
         self._p_params, self._p_tags, self._p_metrics = {}, {}, []
+
+
+def _link_into(src: str, target: str) -> None:
+    """``target`` in a local artifact store as hard link(s) to the immutable checkpoint ``src`` (a
+    file or a folder); a copy only where no link can be made (another filesystem)."""
+    import shutil
+
+    def one(s: str, d: str) -> None:
+        if os.path.exists(d) and os.path.samefile(s, d):
+            return
+        if os.path.exists(d):
+            os.unlink(d)
+        try:
+            os.link(s, d)
+        except OSError:
+            shutil.copy2(s, d)
+
+    if os.path.isdir(src):
+        shutil.copytree(src, target, copy_function=one, dirs_exist_ok=True)
+    else:
+        one(src, target)
 
 
 def _own_path(ev: Artifact) -> str | None:

@@ -13,8 +13,8 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "BEST_FILE", "BEST_PREFIX", "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_GOAL", "TEXT_MEDIA",
-    "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY", "TEXT_TAGS",
+    "BEST_FILE", "BEST_PREFIX", "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CKPT_PRUNED", "TEXT_CONFIG", "TEXT_GOAL",
+    "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY", "TEXT_TAGS",
     "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
 ]
 
@@ -30,8 +30,10 @@ TEXT_MEDIA = "trackkit/media"
 TEXT_SUMMARY = "trackkit/summary"
 #: a metric's declared goal (``MetricGoal``): ``{"key", "goal"}``
 TEXT_GOAL = "trackkit/goal"
+#: a checkpoint retention removed (``CheckpointPruned``): its file is gone from ``artifacts/`` too
+TEXT_CKPT_PRUNED = "trackkit/checkpoint_pruned"
 TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY,
-                            TEXT_GOAL})
+                            TEXT_GOAL, TEXT_CKPT_PRUNED})
 #: + a metric key: the best value of a metric whose goal was declared, one scalar at its best step written
 #: when the run ends (the HParams dashboard shows it as a metric column); derived, so the reader skips it
 BEST_PREFIX = "trackkit/best/"

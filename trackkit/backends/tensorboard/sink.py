@@ -7,6 +7,9 @@ Mapping (docs/backends/tensorboard.md):
   and the full nested config as the text summary ``trackkit/config`` and ``config.json``;
 * run identity, tags, status, artifacts -> JSON text summaries ``trackkit/run``,
   ``trackkit/tags``, ``trackkit/status``, ``trackkit/artifact``;
+* checkpoints -> a hard link (a copy only across filesystems) under ``artifacts/<name>/v<N>/`` with
+  ``<file>.json`` (epoch, step, metrics, config, git, sha256 ...) beside it and a ``trackkit/artifact``
+  record (kind ``checkpoint``); a prune removes both and writes ``trackkit/checkpoint_pruned``;
 * media -> image, histogram, text (tables: rank-2 text) and audio summaries plus a
   ``trackkit/media`` record each (``media_out``);
 * summary values -> the JSON text summary ``trackkit/summary``;
@@ -29,6 +32,7 @@ events of its last ``emit`` and skips them (``fingerprint``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -39,6 +43,8 @@ from ...backend import BackendSpec, Capabilities, sdk_errors
 from ...errors import BackendError, MissingDependency
 from ...events import (
     Artifact,
+    Checkpoint,
+    CheckpointPruned,
     ConfigUpdate,
     Event,
     Media,
@@ -60,6 +66,7 @@ from .layout import (
     MARKER,
     TAGS_FILE,
     TEXT_ARTIFACT,
+    TEXT_CKPT_PRUNED,
     TEXT_CONFIG,
     TEXT_GOAL,
     TEXT_RUN,
@@ -81,11 +88,27 @@ PARENT_WAIT = 10.0
 
 __all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
 
+_log = logging.getLogger("trackkit.tensorboard")
+
 #: what TensorBoard stores differently (docs/backends/tensorboard.md#media)
 MEDIA_CAPABILITIES = {
     "table": "a text-dashboard table (cells as text; the typed table kept as JSON in the trackkit/media text, "
              "from which it is read back)",
 }
+
+
+def _link(src: str, dest: str) -> None:
+    """``dest`` as a hard link to the immutable ``src`` (no bytes copied); a copy across filesystems."""
+    try:
+        if os.path.samefile(src, dest):
+            return
+        os.unlink(dest)
+    except OSError:
+        pass
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
 
 
 def _hparam_value(v: Any) -> bool | int | float | str:
@@ -200,6 +223,13 @@ class TensorBoardSink:
             self._text(TEXT_TAGS, dumps(self.tags), ev.time)
         elif isinstance(ev, Artifact):
             self._artifact(ev)
+        elif isinstance(ev, Checkpoint):
+            try:
+                self._artifact(ev.as_artifact(), link=True)
+            except FileNotFoundError:  # retention removed it before it was delivered: nothing to keep
+                _log.info("tensorboard: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
+        elif isinstance(ev, CheckpointPruned):
+            self._pruned(ev)
         elif isinstance(ev, Summary):
             self._text(TEXT_SUMMARY, dumps(dict(ev.values)), ev.time)
         elif isinstance(ev, MetricGoal):
@@ -330,20 +360,36 @@ class TensorBoardSink:
     def _write(self, event: Any) -> None:
         self.writer.add(event.SerializeToString())
 
-    def _artifact(self, ev: Artifact) -> None:
+    def _artifact_dir(self, name: str, version: int) -> str:
         assert self.dir is not None
-        dest_dir = os.path.join(self.dir, "artifacts", safe(ev.name), f"v{ev.version}")
+        return os.path.join(self.dir, "artifacts", safe(name), f"v{version}")
+
+    def _artifact(self, ev: Artifact, link: bool = False) -> None:
+        """``link``: the file is immutable (a checkpoint): a hard link to it, a copy only where none can be made."""
+        dest_dir = self._artifact_dir(ev.name, ev.version)
         os.makedirs(dest_dir, exist_ok=True)
         dest = os.path.join(dest_dir, os.path.basename(ev.path.rstrip(os.sep)))
         if os.path.isdir(ev.path):
-            shutil.copytree(ev.path, dest, dirs_exist_ok=True)
+            shutil.copytree(ev.path, dest, dirs_exist_ok=True, copy_function=_link if link else shutil.copy2)
+        elif link:
+            _link(ev.path, dest)
         else:
             shutil.copy2(ev.path, dest)
         rec = {
             "name": ev.name, "kind": ev.kind, "version": ev.version, "sha256": ev.sha256, "size": ev.size,
             "aliases": list(ev.aliases), "metadata": dict(ev.metadata), "path": dest, "source": ev.source,
         }
+        if link:  # the metadata beside the file, for someone who looks in the run directory
+            with open(dest + ".json.tmp", "w", encoding="utf-8") as fh:
+                json.dump({**rec, "time": ev.time}, fh, indent=2, default=str, ensure_ascii=False)
+            os.replace(dest + ".json.tmp", dest + ".json")
         self._text(TEXT_ARTIFACT, dumps(rec), ev.time)
+
+    def _pruned(self, ev: CheckpointPruned) -> None:
+        """Retention removed a checkpoint: its link (and metadata) go from the run directory too."""
+        shutil.rmtree(self._artifact_dir(ev.name, ev.version), ignore_errors=True)
+        rec = {"name": ev.name, "version": ev.version, "reason": ev.reason, "aliases": dict(ev.aliases)}
+        self._text(TEXT_CKPT_PRUNED, dumps(rec), ev.time)
 
     def _finish(self, ev: RunFinished) -> None:
         from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2

@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from ...events import (
     Artifact,
+    CheckpointPruned,
     ConfigUpdate,
     Event,
     MetricGoal,
@@ -38,12 +39,14 @@ from ...events import (
     StatusChange,
     Summary,
     Tags,
+    checkpoint_of,
 )
 from .discover import RunDir
 from .layout import (
     BEST_PREFIX,
     TAGS_FILE,
     TEXT_ARTIFACT,
+    TEXT_CKPT_PRUNED,
     TEXT_CONFIG,
     TEXT_GOAL,
     TEXT_MEDIA,
@@ -466,9 +469,14 @@ class RunStream:
             return True
         if tag == TEXT_ARTIFACT:
             a = obj
-            out.append(Artifact(path=a["path"], name=a["name"], kind=a["kind"], sha256=a["sha256"], size=a["size"],
-                                version=a.get("version", 0), aliases=tuple(a.get("aliases", ())),
-                                metadata=a.get("metadata", {}), source=a.get("source", ""), time=wall))
+            out.append(checkpoint_of(Artifact(
+                path=a["path"], name=a["name"], kind=a["kind"], sha256=a["sha256"], size=a["size"],
+                version=a.get("version", 0), aliases=tuple(a.get("aliases", ())), metadata=a.get("metadata", {}),
+                source=a.get("source", ""), time=wall)))
+        elif tag == TEXT_CKPT_PRUNED:
+            out.append(CheckpointPruned(name=str(obj.get("name", "")), version=int(obj.get("version", 0)), path="",
+                                        reason=str(obj.get("reason", "")), aliases=obj.get("aliases") or {},
+                                        time=wall))
         elif tag == TEXT_SUMMARY:
             out.append(Summary(dict(obj), wall))
         elif tag == TEXT_GOAL and isinstance(obj.get("key"), str) and obj.get("goal") in ("min", "max"):

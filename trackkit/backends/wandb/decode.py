@@ -20,6 +20,7 @@ from typing import Any
 
 from ...events import (
     Artifact,
+    CheckpointPruned,
     ConfigUpdate,
     Event,
     Media,
@@ -34,6 +35,7 @@ from ...events import (
     StatusChange,
     Summary,
     Tags,
+    checkpoint_of,
 )
 from .local import console_artifact, local_artifact
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
@@ -383,6 +385,13 @@ class Decoder:
         """A summary update: trackkit's status, resume and finish keys."""
         if upd.get("trackkit/detached"):
             self._seg.detached = True
+        pruned = upd.get("trackkit/checkpoint_pruned")
+        if isinstance(pruned, dict) and "name" in pruned:  # the sink's record of a checkpoint retention removed
+            aliases = pruned.get("aliases")
+            self._add(CheckpointPruned(name=str(pruned["name"]), version=int(pruned.get("version") or 0), path="",
+                                       reason=str(pruned.get("reason") or ""),
+                                       aliases=aliases if isinstance(aliases, dict) else {},
+                                       time=float(pruned.get("time") or 0.0)))
         seg_v = upd.get("trackkit/resumed")
         seg_no = int(seg_v) if isinstance(seg_v, (int, float)) and not isinstance(seg_v, bool) else 0
         resumed_here = seg_no > 0 and seg_no not in self._resumes and not upd.get("trackkit/finished")
@@ -475,7 +484,7 @@ class Decoder:
         ident = repr((ev.name, ev.sha256, ev.version, ev.time, ev.aliases))
         if ident not in self._seen_artifacts:  # a re-sent batch logs it again
             self._seen_artifacts.add(ident)
-            self._add(ev)
+            self._add(checkpoint_of(ev))
 
     def exit(self, code: int, runtime: float | None = None) -> None:
         """W&B's exit record: 0 success, else failure; none at all: killed."""

@@ -19,6 +19,8 @@ from ...backend import BackendSpec, Capabilities, sdk_errors
 from ...errors import BackendError, ConfigError
 from ...events import (
     Artifact,
+    Checkpoint,
+    CheckpointPruned,
     ConfigUpdate,
     Event,
     Media,
@@ -33,7 +35,7 @@ from ...events import (
     Summary,
     Tags,
 )
-from .artifacts import log_artifact, log_config
+from .artifacts import checkpoint_name, log_artifact, log_checkpoint, log_config
 from .bookkeeping import Bookkeeping
 from .framing import has_exit_record
 from .media import extras, kept_file, native
@@ -118,6 +120,8 @@ class WandbSink:
         self.run: Any = None
         self._run_id: str | None = None
         self._finished = False
+        #: checkpoint versions logged by this sink, for deleting a pruned one (online)
+        self._ckpt_artifacts: dict[tuple[str, int], Any] = {}
         #: the current W&B step (highest step logged); lower steps go to ``trackkit/late``
         self._step: int | None = None
         #: W&B steps below this were written by an earlier segment of the run (resume)
@@ -176,6 +180,10 @@ class WandbSink:
                 self._add_tags(ev.tags)
             elif isinstance(ev, Artifact):
                 self._artifact(ev)
+            elif isinstance(ev, Checkpoint):
+                self._checkpoint(ev)
+            elif isinstance(ev, CheckpointPruned):
+                self._checkpoint_pruned(ev)
             elif isinstance(ev, Media):
                 self._media(ev)
             elif isinstance(ev, Summary):
@@ -538,6 +546,41 @@ class WandbSink:
 
     def _artifact(self, ev: Artifact) -> None:
         log_artifact(self._wandb, self.run, self._run_id, ev)
+
+    def _checkpoint_dir(self) -> str:
+        """Beside the W&B run's ``files/``: the links W&B uploads checkpoints from."""
+        return os.path.join(os.path.dirname(str(self.run.dir)), "trackkit-checkpoints")
+
+    def _checkpoint(self, ev: Checkpoint) -> None:
+        if not os.path.exists(ev.path):  # retention removed it before it was delivered
+            log.info("wandb: checkpoint %s v%d was pruned before delivery; skipped", ev.name, ev.version)
+            return
+        art = log_checkpoint(self._wandb, self.run, self._run_id, ev, self._checkpoint_dir())
+        self._ckpt_artifacts[(ev.name, ev.version)] = art
+
+    def _checkpoint_pruned(self, ev: CheckpointPruned) -> None:
+        """Aliases already moved (each save names ``latest``/``best``). The prune is recorded in the
+        summary; an online run also deletes the version (an offline run cannot: ``wandb sync`` uploads
+        it later from the kept link, docs/checkpoints.md)."""
+        with sdk_errors(LABEL, "summary"):
+            self.run.summary.update({"trackkit/checkpoint_pruned": {
+                "name": ev.name, "version": ev.version, "reason": ev.reason, "aliases": dict(ev.aliases),
+                "time": ev.time}})
+        mode = str(getattr(getattr(self.run, "settings", None), "mode", "") or self._mode or "")
+        if mode in ("offline", "dryrun", "disabled"):
+            return
+        art = self._ckpt_artifacts.pop((ev.name, ev.version), None)
+        try:  # online: the version goes once uploaded (best effort: the run's data never depends on it)
+            if art is not None:
+                art.wait()
+                art.delete(delete_aliases=False)
+            link = os.path.join(self._checkpoint_dir(), f"v{ev.version}")
+            import shutil
+
+            shutil.rmtree(link, ignore_errors=True)
+        except Exception as exc:
+            log.warning("wandb: could not delete pruned checkpoint %s v%d: %s", checkpoint_name(ev.name, self._run_id),
+                        ev.version, exc)
 
     def _log_config_artifact(self) -> None:
         """The house rule: the full config always travels as the ``config.json`` artifact too."""
