@@ -19,6 +19,7 @@ from ..events import Checkpoint, CheckpointPruned
 from ..rundir import RunDir
 from ..util import jsonable, safe_repr
 from ..version import __version__
+from .deliver import CheckpointFiles
 from .files import file_name, mark_immutable, write_atomic
 from .index import Entry, append_record, read_index
 from .retention import Rules, best_of, kept, ranked
@@ -153,11 +154,28 @@ class CheckpointManager:
         aliases = self._aliases(entry, candidates)
         entry = replace(entry, aliases=aliases)
         self._record({"op": "save", **entry.to_dict()})
-        self._write(Checkpoint(path=path, name=self.name, version=version, step=step, epoch=epoch, metrics=values,
-                               size=size, aliases=aliases, metadata=meta, time=now), "checkpoint")
+        ck = Checkpoint(path=path, name=self.name, version=version, step=step, epoch=epoch, metrics=values,
+                        size=size, aliases=aliases, metadata=meta, time=now)
+        if src is not None:
+            self._keep_now(ck)
+        self._write(ck, "checkpoint")
         self._kept.append(entry)
         self._retain(now)
         return self._with_aliases(entry)
+
+    def _keep_now(self, ck: Checkpoint) -> None:
+        """An adopted file lives where its library put it, and the library may delete it at its next save
+        (Lightning's top-k), sooner than a busy agent gets to it: the journal's hard link is made here, one
+        ``link(2)`` whatever the size, so the record keeps its bytes. Where no link can be made (another
+        filesystem, a folder) the agent links or copies it."""
+        stored = CheckpointFiles(self._rundir, lambda _msg: None).stored_path(ck)
+        if stored == ck.path or not os.path.isfile(ck.path) or os.path.exists(stored):
+            return
+        try:
+            os.makedirs(os.path.dirname(stored), exist_ok=True)
+            os.link(ck.path, stored)
+        except OSError:
+            pass
 
     def _metrics(self, metrics: Mapping[str, Any]) -> dict[str, float]:
         out: dict[str, float] = {}
