@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from .backend import BackendSpec
 from .errors import TrackkitWarning
 from .events import Event, Media, Metrics, RunStarted, event_from_record
+from .index import Summarizer
 from .journal import JournalReader
 from .media.encode import materialize
 from .media.values import MediaError
@@ -166,6 +167,10 @@ class Delivery:
         #: the delivery state (sink key -> backend, error, probe, time), written whole on each change
         self._state = self.rundir.load_delivery_state()
         self._state_lock = threading.Lock()
+        #: the run index entry, folded from what is read here (it reads from the journal's start) and
+        #: written at most once per flush_interval and when delivery stops (trackkit.index)
+        self.summary = Summarizer(run_dir)
+        self._summary_saved = 0.0
 
     # ---------------------------------------------------------------- the delivery state
 
@@ -203,12 +208,14 @@ class Delivery:
         if not items:
             return 0
         fresh: list[tuple[Event, int]] = []
+        seen: list[Event] = []  # for the index: every event as the journal has it
         add = fresh.append
         for pair in items:
             item, end = pair
             if isinstance(item, Metrics):  # a metric record in Run.log's form, decoded by the reader
                 self.last_step = item.step
                 add(pair)  # type: ignore[arg-type]  # (Metrics, int) is a (Event, int)
+                seen.append(item)
                 continue
             rec = item
             try:
@@ -216,6 +223,7 @@ class Delivery:
             except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
                 self.log(f"skipping a damaged record at offset {end}: {exc!r}")
                 continue
+            seen.append(ev)
             if isinstance(ev, RunStarted):
                 self.start_event = ev
             elif isinstance(ev, Media):  # encoded here, once for every backend (docs/media.md)
@@ -232,6 +240,7 @@ class Delivery:
             elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
                 self.finished = False
             add((ev, end))
+        self.summary.fold(seen, self.reader.offset)
         if fresh:
             for st in self.sinks:
                 if fresh[0][1] > st.cursor:
@@ -330,9 +339,17 @@ class Delivery:
     def caught_up(self) -> bool:
         return all(not st.pending and st.inflight is None for st in self.sinks)
 
+    def save_summary(self, force: bool = False) -> None:
+        """Write the run's index entry when it changed, at most once per ``flush_interval`` unless ``force``."""
+        now = time.monotonic()
+        if self.summary.dirty and (force or now - self._summary_saved >= self.flush_interval):
+            self.summary.save()
+            self._summary_saved = now
+
     def close(self, timeout: float = 30.0) -> None:
         """Close every backend on its own sender thread. A backend still stuck in a send
         (a server that never answers) is left behind: its data stays in the journal."""
+        self.save_summary(force=True)
         closing: list[tuple[_SinkState, Future[None]]] = []
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
@@ -372,6 +389,7 @@ class Delivery:
         while True:
             got = self.read_new()
             progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
+            self.save_summary()
             if self.finished and self.caught_up():
                 if self.read_new():  # a resume record may follow the finish: deliver on
                     continue

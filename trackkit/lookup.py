@@ -13,12 +13,18 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .events import RunInfo, RunRecord
 
-__all__ = ["RunLookupError", "find_in_journal", "find_in_readers", "journal_root", "journal_runs", "pick"]
+if TYPE_CHECKING:
+    from .index import IndexEntry
+
+__all__ = [
+    "RunLookupError", "find_entry", "find_in_journal", "find_in_readers", "journal_entries", "journal_root",
+    "journal_runs", "pick",
+]
 
 #: how many candidates a message names
 _SHOWN = 10
@@ -90,27 +96,44 @@ def journal_root(root: str | None = None) -> str:
     return os.path.abspath(load_settings().root)
 
 
-def journal_runs(root: str, project: str | None = None) -> list[RunRecord]:
-    """Every run under a journal root (of one ``project``), oldest first."""
-    from .journal import list_run_dirs, load_run
+def journal_entries(root: str, project: str | None = None) -> list[IndexEntry]:
+    """The run index of a journal root (of one ``project``), oldest first: each run's summary, up to
+    date with its journal, without reading whole journals (``trackkit.index``)."""
+    from .index import index_runs
 
-    out: list[RunRecord] = []
-    for d in list_run_dirs(root):
-        rec: RunRecord = load_run(d)
-        if project is None or rec.info.project == project:
-            out.append(rec)
-    return out
+    return index_runs(root, project)
+
+
+def journal_runs(root: str, project: str | None = None) -> list[RunRecord]:
+    """Every run under a journal root (of one ``project``), oldest first, each journal read whole
+    (what ``trackkit sync`` needs; a listing takes :func:`journal_entries`)."""
+    from .journal import load_run
+
+    return [load_run(e.info.location) for e in journal_entries(root, project)]
 
 
 def _journal_fix(root: str) -> str:
     return f"`trackkit runs --root {shlex.quote(root)}`"
 
 
+def find_entry(ref: str, root: str, entries: Sequence[IndexEntry] | None = None) -> IndexEntry:
+    """The index entry of the run under journal root ``root`` that ``ref`` names (``entries``: the
+    index, when already read)."""
+    found = journal_entries(root) if entries is None else entries
+    rid = pick(ref, [(e.info.run_id, e.info.name) for e in found], f"the journal under {root}", _journal_fix(root))
+    return next(e for e in found if e.info.run_id == rid)
+
+
 def find_in_journal(ref: str, root: str, runs: Sequence[RunRecord] | None = None) -> RunRecord:
-    """The run under journal root ``root`` that ``ref`` names (``runs``: those already loaded)."""
-    recs = journal_runs(root) if runs is None else runs
-    rid = pick(ref, [(r.info.run_id, r.info.name) for r in recs], f"the journal under {root}", _journal_fix(root))
-    return next(r for r in recs if r.info.run_id == rid)
+    """The run under journal root ``root`` that ``ref`` names, read whole (``runs``: those already
+    loaded; otherwise the index finds it and only its journal is read)."""
+    if runs is None:
+        from .journal import load_run
+
+        rec: RunRecord = load_run(find_entry(ref, root).info.location)
+        return rec
+    rid = pick(ref, [(r.info.run_id, r.info.name) for r in runs], f"the journal under {root}", _journal_fix(root))
+    return next(r for r in runs if r.info.run_id == rid)
 
 
 # ---------------------------------------------------------------- backends

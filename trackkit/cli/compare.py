@@ -11,8 +11,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TrackkitError
-from ..events import RunRecord
-from .common import STATUS_STYLE, console, dump_json, find_run, journal_root, num, quiet_sdk_logs
+from ..events import RunInfo, RunRecord
+from .common import (
+    STATUS_STYLE,
+    console,
+    dump_json,
+    find_run,
+    journal_records,
+    journal_root,
+    num,
+    quiet_sdk_logs,
+)
 
 
 def _val(v: Any) -> str:
@@ -27,9 +36,11 @@ def _val(v: Any) -> str:
     return escape(json.dumps(v, default=str, ensure_ascii=False))
 
 
-def _journal_records(refs: Sequence[str], root: str | None) -> list[RunRecord]:
+def _journal_records(refs: Sequence[str], root: str | None) -> list[RunInfo]:
+    """The runs' summaries from the run index: each metric's last/min/max/count is kept there."""
     r = journal_root(root)
-    return [find_run(r, ref) for ref in refs]
+    entries = journal_records(r)
+    return [find_run(r, ref, entries).info for ref in refs]
 
 
 @click.command()
@@ -51,7 +62,8 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
 
     try:
         with quiet_sdk_logs():
-            recs = load_runs(list(runs), list(backends), project) if backends else _journal_records(runs, root)
+            recs: Sequence[RunRecord | RunInfo] = (load_runs(list(runs), list(backends), project) if backends
+                                                   else _journal_records(runs, root))
         result = compare_runs(recs)
     except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
         raise click.ClickException(str(exc)) from None

@@ -146,8 +146,8 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
             query_rows(backends, project, where, sort, limit, as_json)
             return
         r = journal_root(root)
-        recs = {rec.info.location: rec for rec in journal_records(r, project)}
-        rows = filter_rows([rec.info for rec in recs.values()], where, sort, limit)
+        recs = {e.info.location: e for e in journal_records(r, project)}
+        rows = filter_rows([e.info for e in recs.values()], where, sort, limit)
         if not rows and not as_json and not where:
             console().print(f"no runs under {escape(r)}")
             return
@@ -255,9 +255,11 @@ def show(run: str, root: str | None, backends: tuple[str, ...], project: str | N
 def _load(
     run: str, root: str | None, backends: Sequence[str], project: str | None
 ) -> tuple[RunRecord, Delivery | None]:
-    if not backends:
-        rec = find_run(journal_root(root), run)
-        return rec, delivery(rec)
+    if not backends:  # the summary from the index; of the journal, every record but the metric points
+        from ..index import light_record
+
+        entry = find_run(journal_root(root), run)
+        return light_record(entry), delivery(entry)
     from ..query import load_runs
 
     try:
