@@ -23,14 +23,13 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from .events import Event, Metrics, RunInfo, RunRecord, RunResumed, RunStarted, event_from_record
 from .journal import JournalReader
 from .rundir import RunDir, journal_dirs, root_index_path
 
-__all__ = ["INDEX_VERSION", "IndexEntry", "Summarizer", "index_entry", "index_runs", "light_record"]
+__all__ = ["INDEX_VERSION", "IndexEntry", "Summarizer", "index_entry", "index_runs", "light_record", "newest"]
 
 #: raised when an entry's meaning changes; an entry of another version is rebuilt
 INDEX_VERSION = 1
@@ -43,21 +42,89 @@ _METRIC_HEAD = b'{"k":"m",'
 _dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
-@dataclass
 class IndexEntry:
-    """One run's summary and how far into its journal it reaches."""
+    """One run's summary and how far into its journal it reaches.
 
-    info: RunInfo
-    #: the backend strings the run delivers to (its start record's, plus any a resume added)
-    backends: list[str] = field(default_factory=list)
-    #: the journal bytes summarized (whole lines), the journal's inode and device then
-    offset: int = 0
-    ino: int = 0
-    dev: int = 0
+    From the root file an entry is decoded lazily: its id, name, project, status and start time are
+    at hand at once; ``info`` and ``backends`` are decoded on first use (a listing of 10,000 runs
+    decodes the rows it prints)."""
+
+    def __init__(self, info: RunInfo | None, backends: list[str] | None = None, offset: int = 0, ino: int = 0,
+                 dev: int = 0, *, row: dict[str, Any] | None = None, run_dir: str = "") -> None:
+        #: the journal bytes summarized (whole lines), the journal's inode and device then
+        self.offset, self.ino, self.dev = offset, ino, dev
+        self._info = info
+        self._backends = backends
+        self._row = row
+        self.run_dir = run_dir or (info.location if info is not None else "")
+
+    def __repr__(self) -> str:
+        return f"IndexEntry({self.run_dir!r}, offset={self.offset})"
+
+    # the fields a listing sorts, filters by project and looks runs up by, without decoding ``info``
+    @property
+    def run_id(self) -> str:
+        return self.info.run_id if self._row is None else str(self._row["run_id"])
+
+    @property
+    def name(self) -> str:
+        return self.info.name if self._row is None else str(self._row["name"])
+
+    @property
+    def project(self) -> str:
+        return self.info.project if self._row is None else str(self._row["project"])
+
+    @property
+    def status(self) -> str:
+        return self.info.status.value if self._row is None else str(self._row["status"])
+
+    @property
+    def start_time(self) -> float | None:
+        if self._row is None:
+            return self.info.start_time
+        t = self._row["start"]
+        return None if t is None else float(t)
+
+    @property
+    def info(self) -> RunInfo:
+        if self._info is None:
+            self._decode()
+        assert self._info is not None
+        return self._info
+
+    @property
+    def backends(self) -> list[str]:
+        """The backend strings the run delivers to (its start record's, plus any a resume added)."""
+        if self._backends is None:
+            self._decode()
+        assert self._backends is not None
+        return self._backends
+
+    def _decode(self) -> None:
+        row, self._row = self._row, None
+        full = IndexEntry.from_dict(_loads(str(row.get("e", ""))) if row else None, self.run_dir)
+        if full is None:  # a damaged row: the journal says
+            full = Summarizer(self.run_dir).rebuilt()
+        self._info, self._backends = full.info, full.backends
 
     def to_dict(self) -> dict[str, Any]:
         return {"trackkit_index": INDEX_VERSION, "shape": _SHAPE, "offset": self.offset, "ino": self.ino,
                 "dev": self.dev, "backends": list(self.backends), "info": self.info.to_dict()}
+
+    def to_row(self) -> dict[str, Any]:
+        """The entry in the root file: what a listing needs plain, the rest as one JSON string."""
+        i = self.info
+        return {"offset": self.offset, "ino": self.ino, "dev": self.dev, "run_id": i.run_id, "name": i.name,
+                "project": i.project, "status": i.status.value, "start": i.start_time, "e": _dumps(self.to_dict())}
+
+    @classmethod
+    def from_row(cls, row: Any, run_dir: str) -> IndexEntry | None:
+        try:
+            for k in ("run_id", "name", "project", "status", "start", "e"):
+                row[k]
+            return cls(None, None, int(row["offset"]), int(row["ino"]), int(row["dev"]), row=row, run_dir=run_dir)
+        except (KeyError, TypeError, ValueError):
+            return None
 
     @classmethod
     def from_dict(cls, d: Any, run_dir: str) -> IndexEntry | None:
@@ -68,7 +135,7 @@ class IndexEntry:
             info = RunInfo.from_dict(d["info"])
             info.location = run_dir  # a root that moved: the directory is where it is now
             return cls(info, [str(b) for b in d.get("backends") or []], int(d["offset"]), int(d["ino"]),
-                       int(d["dev"]))
+                       int(d["dev"]), run_dir=run_dir)
         except (AttributeError, KeyError, TypeError, ValueError):
             return None
 
@@ -85,8 +152,15 @@ class Summarizer:
 
     def __init__(self, run_dir: str, entry: IndexEntry | None = None) -> None:
         self.run_dir = run_dir
-        self.entry = entry or IndexEntry(_blank(run_dir))
+        self.entry = entry or IndexEntry(_blank(run_dir), [])
         self.dirty = entry is None
+
+    def rebuilt(self) -> IndexEntry:
+        """The entry made from the whole journal, saved."""
+        self.entry, self.dirty = IndexEntry(_blank(self.run_dir), []), True
+        self.catch_up()
+        self.save()
+        return self.entry
 
     def fold(self, events: Iterable[Event], offset: int) -> None:
         info, backends = self.entry.info, self.entry.backends
@@ -152,11 +226,18 @@ def _write_atomic(path: str, obj: Any) -> None:
         raise
 
 
+def _loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
 def _read_json(path: str) -> Any:
     try:
         with open(path, "rb") as fh:
-            return json.loads(fh.read())
-    except (OSError, ValueError):
+            return _loads(fh.read())
+    except OSError:
         return None
 
 
@@ -171,6 +252,7 @@ def _entry(run_dir: str, st: os.stat_result, cached: IndexEntry | None) -> tuple
     base = own if own is not None and own.same_file(st) else None
     if base is None and cached is not None and cached.same_file(st):
         base = cached
+        base.info  # decoded before it is extended  # noqa: B018
     s = Summarizer(run_dir, base)
     s.catch_up()
     s.save()
@@ -203,26 +285,38 @@ def index_runs(root: str, project: str | None = None) -> list[IndexEntry]:
     keep: dict[str, Any] = {}
     changed = False
     for rel, run_dir, st in journal_dirs(root):
-        d = cached.get(rel)
-        entry = IndexEntry.from_dict({"trackkit_index": INDEX_VERSION, "shape": _SHAPE, **d}, run_dir) \
-            if isinstance(d, dict) else None
-        entry, read = _entry(run_dir, st, entry)
+        row = cached.get(rel)
+        entry, read = _entry(run_dir, st, IndexEntry.from_row(row, run_dir) if isinstance(row, dict) else None)
         if read:
-            body = entry.to_dict()
-            del body["trackkit_index"], body["shape"]
-            keep[rel] = body
-            changed = changed or entry.info.status.value != "running" or d is None
+            keep[rel] = entry.to_row()
+            changed = changed or entry.status != "running" or row is None
         else:
-            keep[rel] = d
-        if project is None or entry.info.project == project:
+            keep[rel] = row
+        if project is None or entry.project == project:
             out.append(entry)
     if changed or len(keep) != len(cached):
         try:
             _write_atomic(path, {"trackkit_index": INDEX_VERSION, "shape": _SHAPE, "runs": keep})
         except (OSError, ValueError):
             pass
-    out.sort(key=lambda e: os.path.basename(e.info.location))
+    out.sort(key=lambda e: os.path.basename(e.run_dir))
     return out
+
+
+def newest(entries: Iterable[IndexEntry], limit: int | None) -> list[IndexEntry]:
+    """The ``limit`` newest entries by start time, in the order ``query.filter_runs`` puts them by
+    default (newest first, runs without a start time last), without decoding the others."""
+    have: list[tuple[float, IndexEntry]] = []
+    missing: list[IndexEntry] = []
+    for e in entries:
+        t = e.start_time
+        if t is None or t != t:
+            missing.append(e)
+        else:
+            have.append((t, e))
+    have.sort(key=lambda p: p[0], reverse=True)
+    out = [e for _, e in have] + missing
+    return out if limit is None else out[: max(limit, 0)]
 
 
 def light_record(entry: IndexEntry) -> RunRecord:
@@ -231,7 +325,7 @@ def light_record(entry: IndexEntry) -> RunRecord:
     provenance, the traceback), so a long run's points are never parsed."""
     events: list[Event] = []
     try:
-        with open(RunDir(entry.info.location).journal, "rb") as fh:
+        with open(RunDir(entry.run_dir).journal, "rb") as fh:
             data = fh.read(entry.offset)
     except OSError:
         data = b""

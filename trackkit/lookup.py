@@ -109,7 +109,7 @@ def journal_runs(root: str, project: str | None = None) -> list[RunRecord]:
     (what ``trackkit sync`` needs; a listing takes :func:`journal_entries`)."""
     from .journal import load_run
 
-    return [load_run(e.info.location) for e in journal_entries(root, project)]
+    return [load_run(e.run_dir) for e in journal_entries(root, project)]
 
 
 def _journal_fix(root: str) -> str:
@@ -120,8 +120,8 @@ def find_entry(ref: str, root: str, entries: Sequence[IndexEntry] | None = None)
     """The index entry of the run under journal root ``root`` that ``ref`` names (``entries``: the
     index, when already read)."""
     found = journal_entries(root) if entries is None else entries
-    rid = pick(ref, [(e.info.run_id, e.info.name) for e in found], f"the journal under {root}", _journal_fix(root))
-    return next(e for e in found if e.info.run_id == rid)
+    rid = pick(ref, [(e.run_id, e.name) for e in found], f"the journal under {root}", _journal_fix(root))
+    return next(e for e in found if e.run_id == rid)
 
 
 def find_in_journal(ref: str, root: str, runs: Sequence[RunRecord] | None = None) -> RunRecord:
@@ -130,7 +130,7 @@ def find_in_journal(ref: str, root: str, runs: Sequence[RunRecord] | None = None
     if runs is None:
         from .journal import load_run
 
-        rec: RunRecord = load_run(find_entry(ref, root).info.location)
+        rec: RunRecord = load_run(find_entry(ref, root).run_dir)
         return rec
     rid = pick(ref, [(r.info.run_id, r.info.name) for r in runs], f"the journal under {root}", _journal_fix(root))
     return next(r for r in runs if r.info.run_id == rid)

@@ -36,8 +36,8 @@ from .journal import JOURNAL_NAME, JournalWriter
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "DELIVERY_STATE", "FINISH_NOTE", "INDEX", "ROOT_INDEX", "TRAINER_LOCK", "Ending", "RunDir",
-    "ending_events", "journal_dirs", "root_index_path", "sink_key",
+    "AGENT_LOCK", "AGENT_LOG", "DELIVERY_STATE", "FINISH_NOTE", "INDEX", "ROOT_INDEX", "TRAINER_LOCK", "Ending",
+    "RunDir", "ending_events", "journal_dirs", "root_index_path", "sink_key",
 ]
 
 TRAINER_LOCK = "lock"

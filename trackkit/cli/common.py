@@ -199,7 +199,7 @@ def journal_records(root: str, project: str | None = None) -> list[IndexEntry]:
 
     out = journal_entries(root, project)
     for e in out:
-        if e.info.status is Status.RUNNING and not RunDir(e.info.location).trainer_alive():
+        if e.status == Status.RUNNING.value and not RunDir(e.run_dir).trainer_alive():
             e.info.reason = e.info.reason or "unfinished: the process is gone (run `trackkit sync` to mark it)"
     return out
 

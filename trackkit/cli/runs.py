@@ -145,8 +145,13 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
         if backends:
             query_rows(backends, project, where, sort, limit, as_json)
             return
+        from ..index import newest
+
         r = journal_root(root)
-        recs = {e.info.location: e for e in journal_records(r, project)}
+        entries = journal_records(r, project)
+        if not where and not sort:  # the default order: only the rows shown are decoded
+            entries = newest(entries, limit)
+        recs = {e.run_dir: e for e in entries}
         rows = filter_rows([e.info for e in recs.values()], where, sort, limit)
         if not rows and not as_json and not where:
             console().print(f"no runs under {escape(r)}")
