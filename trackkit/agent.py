@@ -508,11 +508,29 @@ class AgentHandle:
             return not self.thread.is_alive()
         return True
 
-    def pending(self) -> list[str]:
+    def let_go(self) -> None:
+        """``finish()`` without waiting: the process agent delivers the rest on its own."""
+        self._watch_stop.set()
+
+    def wait_delivered(self, timeout: float, finished: bool) -> bool:
+        """Wait until every backend holds the journal (``finished``: until the agent, done with the
+        run, exited, so the backends are closed too); False when ``timeout`` passed first."""
+        if finished:
+            if self.proc is not None:
+                self.wait(timeout)
+            return not self.pending()
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(WATCH_POLL)
+        return not self.pending()
+
+    def pending(self, failing_only: bool = False) -> list[str]:
         """The backends still behind, each with the cause the agent gave and where its log is:
-        ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``."""
+        ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``
+        (``failing_only``: only those the agent gave a cause for)."""
         log = RunDir(self.run_dir).agent_log
-        return [f"{b} ({cause}; see {log})" if cause else b for b, cause in delivery_state(self.run_dir, self.specs)]
+        return [f"{b} ({cause}; see {log})" if cause else b for b, cause in delivery_state(self.run_dir, self.specs)
+                if cause or not failing_only]
 
 
 def start_agent(run: Run) -> AgentHandle:

@@ -354,13 +354,20 @@ class Run:
         exit_code: int | None = None,
         details: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        wait: str | None = None,
     ) -> None:
-        """End the run: record the final status, then wait (at most ``drain_timeout``)
-        for the backends; what is not delivered by then stays in the journal for
-        ``trackkit sync``. Idempotent."""
+        """End the run: record the final status (fsynced), then, with ``finish_wait="delivery"``
+        (or ``wait="delivery"``), wait at most ``drain_timeout`` for the backends; what is not
+        delivered by then stays in the journal for ``trackkit sync``. With ``"journal"`` (the
+        default) it returns at once and the process agent delivers in the background
+        (:meth:`wait_delivery` waits for it). Idempotent."""
         global _active
         if self._finished or os.getpid() != self._pid:
             return
+        if wait not in (None, "journal", "delivery"):
+            raise ConfigError(f"wait: {wait!r} is not known. Fix: use 'journal' or 'delivery'")
+        # the thread agent ends with this process: only the process agent can be left to deliver
+        waits = (wait or self.settings.finish_wait) == "delivery" or self._agent.mode == "thread"
         if status is None:
             st = Status.DIVERGED if self._diverged else Status.COMPLETED
             if self._diverged and not reason:
@@ -394,21 +401,33 @@ class Run:
                 if _active is self:
                     _active = None
             self._hooks.uninstall()
-            self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
+            if waits:
+                self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
+            else:
+                self._agent.let_go()
             self._release_lock()
-            self._report()
+            self._report(waits)
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1
         release(fd)
 
-    def _report(self) -> None:
+    def wait_delivery(self, timeout: float | None = None) -> bool:
+        """Wait until every backend holds everything the journal holds (after ``finish``: until the
+        agent delivered the whole run and closed the backends), at most ``timeout`` seconds
+        (default ``drain_timeout``). True when nothing is left; what is not delivered stays in the
+        journal either way (``trackkit sync``)."""
+        return self._agent.wait_delivered(self.settings.drain_timeout if timeout is None else timeout,
+                                          finished=self._finished)
+
+    def _report(self, waited: bool = True) -> None:
         lost = self.problems.get("journal", 0)
         if lost:
             warn(f"trackkit run {self.name}: {lost} record(s) could not be written to the journal and are lost "
                  f"({self.logs_lost} of them log() calls); the backends hold only what the journal holds",
                  TrackkitWarning)
-        pending = self._agent.pending()
+        # not waited for: a backend still behind is the agent's work in progress, unless it failed
+        pending = self._agent.pending(failing_only=not waited)
         if pending:
             warn(f"trackkit run {self.name}: not yet delivered to {', '.join(pending)}; "
                  f"the journal keeps it. Deliver later with: trackkit sync {self.id}", TrackkitWarning)

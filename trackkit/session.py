@@ -27,6 +27,7 @@ def init(
     root: str | None = None,
     agent: str | None = None,
     drain_timeout: float | None = None,
+    finish_wait: str | None = None,
     linger: float | None = None,
     flush_interval: float | None = None,
     on_nan: str | None = None,
@@ -58,8 +59,8 @@ def init(
     run_id, resume_mode = resolve_id(id, resume)
     prep = prepare(config, data, seed, {
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
-        "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
-        "advisories": advisories, "capture": capture,
+        "finish_wait": finish_wait, "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan,
+        "strict": strict, "advisories": advisories, "capture": capture,
     })
     if reinit not in ("finish_previous", "create_new"):
         raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")
@@ -84,8 +85,9 @@ def log(values: Mapping[str, Any], step: int | None = None) -> None:
     run.log(values, step)
 
 
-def finish(status: Status | str | None = None, reason: str = "") -> None:
-    """``finish()`` of the active run (nothing when there is none)."""
+def finish(status: Status | str | None = None, reason: str = "", *, wait: str | None = None) -> None:
+    """``finish()`` of the active run (nothing when there is none); ``wait``: ``"journal"`` or
+    ``"delivery"``, this call's ``finish_wait``."""
     run = current_run()
     if run is not None:
-        run.finish(status, reason)
+        run.finish(status, reason, wait=wait)
