@@ -171,6 +171,7 @@ class Delivery:
         #: written at most once per flush_interval and when delivery stops (trackkit.index)
         self.summary = Summarizer(run_dir)
         self._summary_saved = 0.0
+        self._delivered_seen = 0
 
     # ---------------------------------------------------------------- the delivery state
 
@@ -336,6 +337,12 @@ class Delivery:
         else:
             time.sleep(timeout)
 
+    def _moved(self) -> bool:
+        """True when a backend accepted records since the last call."""
+        n = sum(st.delivered for st in self.sinks)
+        moved, self._delivered_seen = n != self._delivered_seen, n
+        return moved
+
     def caught_up(self) -> bool:
         return all(not st.pending and st.inflight is None for st in self.sinks)
 
@@ -417,7 +424,9 @@ class Delivery:
                 if stop_deadline is None:
                     stop_deadline = now + self.drain_timeout
                     deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
-            elif self.finished and deadline is None:
+            elif self.finished and (deadline is None or self._moved()):
+                # linger counts from the last record a backend accepted: many agents sharing a busy
+                # machine (a sweep whose finish() did not wait) deliver slowly but surely
                 deadline = now + self.linger
             elif not self.finished and deadline is not None and stop_deadline is None:
                 deadline = None  # resumed: the run is live again

@@ -333,6 +333,46 @@ class RunDir:
         os.makedirs(os.path.join(self.path, CURSORS), exist_ok=True)
         write_json_atomic(self.cursor_path(key), {"offset": offset, "backend": backend, "delivered": delivered})
 
+    def move_cursors(self, specs: Sequence[BackendSpec], offset: int) -> None:
+        """Point every backend's cursor at ``offset`` (``trackkit gc`` rewrote a fully delivered journal:
+        its end moved), keeping the count of records it delivered."""
+        for s in specs:
+            key = sink_key(s)
+            try:
+                with open(self.cursor_path(key)) as fh:
+                    delivered = int(json.load(fh).get("delivered", 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                delivered = 0
+            self.save_cursor(key, offset, s.scheme, delivered)
+
+    def replace_journal(self, data: bytes) -> None:
+        """Replace the journal with ``data`` atomically and durably (a new file, fsynced, renamed over
+        it, the directory fsynced): a reader sees the old journal or the new one, never a mix. Only
+        ``trackkit gc``, holding the trainer and delivery locks."""
+        tmp = self.journal + ".gc.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.journal)
+        except BaseException:
+            try:
+                os.unlink(tmp)  # a full disk: the old journal stays, whole
+            except OSError:
+                pass
+            raise
+        dfd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
     def pending(self, specs: Sequence[BackendSpec]) -> list[BackendSpec]:
         """The backends whose cursor is behind the end of the journal."""
         try:

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "recommend": ("trackkit.cli.recommend", "recommend", "Recommend one backend and write the team's trackkit.toml."),
     "compare": ("trackkit.cli.compare", "compare", "Compare runs: config differences, last/min/max of each metric."),
     "migrate": ("trackkit.cli.migrate", "migrate", "Copy runs between backends and verify every point of the copy."),
+    "gc": ("trackkit.cli.gc", "gc", "Compact the journals of finished, fully delivered runs (--dry-run first)."),
 }
 
 
