@@ -154,6 +154,8 @@ class Summarizer:
         self.run_dir = run_dir
         self.entry = entry or IndexEntry(_blank(run_dir), [])
         self.dirty = entry is None
+        #: (inode, device) of the journal read, stat'ed before reading it
+        self._file: tuple[int, int] | None = None
 
     def rebuilt(self) -> IndexEntry:
         """The entry made from the whole journal, saved."""
@@ -174,7 +176,13 @@ class Summarizer:
 
     def catch_up(self) -> None:
         """Read the journal from the entry's offset to its end (the last whole line)."""
-        reader = JournalReader(RunDir(self.run_dir).journal, offset=self.entry.offset)
+        path = RunDir(self.run_dir).journal
+        try:  # the file read, as it was before reading: an entry never names a file it did not read
+            st = os.stat(path)
+            self._file = (st.st_ino, st.st_dev)
+        except OSError:
+            self._file = None
+        reader = JournalReader(path, offset=self.entry.offset)
         while True:
             items = reader.read_events(max_bytes=_SLICE)
             if not items:
@@ -184,11 +192,13 @@ class Summarizer:
     def save(self) -> None:
         """Write the entry (atomically; a full disk or a read-only directory leaves the old one)."""
         rd = RunDir(self.run_dir)
-        try:
-            st = os.stat(rd.journal)
-        except OSError:
-            return
-        self.entry.ino, self.entry.dev = st.st_ino, st.st_dev
+        if self._file is None:  # the agent: it tails the journal, which nothing replaces while it delivers
+            try:
+                st = os.stat(rd.journal)
+            except OSError:
+                return
+            self._file = (st.st_ino, st.st_dev)
+        self.entry.ino, self.entry.dev = self._file
         try:
             _write_atomic(rd.index, self.entry.to_dict())
             self.dirty = False
