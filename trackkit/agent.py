@@ -170,7 +170,6 @@ class Delivery:
         #: the run index entry, folded from what is read here (it reads from the journal's start) and
         #: written at most once per flush_interval and when delivery stops (trackkit.index)
         self.summary = Summarizer(run_dir)
-        self._summary_saved = 0.0
         self._delivered_seen = 0
 
     # ---------------------------------------------------------------- the delivery state
@@ -346,17 +345,10 @@ class Delivery:
     def caught_up(self) -> bool:
         return all(not st.pending and st.inflight is None for st in self.sinks)
 
-    def save_summary(self, force: bool = False) -> None:
-        """Write the run's index entry when it changed, at most once per ``flush_interval`` unless ``force``."""
-        now = time.monotonic()
-        if self.summary.dirty and (force or now - self._summary_saved >= self.flush_interval):
-            self.summary.save()
-            self._summary_saved = now
-
     def close(self, timeout: float = 30.0) -> None:
         """Close every backend on its own sender thread. A backend still stuck in a send
         (a server that never answers) is left behind: its data stays in the journal."""
-        self.save_summary(force=True)
+        self.summary.save_every(self.flush_interval, force=True)
         closing: list[tuple[_SinkState, Future[None]]] = []
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
@@ -396,7 +388,7 @@ class Delivery:
         while True:
             got = self.read_new()
             progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
-            self.save_summary()
+            self.summary.save_every(self.flush_interval)
             if self.finished and self.caught_up():
                 if self.read_new():  # a resume record may follow the finish: deliver on
                     continue

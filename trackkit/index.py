@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -156,6 +157,7 @@ class Summarizer:
         self.dirty = entry is None
         #: (inode, device) of the journal read, stat'ed before reading it
         self._file: tuple[int, int] | None = None
+        self._saved = 0.0
 
     def rebuilt(self) -> IndexEntry:
         """The entry made from the whole journal, saved."""
@@ -188,6 +190,13 @@ class Summarizer:
             if not items:
                 break
             self.fold(_events(items), reader.offset)
+
+    def save_every(self, interval: float, force: bool = False) -> None:
+        """The agent's write: when the entry changed, at most once per ``interval`` seconds unless ``force``."""
+        now = time.monotonic()
+        if self.dirty and (force or now - self._saved >= interval):
+            self.save()
+            self._saved = now
 
     def save(self) -> None:
         """Write the entry (atomically; a full disk or a read-only directory leaves the old one)."""
