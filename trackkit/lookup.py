@@ -10,6 +10,7 @@ run, :class:`RunLookupError` says so: the runs it could mean (several) or the ru
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 from collections.abc import Iterable, Sequence
@@ -144,16 +145,25 @@ def find_in_readers(
     readers: Sequence[tuple[str, Any]],
     project: str | None = None,
     listings: dict[int, list[RunInfo]] | None = None,
+    metrics: bool = True,
 ) -> tuple[int, RunRecord]:
     """The run ``ref`` names in the first backend that holds it: ``(index into readers, record)``.
 
     ``readers`` are ``(backend label, Reader)`` pairs searched in order: an exact id in any of
     them first (one ``read_run`` each, no listing), then each backend's listing (of ``project``)
     by the rule; several matches in one backend raise. ``listings`` caches the listings across
-    calls. Raises :class:`RunLookupError`."""
+    calls. ``metrics=False``: a Reader that can (``read_run(..., metrics=False)``) leaves out the metric
+    histories (the summary keeps the last values). Raises :class:`RunLookupError`."""
+    def read(reader: Any, rid: str) -> RunRecord:
+        if not metrics and "metrics" in inspect.signature(reader.read_run).parameters:
+            rec: RunRecord = reader.read_run(rid, metrics=False)
+            return rec
+        whole: RunRecord = reader.read_run(rid)
+        return whole
+
     for i, (_, reader) in enumerate(readers):
         try:
-            return i, reader.read_run(ref)
+            return i, read(reader, ref)
         except KeyError:
             continue
     cache = {} if listings is None else listings
@@ -164,7 +174,7 @@ def find_in_readers(
         pairs = list(dict.fromkeys((r.run_id, r.name) for r in cache[i]))
         rid, hits = _resolve(ref, pairs)
         if rid is not None:
-            return i, reader.read_run(rid)
+            return i, read(reader, rid)
         if hits:
             raise _several(ref, hits, pairs, label)
         every += pairs

@@ -52,3 +52,33 @@ def test_a_run_with_1200_keys_lists_without_reading_any_history(tmp_path: Path,
     assert calls == []  # not one metric history: the listing is search_runs pages only
     client.get_metric_history(rid, "layer0000/grad_norm")
     assert len(calls) == 1  # the counter sees a history read when there is one
+
+
+def test_show_from_mlflow_reads_no_metric_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``show`` prints the last values, which the run's own record has: the histories (one request per
+    key over a server) are not read; ``compare``, which prints min/max, still reads them."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    import trackkit.backends.mlflow.reader as reader_mod
+
+    db = tmp_path / "m.db"
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.create_experiment("wide")
+    rid = client.create_run(exp, run_name="wide-run").info.run_id
+    now = int(time.time() * 1000)
+    client.log_batch(rid, metrics=[Metric(f"k{i:03d}", float(step * i), now, step)
+                                   for step in (0, 3) for i in range(300)])
+    client.set_terminated(rid)
+    reads: list[str] = []
+    for name in ("sqlite_points", "paged_points"):  # the two ways the reader reads histories
+        real = getattr(reader_mod, name)
+        monkeypatch.setattr(reader_mod, name, lambda *a, _real=real, _n=name, **k: reads.append(_n) or _real(*a, **k))
+    res = CliRunner().invoke(main, ["show", "wide-run", "--backend", f"mlflow:{db}", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert len(out["last_metrics"]) == 300 and out["last_metrics"]["k299"] == 897.0 and out["last_step"] == 3
+    assert reads == []
+    res = CliRunner().invoke(main, ["compare", "wide-run", "--backend", f"mlflow:{db}", "--json"],
+                             catch_exceptions=False)
+    assert json.loads(res.output)["metrics"]["k299"][0]["min"] == 0.0 and reads  # compare needs every point

@@ -268,7 +268,7 @@ def _load(
     from ..query import load_runs
 
     try:
-        (rec,) = load_runs([run], list(backends), project)
+        (rec,) = load_runs([run], list(backends), project, metrics=False)  # show prints the last values
     except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
         raise click.ClickException(str(exc)) from None
     except KeyError as exc:  # a Reader that lost a run it had just listed
