@@ -85,9 +85,11 @@ def _records(data: bytes) -> tuple[dict[str, Any] | None, list[tuple[dict[str, A
     return header, out, bad
 
 
-def compact(data: bytes) -> tuple[bytes, int]:
-    """The compacted journal of the whole lines in ``data``, and the unreadable lines it dropped."""
+def compact(data: bytes) -> tuple[bytes, int, int]:
+    """The compacted journal of the whole lines in ``data``, the unreadable lines it dropped, and the
+    metric lines it put into blocks (0 and 0: it was compact already)."""
     header, recs, bad = _records(data)
+    plain = 0
     head = dict(header or {})
     head.update({"trackkit_journal": COMPACT_VERSION, "compacted": time.time()})
     lines = [_dumps(head)]
@@ -108,13 +110,14 @@ def compact(data: bytes) -> tuple[bytes, int]:
         if rec is not None and rec.get("k") == "m" and rec.keys() == _M_FIELDS and isinstance(rec["v"], dict) \
                 and rec["v"] and all(v is not None for v in rec["v"].values()):
             block.append(rec)
+            plain += 1 if raw else 0
             if len(block) >= BLOCK:
                 flush()
             continue
         flush()
         lines.append(raw.decode("utf-8", "surrogatepass") if raw else _dumps(rec))
     flush()
-    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), bad
+    return ("\n".join(lines) + "\n").encode("utf-8", "surrogatepass"), bad, plain
 
 
 def _events(path: str) -> list[str]:
@@ -170,8 +173,8 @@ def _one(run_dir: str, dry_run: bool) -> GcResult:
             return GcResult(rid, run_dir, "skipped", why)
         with open(rd.journal, "rb") as fh:
             data = fh.read()
-        new, dropped = compact(data)
-        if len(new) >= len(data):
+        new, dropped, plain = compact(data)
+        if (not plain and not dropped) or len(new) >= len(data):
             return GcResult(rid, run_dir, "skipped", "already compact", len(data), len(data))
         if dry_run:
             return GcResult(rid, run_dir, "would compact", "", len(data), len(new), dropped)
