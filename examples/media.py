@@ -60,6 +60,7 @@ with trackkit.init({"lr": 0.1, "epochs": EPOCHS}, project="media", backend=BACKE
         }, step=step - 1)
 
 print(f"run {run.name} ({run.id}): {run.status}")
+run.wait_delivery(timeout=120)  # finish() returned once the journal was safe; the agent delivers
 for backend in BACKENDS:
     rec = load_reader(parse_backend(backend)).read_run(run.id)
     counts = {k: len(v) for k, v in sorted(rec.media().items())}

@@ -31,6 +31,7 @@ def train(lr: float) -> str:
         for step in range(30):
             loss = math.exp(-lr * 10 * step / 30)
             run.log({"train/loss": loss, "eval/acc": 1 - loss / 2}, step=step)
+    run.wait_delivery(timeout=120)  # finish() returned once the journal was safe; read TensorBoard next
     return run.id
 
 

@@ -20,6 +20,9 @@ os.environ.update(
         "WANDB_CACHE_DIR": os.path.join(_SANDBOX, "wandb-cache"),
         "WANDB_CONFIG_DIR": os.path.join(_SANDBOX, "wandb-config"),
         "TRACKKIT_ROOT": os.path.join(_SANDBOX, "journal"),
+        # the tests read a backend right after finish(): they wait for delivery (the user's default,
+        # "journal", returns once the journal is safe; tests/core/test_finish_wait.py tests it)
+        "TRACKKIT_FINISH_WAIT": "delivery",
     }
 )
 for _var in ("WANDB_API_KEY", "WANDB_SERVICE", "TRACKKIT_BACKEND", "MLFLOW_TRACKING_URI"):

@@ -48,6 +48,7 @@ from .backend import BackendSpec
 from .checkpoints.deliver import CheckpointFiles
 from .errors import TrackkitWarning
 from .events import Artifact, Checkpoint, CheckpointPruned, Event, Media, Metrics, RunStarted, event_from_record
+from .index import Summarizer
 from .journal import JournalReader
 from .media.encode import materialize
 from .media.values import MediaError
@@ -169,6 +170,10 @@ class Delivery:
         self._state_lock = threading.Lock()
         #: checkpoints and artifacts: hashed and linked into the journal directory here, not in the trainer
         self.files = CheckpointFiles(self.rundir, self.log)
+        #: the run index entry, folded from what is read here (it reads from the journal's start) and
+        #: written at most once per flush_interval and when delivery stops (trackkit.index)
+        self.summary = Summarizer(run_dir)
+        self._delivered_seen = 0
 
     # ---------------------------------------------------------------- the delivery state
 
@@ -206,12 +211,14 @@ class Delivery:
         if not items:
             return 0
         fresh: list[tuple[Event, int]] = []
+        seen: list[Event] = []  # for the index: every event as the journal has it
         add = fresh.append
         for pair in items:
             item, end = pair
             if isinstance(item, Metrics):  # a metric record in Run.log's form, decoded by the reader
                 self.last_step = item.step
                 add(pair)  # type: ignore[arg-type]  # (Metrics, int) is a (Event, int)
+                seen.append(item)
                 continue
             rec = item
             try:
@@ -219,6 +226,7 @@ class Delivery:
             except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
                 self.log(f"skipping a damaged record at offset {end}: {exc!r}")
                 continue
+            seen.append(ev)
             if isinstance(ev, RunStarted):
                 self.start_event = ev
             elif isinstance(ev, Media):  # encoded here, once for every backend (docs/media.md)
@@ -240,6 +248,7 @@ class Delivery:
             elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
                 self.finished = False
             add((ev, end))
+        self.summary.fold(seen, self.reader.offset)
         if fresh:
             for st in self.sinks:
                 if fresh[0][1] > st.cursor:
@@ -335,12 +344,19 @@ class Delivery:
         else:
             time.sleep(timeout)
 
+    def _moved(self) -> bool:
+        """True when a backend accepted records since the last call."""
+        n = sum(st.delivered for st in self.sinks)
+        moved, self._delivered_seen = n != self._delivered_seen, n
+        return moved
+
     def caught_up(self) -> bool:
         return all(not st.pending and st.inflight is None for st in self.sinks)
 
     def close(self, timeout: float = 30.0) -> None:
         """Close every backend on its own sender thread. A backend still stuck in a send
         (a server that never answers) is left behind: its data stays in the journal."""
+        self.summary.save_every(self.flush_interval, force=True)
         closing: list[tuple[_SinkState, Future[None]]] = []
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
@@ -380,6 +396,7 @@ class Delivery:
         while True:
             got = self.read_new()
             progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
+            self.summary.save_every(self.flush_interval)
             if self.finished and self.caught_up():
                 if self.read_new():  # a resume record may follow the finish: deliver on
                     continue
@@ -407,7 +424,9 @@ class Delivery:
                 if stop_deadline is None:
                     stop_deadline = now + self.drain_timeout
                     deadline = stop_deadline if deadline is None else min(deadline, stop_deadline)
-            elif self.finished and deadline is None:
+            elif self.finished and (deadline is None or self._moved()):
+                # linger counts from the last record a backend accepted: many agents sharing a busy
+                # machine (a sweep whose finish() did not wait) deliver slowly but surely
                 deadline = now + self.linger
             elif not self.finished and deadline is not None and stop_deadline is None:
                 deadline = None  # resumed: the run is live again
@@ -498,11 +517,29 @@ class AgentHandle:
             return not self.thread.is_alive()
         return True
 
-    def pending(self) -> list[str]:
+    def let_go(self) -> None:
+        """``finish()`` without waiting: the process agent delivers the rest on its own."""
+        self._watch_stop.set()
+
+    def wait_delivered(self, timeout: float, finished: bool) -> bool:
+        """Wait until every backend holds the journal (``finished``: until the agent, done with the
+        run, exited, so the backends are closed too); False when ``timeout`` passed first."""
+        if finished:
+            if self.proc is not None:
+                self.wait(timeout)
+            return not self.pending()
+        deadline = time.monotonic() + timeout
+        while self.pending() and time.monotonic() < deadline:
+            time.sleep(WATCH_POLL)
+        return not self.pending()
+
+    def pending(self, failing_only: bool = False) -> list[str]:
         """The backends still behind, each with the cause the agent gave and where its log is:
-        ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``."""
+        ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``
+        (``failing_only``: only those the agent gave a cause for)."""
         log = RunDir(self.run_dir).agent_log
-        return [f"{b} ({cause}; see {log})" if cause else b for b, cause in delivery_state(self.run_dir, self.specs)]
+        return [f"{b} ({cause}; see {log})" if cause else b for b, cause in delivery_state(self.run_dir, self.specs)
+                if cause or not failing_only]
 
 
 def start_agent(run: Run) -> AgentHandle:

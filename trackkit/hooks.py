@@ -10,13 +10,35 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from .errors import DivergedError
 from .events import Status
 
-__all__ = ["ProcessHooks"]
+__all__ = ["ProcessHooks", "exception_ending"]
+
+
+def exception_ending(exc: BaseException, tb: TracebackType | None,
+                     step: int) -> tuple[Status | None, str, int | None, dict[str, Any] | None]:
+    """``(status, reason, exit_code, details)`` of a run whose process ends with ``exc``:
+    ``sys.exit(0)`` gives ``None`` (the run's own ending: completed, or diverged if it did),
+    ``sys.exit(n)`` crashed, ``KeyboardInterrupt`` killed, ``DivergedError`` diverged, anything
+    else crashed with its traceback."""
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None or code == 0:
+            return None, "", None, None
+        return Status.CRASHED, f"sys.exit({code!r})", code if isinstance(code, int) else 1, None
+    if isinstance(exc, KeyboardInterrupt):
+        return Status.KILLED, "SIGINT (KeyboardInterrupt)", 130, None
+    if isinstance(exc, DivergedError):
+        return Status.DIVERGED, str(exc), 1, None
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return (Status.CRASHED, f"{type(exc).__name__}: {exc}"[:1000], 1,
+            {"exception": type(exc).__qualname__, "traceback": text[-20000:], "last_step": step})
 
 
 class ProcessHooks:

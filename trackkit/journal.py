@@ -32,9 +32,16 @@ from typing import Any
 
 from .events import Event, Metrics, event_to_record, flatten_config
 
-__all__ = ["FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "MetricLines", "encode", "read_journal"]
+__all__ = [
+    "COMPACT_VERSION", "FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "MetricLines", "encode",
+    "expand_compact", "read_journal",
+]
 
+#: what a writer writes; a reader reads up to COMPACT_VERSION
 FORMAT_VERSION = 1
+#: a journal ``trackkit gc`` compacted: metric lines as ``mc`` blocks (docs/journal.md); version 1
+#: readers must refuse it (they would skip the blocks and miss every point)
+COMPACT_VERSION = 2
 JOURNAL_NAME = "journal.jsonl"
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -214,11 +221,17 @@ class JournalReader:
                 continue
             if "trackkit_journal" in rec:
                 self.header = rec
-                if rec["trackkit_journal"] > FORMAT_VERSION:
+                if rec["trackkit_journal"] > COMPACT_VERSION:
                     raise ValueError(
                         f"{self.path}: journal format {rec['trackkit_journal']} is newer than this "
-                        f"trackkit understands ({FORMAT_VERSION}). Fix: upgrade trackkit."
+                        f"trackkit understands ({COMPACT_VERSION}). Fix: upgrade trackkit."
                     )
+                continue
+            if rec.get("k") == "mc":  # a block of metric records, compacted by trackkit gc
+                try:
+                    out.extend((m, pos) for m in expand_compact(rec))
+                except (TypeError, ValueError, IndexError):
+                    self.skipped += 1
                 continue
             out.append((rec, pos))
 
@@ -259,6 +272,19 @@ class JournalReader:
                 pos += len(other) + 1
         self.offset = pos
         return out
+
+
+def expand_compact(rec: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The metric records an ``mc`` block holds: ``{"k":"mc","keys":[K...],"rows":[[s,t,v...],...]}``,
+    one row per record, ``null`` where that record had no value for the key (docs/journal.md)."""
+    keys = list(rec["keys"])
+    out = []
+    for row in rec["rows"]:
+        values = {k: v for k, v in zip(keys, row[2:]) if v is not None}
+        if len(row) != len(keys) + 2 or not values:
+            raise ValueError("a compacted metric row does not match its keys")
+        out.append({"k": "m", "s": row[0], "t": row[1], "v": values})
+    return out
 
 
 def read_journal(path: str) -> Iterator[dict[str, Any]]:

@@ -10,15 +10,22 @@ run, :class:`RunLookupError` says so: the runs it could mean (several) or the ru
 
 from __future__ import annotations
 
+import inspect
 import os
 import shlex
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
 from .events import RunInfo, RunRecord
 
-__all__ = ["RunLookupError", "find_in_journal", "find_in_readers", "journal_root", "journal_runs", "pick"]
+if TYPE_CHECKING:
+    from .index import IndexEntry
+
+__all__ = [
+    "RunLookupError", "find_entry", "find_in_journal", "find_in_readers", "journal_entries", "journal_root",
+    "journal_runs", "pick",
+]
 
 #: how many candidates a message names
 _SHOWN = 10
@@ -90,27 +97,44 @@ def journal_root(root: str | None = None) -> str:
     return os.path.abspath(load_settings().root)
 
 
-def journal_runs(root: str, project: str | None = None) -> list[RunRecord]:
-    """Every run under a journal root (of one ``project``), oldest first."""
-    from .journal import list_run_dirs, load_run
+def journal_entries(root: str, project: str | None = None) -> list[IndexEntry]:
+    """The run index of a journal root (of one ``project``), oldest first: each run's summary, up to
+    date with its journal, without reading whole journals (``trackkit.index``)."""
+    from .index import index_runs
 
-    out: list[RunRecord] = []
-    for d in list_run_dirs(root):
-        rec: RunRecord = load_run(d)
-        if project is None or rec.info.project == project:
-            out.append(rec)
-    return out
+    return index_runs(root, project)
+
+
+def journal_runs(root: str, project: str | None = None) -> list[RunRecord]:
+    """Every run under a journal root (of one ``project``), oldest first, each journal read whole
+    (what ``trackkit sync`` needs; a listing takes :func:`journal_entries`)."""
+    from .journal import load_run
+
+    return [load_run(e.run_dir) for e in journal_entries(root, project)]
 
 
 def _journal_fix(root: str) -> str:
     return f"`trackkit runs --root {shlex.quote(root)}`"
 
 
+def find_entry(ref: str, root: str, entries: Sequence[IndexEntry] | None = None) -> IndexEntry:
+    """The index entry of the run under journal root ``root`` that ``ref`` names (``entries``: the
+    index, when already read)."""
+    found = journal_entries(root) if entries is None else entries
+    rid = pick(ref, [(e.run_id, e.name) for e in found], f"the journal under {root}", _journal_fix(root))
+    return next(e for e in found if e.run_id == rid)
+
+
 def find_in_journal(ref: str, root: str, runs: Sequence[RunRecord] | None = None) -> RunRecord:
-    """The run under journal root ``root`` that ``ref`` names (``runs``: those already loaded)."""
-    recs = journal_runs(root) if runs is None else runs
-    rid = pick(ref, [(r.info.run_id, r.info.name) for r in recs], f"the journal under {root}", _journal_fix(root))
-    return next(r for r in recs if r.info.run_id == rid)
+    """The run under journal root ``root`` that ``ref`` names, read whole (``runs``: those already
+    loaded; otherwise the index finds it and only its journal is read)."""
+    if runs is None:
+        from .journal import load_run
+
+        rec: RunRecord = load_run(find_entry(ref, root).run_dir)
+        return rec
+    rid = pick(ref, [(r.info.run_id, r.info.name) for r in runs], f"the journal under {root}", _journal_fix(root))
+    return next(r for r in runs if r.info.run_id == rid)
 
 
 # ---------------------------------------------------------------- backends
@@ -121,16 +145,25 @@ def find_in_readers(
     readers: Sequence[tuple[str, Any]],
     project: str | None = None,
     listings: dict[int, list[RunInfo]] | None = None,
+    metrics: bool = True,
 ) -> tuple[int, RunRecord]:
     """The run ``ref`` names in the first backend that holds it: ``(index into readers, record)``.
 
     ``readers`` are ``(backend label, Reader)`` pairs searched in order: an exact id in any of
     them first (one ``read_run`` each, no listing), then each backend's listing (of ``project``)
     by the rule; several matches in one backend raise. ``listings`` caches the listings across
-    calls. Raises :class:`RunLookupError`."""
+    calls. ``metrics=False``: a Reader that can (``read_run(..., metrics=False)``) leaves out the metric
+    histories (the summary keeps the last values). Raises :class:`RunLookupError`."""
+    def read(reader: Any, rid: str) -> RunRecord:
+        if not metrics and "metrics" in inspect.signature(reader.read_run).parameters:
+            rec: RunRecord = reader.read_run(rid, metrics=False)
+            return rec
+        whole: RunRecord = reader.read_run(rid)
+        return whole
+
     for i, (_, reader) in enumerate(readers):
         try:
-            return i, reader.read_run(ref)
+            return i, read(reader, ref)
         except KeyError:
             continue
     cache = {} if listings is None else listings
@@ -141,7 +174,7 @@ def find_in_readers(
         pairs = list(dict.fromkeys((r.run_id, r.name) for r in cache[i]))
         rid, hits = _resolve(ref, pairs)
         if rid is not None:
-            return i, reader.read_run(rid)
+            return i, read(reader, rid)
         if hits:
             raise _several(ref, hits, pairs, label)
         every += pairs

@@ -391,9 +391,13 @@ def load_runs(
     refs: Sequence[str],
     backends: str | BackendSpec | Sequence[str | BackendSpec],
     project: str | None = None,
+    *,
+    metrics: bool = True,
 ) -> list[RunRecord]:
     """Whole runs by reference (run id, unique id prefix or unique name, see ``trackkit.lookup``),
-    searched in the backends in order: the first backend holding a run wins.
+    searched in the backends in order: the first backend holding a run wins. ``metrics=False``:
+    without the metric histories where a Reader can leave them out (MLflow: one request per key
+    over a server); the summaries keep every key's last value.
     ``RunLookupError`` (a ``KeyError`` and a ``ConfigError``) names a missing or ambiguous run."""
     from .lookup import find_in_readers
     from .registry import load_reader
@@ -403,7 +407,7 @@ def load_runs(
     listings: dict[int, list[RunInfo]] = {}
     out: list[RunRecord] = []
     for ref in refs:
-        i, rec = find_in_readers(ref, readers, project, listings)
+        i, rec = find_in_readers(ref, readers, project, listings, metrics)
         out.append(_annotated(rec, readers[i][0]))
     return out
 

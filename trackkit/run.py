@@ -12,7 +12,6 @@ import os
 import secrets
 import threading
 import time
-import traceback
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
 from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
-from .hooks import ProcessHooks
+from .hooks import ProcessHooks, exception_ending
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
 from .media.recorder import MediaRecorder
@@ -401,13 +400,20 @@ class Run:
         exit_code: int | None = None,
         details: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        wait: str | None = None,
     ) -> None:
-        """End the run: record the final status, then wait (at most ``drain_timeout``)
-        for the backends; what is not delivered by then stays in the journal for
-        ``trackkit sync``. Idempotent."""
+        """End the run: record the final status (fsynced), then, with ``finish_wait="delivery"``
+        (or ``wait="delivery"``), wait at most ``drain_timeout`` for the backends; what is not
+        delivered by then stays in the journal for ``trackkit sync``. With ``"journal"`` (the
+        default) it returns at once and the process agent delivers in the background
+        (:meth:`wait_delivery` waits for it). Idempotent."""
         global _active
         if self._finished or os.getpid() != self._pid:
             return
+        if wait not in (None, "journal", "delivery"):
+            raise ConfigError(f"wait: {wait!r} is not known. Fix: use 'journal' or 'delivery'")
+        # the thread agent ends with this process: only the process agent can be left to deliver
+        waits = (wait or self.settings.finish_wait) == "delivery" or self._agent.mode == "thread"
         if status is None:
             st = Status.DIVERGED if self._diverged else Status.COMPLETED
             if self._diverged and not reason:
@@ -442,9 +448,12 @@ class Run:
                     up = self._parent_run
                     _active = up if up is not None and not up.finished else None
             self._hooks.uninstall()
-            self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
+            if waits:
+                self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
+            else:
+                self._agent.let_go()
             self._release_lock()
-            self._report()
+            self._report(waits)
 
     def child(
         self, name: str | None = None, config: Mapping[str, Any] | None = None, *,
@@ -470,13 +479,22 @@ class Run:
         fd, self._lock_fd = self._lock_fd, -1
         release(fd)
 
-    def _report(self) -> None:
+    def wait_delivery(self, timeout: float | None = None) -> bool:
+        """Wait until every backend holds everything the journal holds (after ``finish``: until the
+        agent delivered the whole run and closed the backends), at most ``timeout`` seconds
+        (default ``drain_timeout``). True when nothing is left; what is not delivered stays in the
+        journal either way (``trackkit sync``)."""
+        return self._agent.wait_delivered(self.settings.drain_timeout if timeout is None else timeout,
+                                          finished=self._finished)
+
+    def _report(self, waited: bool = True) -> None:
         lost = self.problems.get("journal", 0)
         if lost:
             warn(f"trackkit run {self.name}: {lost} record(s) could not be written to the journal and are lost "
                  f"({self.logs_lost} of them log() calls); the backends hold only what the journal holds",
                  TrackkitWarning)
-        pending = self._agent.pending()
+        # not waited for: a backend still behind is the agent's work in progress, unless it failed
+        pending = self._agent.pending(failing_only=not waited)
         if pending:
             warn(f"trackkit run {self.name}: not yet delivered to {', '.join(pending)}; "
                  f"the journal keeps it. Deliver later with: trackkit sync {self.id}", TrackkitWarning)
@@ -513,27 +531,8 @@ class Run:
         self._finish_from_exception(exc, tb if tb is not None else exc.__traceback__)
 
     def _finish_from_exception(self, exc: BaseException, tb: TracebackType | None) -> None:
-        if isinstance(exc, SystemExit):
-            code = exc.code
-            if code is None or code == 0:
-                self.finish()
-            else:
-                ec = code if isinstance(code, int) else 1
-                self.finish(Status.CRASHED, f"sys.exit({code!r})", exit_code=ec)
-            return
-        if isinstance(exc, KeyboardInterrupt):
-            self.finish(Status.KILLED, "SIGINT (KeyboardInterrupt)", exit_code=130)
-            return
-        if isinstance(exc, DivergedError):
-            self.finish(Status.DIVERGED, str(exc), exit_code=1)
-            return
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-        self.finish(
-            Status.CRASHED,
-            f"{type(exc).__name__}: {exc}"[:1000],
-            exit_code=1,
-            details={"exception": type(exc).__qualname__, "traceback": text[-20000:], "last_step": self._step},
-        )
+        status, reason, exit_code, details = exception_ending(exc, tb, self._step)
+        self.finish(status, reason, exit_code=exit_code, details=details)
 
     # ------------------------------------------------------------------ internals
 

@@ -15,6 +15,8 @@ module and nothing else spells those names or opens those locks. See docs/archit
 * ``cursors/<sink key>.json`` — per backend, the byte offset of the last delivered record.
 * ``delivery.json`` — the **delivery state**: per backend, the deliverer's last word on why it
   is not delivering (the start-up reachability check, the last failure; ``""`` once it delivers).
+* ``index.json`` — the run's **index entry** (``trackkit.index``): its summary, and how far into the
+  journal it reaches; ``<root>/.index.json`` holds every run's, for listings.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,9 +37,8 @@ from .journal import JOURNAL_NAME, JournalWriter
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "DELIVERY_STATE", "FINISH_NOTE", "TRAINER_LOCK", "Ending", "RunDir",
-    "ending_events",
-    "sink_key",
+    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "DELIVERY_STATE", "FINISH_NOTE", "INDEX", "ROOT_INDEX",
+    "TRAINER_LOCK", "Ending", "RunDir", "ending_events", "journal_dirs", "root_index_path", "sink_key",
 ]
 
 TRAINER_LOCK = "lock"
@@ -45,6 +46,9 @@ AGENT_LOCK = "agent.lock"
 FINISH_NOTE = "finish.json"
 AGENT_LOG = "agent.log"
 DELIVERY_STATE = "delivery.json"
+#: the run's index entry, and every run's under a journal root (a dot name: never a project's directory)
+INDEX = "index.json"
+ROOT_INDEX = ".index.json"
 CURSORS = "cursors"
 ARTIFACTS = "artifacts"
 #: the trainer's media payloads (append-only) and the agent's delivered media files
@@ -171,6 +175,11 @@ class RunDir:
     @property
     def finish_note(self) -> str:
         return os.path.join(self.path, FINISH_NOTE)
+
+    @property
+    def index(self) -> str:
+        """The run's index entry (``trackkit.index``)."""
+        return os.path.join(self.path, INDEX)
 
     def has_journal(self) -> bool:
         """True when the journal holds anything (a run was started here)."""
@@ -372,6 +381,46 @@ class RunDir:
         os.makedirs(os.path.join(self.path, CURSORS), exist_ok=True)
         write_json_atomic(self.cursor_path(key), {"offset": offset, "backend": backend, "delivered": delivered})
 
+    def move_cursors(self, specs: Sequence[BackendSpec], offset: int) -> None:
+        """Point every backend's cursor at ``offset`` (``trackkit gc`` rewrote a fully delivered journal:
+        its end moved), keeping the count of records it delivered."""
+        for s in specs:
+            key = sink_key(s)
+            try:
+                with open(self.cursor_path(key)) as fh:
+                    delivered = int(json.load(fh).get("delivered", 0))
+            except (OSError, ValueError, TypeError, AttributeError):
+                delivered = 0
+            self.save_cursor(key, offset, s.scheme, delivered)
+
+    def replace_journal(self, data: bytes) -> None:
+        """Replace the journal with ``data`` atomically and durably (a new file, fsynced, renamed over
+        it, the directory fsynced): a reader sees the old journal or the new one, never a mix. Only
+        ``trackkit gc``, holding the trainer and delivery locks."""
+        tmp = self.journal + ".gc.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    n = os.write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.journal)
+        except BaseException:
+            try:
+                os.unlink(tmp)  # a full disk: the old journal stays, whole
+            except OSError:
+                pass
+            raise
+        dfd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
     def pending(self, specs: Sequence[BackendSpec]) -> list[BackendSpec]:
         """The backends whose cursor is behind the end of the journal."""
         try:
@@ -401,6 +450,33 @@ class RunDir:
         if not isinstance(data, dict):
             return {}
         return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
+def root_index_path(root: str) -> str:
+    """Every run's index entry under a journal root, in one file (``trackkit.index``)."""
+    return os.path.join(root, ROOT_INDEX)
+
+
+def journal_dirs(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """``(project dir/run id, run directory, the journal's stat)`` of every run directory with a journal
+    under a journal root, in no particular order: one ``stat`` per run."""
+    try:
+        projects = list(os.scandir(root))
+    except OSError:
+        return
+    for p in projects:
+        try:
+            if not p.is_dir():
+                continue
+            runs = list(os.scandir(p.path))
+        except OSError:
+            continue
+        for r in runs:
+            try:
+                st = os.stat(os.path.join(r.path, JOURNAL_NAME))
+            except OSError:
+                continue
+            yield f"{p.name}/{r.name}", r.path, st
 
 
 def release(fd: int) -> None:

@@ -27,6 +27,7 @@ def init(
     root: str | None = None,
     agent: str | None = None,
     drain_timeout: float | None = None,
+    finish_wait: str | None = None,
     linger: float | None = None,
     flush_interval: float | None = None,
     on_nan: str | None = None,
@@ -68,8 +69,8 @@ def init(
         project = parent.project  # MLflow nests a child in its parent's experiment
     kwargs = {
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
-        "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
-        "advisories": advisories, "capture": capture, "ranks": ranks,
+        "finish_wait": finish_wait, "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan,
+        "strict": strict, "advisories": advisories, "capture": capture, "ranks": ranks,
     }
     rank = process_rank()
     settings = load(kwargs) if rank is not None else None
@@ -124,8 +125,9 @@ def log(values: Mapping[str, Any], step: int | None = None) -> None:
     run.log(values, step)
 
 
-def finish(status: Status | str | None = None, reason: str = "") -> None:
-    """``finish()`` of the active run (nothing when there is none)."""
+def finish(status: Status | str | None = None, reason: str = "", *, wait: str | None = None) -> None:
+    """``finish()`` of the active run (nothing when there is none); ``wait``: ``"journal"`` or
+    ``"delivery"``, this call's ``finish_wait``."""
     run = current_run()
     if run is not None:
-        run.finish(status, reason)
+        run.finish(status, reason, wait=wait)

@@ -95,6 +95,11 @@ class Settings(BaseModel):
     root: str = "./.trackkit"
     #: "process" (default): a delivery agent that outlives the trainer; "thread": in-process
     agent: Literal["process", "thread"] = "process"
+    #: what finish() waits for: "journal" (default): the finish record is in the journal (fsynced) and
+    #: the process agent, which outlives the trainer, delivers the rest in the background;
+    #: "delivery": every backend holds the whole run (at most drain_timeout). The thread agent
+    #: always waits for delivery (it ends with the process). run.wait_delivery() waits later.
+    finish_wait: Literal["journal", "delivery"] = "journal"
     #: seconds finish() waits for delivery before leaving the rest in the journal
     drain_timeout: float = Field(10.0, ge=0)
     #: seconds the background agent process goes on delivering after the trainer has finished or
@@ -155,6 +160,7 @@ class Settings(BaseModel):
 _FIXES = {
     "backend": "use a backend string such as 'tensorboard:./runs', 'wandb:PROJECT', 'mlflow:./mlflow.db' or a list",
     "agent": "use 'process' (default) or 'thread'",
+    "finish_wait": "use 'journal' (default: return once the journal is safe) or 'delivery' (wait for the backends)",
     "drain_timeout": "use a number of seconds >= 0, e.g. 10",
     "linger": "use a number of seconds >= 0, e.g. 120",
     "on_nan": "use 'mark', 'stop' or 'ignore'",

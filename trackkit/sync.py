@@ -18,7 +18,7 @@ behind is reported with the cause in one line (``RunSync.causes``, from ``agent.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -73,24 +73,26 @@ def run_backends(rec: RunRecord) -> list[str]:
     return out
 
 
-def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None] | None = None) -> RunSync:
-    """Deliver one journaled run to its backends, for at most ``timeout`` seconds of trying. The
-    delivery's messages go to the run's ``agent.log``, and to ``log`` too when given."""
+def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None] | None = None,
+             backends: Sequence[str] | None = None) -> RunSync:
+    """Deliver one journaled run to its backends (``backends``: as its index entry lists them; default:
+    from its events), for at most ``timeout`` seconds of trying. The delivery's messages go to the
+    run's ``agent.log``, and to ``log`` too when given."""
     from .agent import Delivery, agent_logger, delivery_state
     from .registry import display_backend, parse_backend
     from .rundir import RunDir, release
 
     rid = rec.info.run_id
     rd = RunDir(rec.info.location)
-    specs = [parse_backend(b) for b in run_backends(rec)]
-    backends = [display_backend(s) for s in specs]
+    specs = [parse_backend(b) for b in (run_backends(rec) if backends is None else backends)]
+    shown = [display_backend(s) for s in specs]
     if rd.trainer_alive():
-        return RunSync(rid, "running", backends)
+        return RunSync(rid, "running", shown)
     if not rd.pending(specs) and rec.info.status is not Status.RUNNING:
-        return RunSync(rid, "up to date", backends)
+        return RunSync(rid, "up to date", shown)
     lock = rd.hold_agent_lock()
     if lock is None:
-        return RunSync(rid, "busy", backends)
+        return RunSync(rid, "busy", shown)
     to_file = agent_logger(rd.path)
 
     def tee(msg: str) -> None:
@@ -114,7 +116,7 @@ def sync_run(rec: RunRecord, *, timeout: float = 60.0, log: Callable[[str], None
     finally:
         release(lock)
     left = delivery_state(rd.path, specs)
-    return RunSync(rid, "delivered" if ok and not left else "pending", backends, [b for b, _ in left],
+    return RunSync(rid, "delivered" if ok and not left else "pending", shown, [b for b, _ in left],
                    dict(left), rd.agent_log)
 
 
@@ -130,13 +132,13 @@ def sync(
     undelivered data, or only ``run`` (id, id prefix or name; ``lookup.RunLookupError`` when no
     run or several answer to it). ``log`` gets the delivery's messages, ``progress`` each run's
     outcome as it is known."""
-    from .lookup import find_in_journal, journal_root, journal_runs
+    from .lookup import find_entry, journal_entries, journal_root
 
     where = journal_root(root)
-    recs = [find_in_journal(run, where)] if run else journal_runs(where)
+    entries = [find_entry(run, where)] if run else journal_entries(where)
     report = SyncReport()
-    for rec in recs:
-        outcome = sync_run(rec, timeout=timeout, log=log)
+    for e in entries:  # the index has what deciding needs; the Delivery reads the journal itself
+        outcome = sync_run(RunRecord(e.info, []), timeout=timeout, log=log, backends=e.backends)
         report.runs.append(outcome)
         if progress is not None:
             progress(outcome)

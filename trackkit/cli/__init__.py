@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "migrate": ("trackkit.cli.migrate", "migrate", "Copy runs between backends and verify every point of the copy."),
     "checkpoints": ("trackkit.cli.checkpoints", "checkpoints",
                     "List a run's checkpoints, or print the best one's path (--best val/loss:min --path)."),
+    "gc": ("trackkit.cli.gc", "gc", "Compact the journals of finished, fully delivered runs (--dry-run first)."),
 }
 
 

@@ -20,11 +20,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..events import RunInfo, RunRecord, Status
-from ..lookup import find_in_journal, journal_root, journal_runs
+from ..index import IndexEntry
+from ..lookup import find_entry, journal_entries, journal_root
 from ..sync import run_backends
 
 __all__ = [
-    "STATUS_STYLE", "Column", "Delivery", "console", "delivery", "dump_json", "find_run", "fitted_table",
+    "STATUS_STYLE", "Column", "Delivery", "IndexEntry", "console", "delivery", "dump_json", "find_run", "fitted_table",
     "hidden_note", "journal_records", "journal_root", "num", "quiet_sdk_logs", "resumed_note", "run_backends",
     "status_text", "when",
 ]
@@ -157,9 +158,9 @@ class Delivery:
         return ("delivering to " if self.delivering else "not delivered to ") + ", ".join(each)
 
 
-def delivery(rec: RunRecord) -> Delivery:
-    """The delivery state of a journaled run: the backends whose cursor is behind its journal, with
-    the deliverer's last error for each (``agent.delivery_state``)."""
+def delivery(rec: RunRecord | IndexEntry) -> Delivery:
+    """The delivery state of a journaled run (its record or its index entry): the backends whose
+    cursor is behind its journal, with the deliverer's last error for each (``agent.delivery_state``)."""
     from ..agent import delivery_state
     from ..errors import TrackkitError
     from ..registry import parse_backend
@@ -168,7 +169,7 @@ def delivery(rec: RunRecord) -> Delivery:
     if not rec.info.location or not os.path.isdir(rec.info.location):
         return Delivery([])
     specs, unknown = [], []
-    for b in run_backends(rec):
+    for b in rec.backends if isinstance(rec, IndexEntry) else run_backends(rec):
         try:
             specs.append(parse_backend(b))
         except TrackkitError:  # a plug-in backend not installed here: nothing here can have delivered it
@@ -191,23 +192,25 @@ def status_text(i: RunInfo, note: str = "") -> Text:
     return t
 
 
-def journal_records(root: str, project: str | None = None) -> list[RunRecord]:
-    """The runs under a journal root, oldest first; a ``running`` run whose trainer is gone says so."""
+def journal_records(root: str, project: str | None = None) -> list[IndexEntry]:
+    """The run index under a journal root, oldest first (no journal is read whole); a ``running`` run
+    whose trainer is gone says so."""
     from ..rundir import RunDir
 
-    out = journal_runs(root, project)
-    for rec in out:
-        if rec.info.status is Status.RUNNING and not RunDir(rec.info.location).trainer_alive():
-            rec.info.reason = rec.info.reason or "unfinished: the process is gone (run `trackkit sync` to mark it)"
+    out = journal_entries(root, project)
+    for e in out:
+        if e.status == Status.RUNNING.value and not RunDir(e.run_dir).trainer_alive():
+            e.info.reason = e.info.reason or "unfinished: the process is gone (run `trackkit sync` to mark it)"
     return out
 
 
-def find_run(root: str, ref: str) -> RunRecord:
-    """The journal run ``ref`` (id, id prefix or name) names; a click error naming the fix otherwise."""
+def find_run(root: str, ref: str, entries: Sequence[IndexEntry] | None = None) -> IndexEntry:
+    """The index entry of the journal run ``ref`` (id, id prefix or name) names (``entries``: the
+    index, when already read); a click error naming the fix otherwise."""
     from ..lookup import RunLookupError
 
     try:
-        return find_in_journal(ref, root, journal_records(root))
+        return find_entry(ref, root, journal_records(root) if entries is None else entries)
     except RunLookupError as exc:
         raise click.ClickException(str(exc)) from None
 

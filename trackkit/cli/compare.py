@@ -11,8 +11,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import TrackkitError
-from ..events import RunRecord
-from .common import STATUS_STYLE, console, dump_json, find_run, journal_root, num, quiet_sdk_logs
+from ..events import RunInfo, RunRecord
+from .common import (
+    STATUS_STYLE,
+    console,
+    dump_json,
+    find_run,
+    journal_records,
+    journal_root,
+    num,
+    quiet_sdk_logs,
+)
 
 
 def _val(v: Any) -> str:
@@ -27,18 +36,30 @@ def _val(v: Any) -> str:
     return escape(json.dumps(v, default=str, ensure_ascii=False))
 
 
-def _journal_records(refs: Sequence[str], root: str | None) -> list[RunRecord]:
+def _journal_records(refs: Sequence[str], root: str | None, points: bool = False) -> list[RunInfo] | list[RunRecord]:
+    """The runs' summaries from the run index: each metric's last/min/max/count is kept there
+    (``points``: the whole records, read from the journals, for ``--plot``)."""
+    from ..journal import load_run
+
     r = journal_root(root)
-    return [find_run(r, ref) for ref in refs]
+    entries = journal_records(r)
+    found = [find_run(r, ref, entries) for ref in refs]
+    if points:
+        return [load_run(e.run_dir) for e in found]
+    return [e.info for e in found]
 
 
-def _plot(recs: Sequence[RunRecord], path: str) -> None:
+def _plot(recs: Sequence[RunRecord | RunInfo], path: str) -> None:
     from ..report.png import plot_shared
+
+    if not all(isinstance(r, RunRecord) for r in recs):
+        raise click.ClickException("--plot needs every point of the runs. Fix: compare runs a backend or the "
+                                   "journal holds whole")
 
     if not path.lower().endswith(".png"):
         raise click.ClickException(f"--plot {path}: a PNG file is written. Fix: --plot curves.png")
     try:
-        keys = plot_shared(recs, path)
+        keys = plot_shared([r for r in recs if isinstance(r, RunRecord)], path)
     except TrackkitError as exc:  # matplotlib missing: the install command
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
@@ -69,7 +90,8 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
 
     try:
         with quiet_sdk_logs():
-            recs = load_runs(list(runs), list(backends), project) if backends else _journal_records(runs, root)
+            recs: Sequence[RunRecord | RunInfo] = (load_runs(list(runs), list(backends), project) if backends
+                                                   else _journal_records(runs, root, points=bool(plot)))
         result = compare_runs(recs)
     except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
         raise click.ClickException(str(exc)) from None

@@ -165,9 +165,14 @@ def runs(root: str | None, project: str | None, limit: int, backends: tuple[str,
         if backends:
             query_rows(backends, project, where, sort, limit, as_json)
             return
+        from ..index import newest
+
         r = journal_root(root)
-        recs = {rec.info.location: rec for rec in journal_records(r, project)}
-        rows = filter_rows([rec.info for rec in recs.values()], where, sort, limit)
+        entries = journal_records(r, project)
+        if not where and not sort:  # the default order: only the rows shown are decoded
+            entries = newest(entries, limit)
+        recs = {e.run_dir: e for e in entries}
+        rows = filter_rows([e.info for e in recs.values()], where, sort, limit)
         if not rows and not as_json and not where:
             console().print(f"no runs under {escape(r)}")
             return
@@ -275,13 +280,15 @@ def show(run: str, root: str | None, backends: tuple[str, ...], project: str | N
 def _load(
     run: str, root: str | None, backends: Sequence[str], project: str | None
 ) -> tuple[RunRecord, Delivery | None]:
-    if not backends:
-        rec = find_run(journal_root(root), run)
-        return rec, delivery(rec)
+    if not backends:  # the summary from the index; of the journal, every record but the metric points
+        from ..index import light_record
+
+        entry = find_run(journal_root(root), run)
+        return light_record(entry), delivery(entry)
     from ..query import load_runs
 
     try:
-        (rec,) = load_runs([run], list(backends), project)
+        (rec,) = load_runs([run], list(backends), project, metrics=False)  # show prints the last values
     except TrackkitError as exc:  # a missing or ambiguous RUN is a lookup.RunLookupError
         raise click.ClickException(str(exc)) from None
     except KeyError as exc:  # a Reader that lost a run it had just listed

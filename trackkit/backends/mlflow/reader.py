@@ -154,10 +154,12 @@ class MlflowReader:
                 self._parents[run.info.run_id] = run.data.tags.get(T_RUN_ID) or run.info.run_id
             return [self._info(run, exps.get(str(run.info.experiment_id), "")) for run in runs]
 
-    def read_run(self, run_id: str) -> RunRecord:
+    def read_run(self, run_id: str, *, metrics: bool = True) -> RunRecord:
+        """The whole run; ``metrics=False``: without the metric histories (one request per key over a
+        server), for what needs only the last values the listing already has (``trackkit show``)."""
         plan = self._open_run(run_id)
         events: list[Event] = []
-        for chunk, _, _ in self._chunks(plan):
+        for chunk, _, _ in self._chunks(plan, metrics):
             events.extend(chunk)
         return RunRecord(plan.info, events)
 
@@ -178,7 +180,7 @@ class MlflowReader:
 
     # ---- the stream
 
-    def _chunks(self, plan: _Plan) -> Iterator[Chunk]:
+    def _chunks(self, plan: _Plan, metrics: bool = True) -> Iterator[Chunk]:
         conn = self._conn
         notes = plan.notes
         said = 0
@@ -188,10 +190,11 @@ class MlflowReader:
         mi = 0
         info = plan.info
         with conn.errors("read_run (metrics)"):
-            if conn.remote or self._path is None:
-                total = None
+            src: Iterator[Any] = iter(())  # metrics=False: no history is read
+            total: int | None = None
+            if metrics and (conn.remote or self._path is None):
                 src = paged_points(self._page(plan.mid), plan.metric_keys, notes)
-            else:
+            elif metrics and self._path is not None:
                 total = sqlite_count(self._path, plan.mid)
                 src = sqlite_points(self._path, plan.mid)
             done = 0
