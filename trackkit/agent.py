@@ -517,9 +517,13 @@ class AgentHandle:
             return not self.thread.is_alive()
         return True
 
-    def let_go(self) -> None:
-        """``finish()`` without waiting: the process agent delivers the rest on its own."""
+    def let_go(self, timeout: float) -> None:
+        """``finish()`` without waiting: the process agent delivers the rest on its own (a Reader made
+        in this process waits for it, at most ``timeout``: ``delivering``)."""
+        from .delivering import track
+
         self._watch_stop.set()
+        track(self, timeout)
 
     def wait_delivered(self, timeout: float, finished: bool) -> bool:
         """Wait until every backend holds the journal (``finished``: until the agent, done with the

@@ -19,7 +19,7 @@ import importlib
 import importlib.util
 import inspect
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -227,10 +227,18 @@ def load_sink(spec: BackendSpec) -> Any:
     return _load(entry_for(spec.scheme).sink, spec)(spec)
 
 
+#: called with the spec before a Reader is made: ``delivering.wait_for`` (registered when a run of this
+#: process finished without waiting for its delivery) waits for that delivery, so the process that
+#: wrote a run reads it back whole
+BEFORE_READ: list[Callable[[BackendSpec], None]] = []
+
+
 def load_reader(spec: BackendSpec, *, must_exist: bool = True) -> Any:
     """The backend's Reader. Reading never creates a store: a missing one is a ``ConfigError`` naming the
     path and the fix; with ``must_exist=False`` (a migration target, created by its sink) it reads as
     empty until it exists. A plug-in Reader without a ``must_exist`` keyword is called with the spec."""
+    for hook in list(BEFORE_READ):
+        hook(spec)
     entry = entry_for(spec.scheme)
     if not entry.reader:
         raise BackendNotFound(f"backend {spec.scheme!r} has no reader; it cannot be queried or migrated from")

@@ -451,7 +451,7 @@ class Run:
             if waits:
                 self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
             else:
-                self._agent.let_go()
+                self._agent.let_go(self.settings.drain_timeout)
             self._release_lock()
             self._report(waits)
 

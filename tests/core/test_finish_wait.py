@@ -80,3 +80,18 @@ def test_a_wrong_value_names_the_setting_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="wait: 'later'.*Fix"):
         run.finish(wait="later")
     run.finish()
+
+
+def test_a_reader_in_the_process_that_wrote_the_run_waits_for_its_delivery(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """finish() returned before delivery; a Reader made in this process for that backend's kind still
+    reads the whole run (registry.BEFORE_READ, trackkit.delivering), with no wait_delivery() call."""
+    monkeypatch.delenv("TRACKKIT_FINISH_WAIT")
+    tb = f"tensorboard:{tmp_path / 'tb'}"
+    run = _run(tmp_path, tb, drain_timeout=120)
+    for s in range(50):
+        run.log({"loss": 1.0 / (s + 1)}, step=s)
+    run.finish()
+    assert run._agent.proc is not None and run._agent.proc.poll() is None  # still delivering
+    assert _points(tb, run.id) == [(s, pytest.approx(1.0 / (s + 1))) for s in range(50)]
+    assert run._agent.proc.poll() == 0
