@@ -8,6 +8,7 @@ import logging
 import math
 import os
 import posixpath
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -78,6 +79,10 @@ from .names import (
 _log = logging.getLogger("trackkit.backends.mlflow")
 
 
+#: seconds between two writes of the metrics' extremes as tags (``best.py``) while a run is live
+BEST_EVERY_S = 30.0
+
+
 class MlflowSink:
     """Sends trackkit events to an MLflow tracking store, synchronously in ``emit``."""
 
@@ -127,6 +132,9 @@ class MlflowSink:
         self._media = MediaWriter(self._conn.client)
         #: each metric's extremes and goal, kept as tags (``best.py``)
         self._best = BestValues()
+        #: the extremes' tags are written at most every BEST_EVERY_S and when the run ends: a
+        #: metrics batch keeps MLflow's whole 1000-entity budget for points
+        self._best_at = time.monotonic()
 
     @property
     def client(self) -> Any:
@@ -164,7 +172,7 @@ class MlflowSink:
 
     def close(self) -> None:
         with self._delivering("close"):
-            self._flush()
+            self._flush(final=True)
 
     @contextlib.contextmanager
     def _delivering(self, what: str | Callable[[], str]) -> Iterator[None]:
@@ -500,7 +508,7 @@ class MlflowSink:
             self._tag(T_REASON, shorten(ev.reason, MAX_TAG_LENGTH))
         if ev.exit_code is not None:
             self._tag(T_EXIT_CODE, str(ev.exit_code))
-        self._flush()
+        self._flush(final=True)
         status = TO_MLFLOW[ev.status]
         if status == "RUNNING":
             return
@@ -563,10 +571,11 @@ class MlflowSink:
         self._p_params, self._p_tags, self._p_metrics = {}, {}, []
         self._best.again()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
         if self.mlflow_run_id is None:
             return
-        if self._best.dirty:
+        if self._best.dirty and (final or time.monotonic() - self._best_at >= BEST_EVERY_S):
+            self._best_at = time.monotonic()
             for k, v in self._best.tags().items():
                 self._tag(k, v)
         if not (self._p_params or self._p_tags or self._p_metrics):
