@@ -34,7 +34,7 @@ from .events import Event, Metrics, event_to_record, flatten_config
 
 __all__ = [
     "COMPACT_VERSION", "FORMAT_VERSION", "JOURNAL_NAME", "JournalReader", "JournalWriter", "MetricLines", "encode",
-    "expand_compact", "read_journal",
+    "expand_compact", "join_surrogates", "read_journal",
 ]
 
 #: what a writer writes; a reader reads up to COMPACT_VERSION
@@ -45,6 +45,15 @@ COMPACT_VERSION = 2
 JOURNAL_NAME = "journal.jsonl"
 
 _encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+
+
+def join_surrogates(text: str) -> str:
+    """``text`` with each high + low surrogate pair joined into the one character JSON reads it back as
+    (``"\\ud800\\udcd8"`` is read as ``"\U000100d8"``); a lone surrogate stays. A metric key is
+    journaled in this form, so it reads back as it is recorded."""
+    if text.isascii():
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
 def encode(ev: Event) -> str:
@@ -122,7 +131,7 @@ class MetricLines:
             if ek is None:
                 if len(keys) > 10_000:  # keys made up per step must not grow memory without bound
                     keys.clear()
-                sk = k if type(k) is str else str(k)
+                sk = join_surrogates(k if type(k) is str else str(k))
                 ek = keys[k] = _encode(sk) + ":"
                 if self._new_key is not None:
                     self._new_key(sk)
