@@ -54,6 +54,8 @@ from .reach import describe_failure, probe, server_address
 from .rundir import RunDir, release, sink_key
 
 if TYPE_CHECKING:
+    from .console import ConsoleCapture, ConsoleEnd
+    from .observe import Observers
     from .run import Run
 
 __all__ = [
@@ -158,6 +160,8 @@ class Delivery:
         self.flush_interval = flush_interval
         self.log = log or (lambda msg: None)
         self.start_event: RunStarted | None = None
+        #: the console pump and system sampler of this run (observe.Observers), if any
+        self.observers: Observers | None = None
         self.finished = False
         self.last_step: int | None = None
         self.sinks = [_SinkState(s, sink_key(s)) for s in specs]
@@ -229,8 +233,12 @@ class Delivery:
                 self.last_step = rec.get("s", self.last_step)
             elif kind == "finish":
                 self.finished = True
+                if self.observers is not None:
+                    self.observers.finished()
             elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
                 self.finished = False
+            elif self.finished and kind in ("console", "sys"):  # the agent's own, after the end: not delivered
+                continue
             add((ev, end))
         if fresh:
             for st in self.sinks:
@@ -354,10 +362,11 @@ class Delivery:
                 self.log(f"{st.spec.scheme}: close failed: {exc!r}")
             st.sink = None
 
-    def mark_ended(self) -> None:
+    def mark_ended(self, tail: str = "") -> None:
         """The trainer is gone and the journal has no finish record: record the status the trainer
-        left in its finish note when its journal was full, else that the run was killed."""
-        end = self.rundir.close_segment(self.start_event.run_id if self.start_event else "", self.last_step)
+        left in its finish note when its journal was full, else that the run was killed (``tail``: its
+        last console lines, for the reason)."""
+        end = self.rundir.close_segment(self.start_event.run_id if self.start_event else "", self.last_step, tail)
         source = f" from {os.path.basename(self.rundir.finish_note)}" if end.from_note else ""
         self.log(f"marked the run {end.status.value}{source}: {self.rundir.ending_reason(end)}")
 
@@ -385,10 +394,12 @@ class Delivery:
                 if held is None:
                     continue
                 try:
+                    # the rest of its console first (journaled by the pump), then its last records
+                    tail = self.observers.trainer_gone() if self.observers is not None else ""
                     while self.read_new():  # to the end: the last records the trainer wrote before dying
                         pass
                     if not self.finished:
-                        self.mark_ended()
+                        self.mark_ended(tail)
                 finally:
                     release(held)
                 continue
@@ -440,12 +451,15 @@ class AgentHandle:
         proc: subprocess.Popen[bytes] | None = None,
         thread: threading.Thread | None = None,
         stop: threading.Event | None = None,
+        console: ConsoleCapture | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.specs = list(specs)
         self.proc = proc
         self.thread = thread
         self.stop = stop
+        #: the trainer's console capture (engaged), ended by end_console() at finish
+        self.console = console
         self._watch_stop = threading.Event()
         if any(server_address(s) is not None for s in self.specs):
             where = _user_line()
@@ -490,6 +504,11 @@ class AgentHandle:
             return not self.thread.is_alive()
         return True
 
+    def end_console(self, timeout: float) -> ConsoleEnd | None:
+        """Give fds 1 and 2 back and wait (at most ``timeout``) for the agent to have all of the console."""
+        cap, self.console = self.console, None
+        return cap.end(timeout) if cap is not None else None
+
     def pending(self) -> list[str]:
         """The backends still behind, each with the cause the agent gave and where its log is:
         ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``."""
@@ -498,26 +517,37 @@ class AgentHandle:
 
 
 def start_agent(run: Run) -> AgentHandle:
+    from . import observe
     from .registry import entry_for
 
     specs = run.specs
     mode = run.settings.agent
     if any(entry_for(s.scheme).in_process for s in specs):
         mode = "thread"
+    cap, opts = observe.prepare(run.dir, run.id, run.settings, os.getpid())
     if mode == "thread":
         stop = threading.Event()
+        log = _file_logger(RunDir(run.dir).agent_log)
         delivery = Delivery(
             run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
-            flush_interval=run.settings.flush_interval, log=_file_logger(RunDir(run.dir).agent_log),
+            flush_interval=run.settings.flush_interval, log=log,
         )
+        observers = delivery.observers = observe.Observers(run.dir, opts, log) if opts is not None else None
+        if cap is not None:
+            pump = observers.pump if observers is not None else None
+            cap.engage(pump.alive if pump is not None else lambda: False)
         target: Callable[..., Any] = delivery.run
         if getattr(run, "resumed", 0):  # one deliverer per run: an earlier segment's agent may still deliver
             target = _after_earlier_agent(run.dir, delivery)
-        t = threading.Thread(target=target, args=(lambda: True, stop), name=f"trackkit-agent-{run.id}", daemon=True)
+        t = threading.Thread(target=observe.then_close(target, observers), args=(lambda: True, stop),
+                             name=f"trackkit-agent-{run.id}", daemon=True)
         t.start()
-        return AgentHandle(run.dir, specs, thread=t, stop=stop)
+        return AgentHandle(run.dir, specs, thread=t, stop=stop, console=cap)
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
+    fds = observe.option_fds(opts)
+    if opts is not None:
+        env[observe.OBSERVE_ENV] = json.dumps(opts)
     logf = open(RunDir(run.dir).agent_log, "ab")
     try:
         proc = subprocess.Popen(
@@ -534,10 +564,18 @@ def start_agent(run: Run) -> AgentHandle:
             stderr=logf,
             start_new_session=True,
             close_fds=True,
+            pass_fds=fds,
         )
+    except BaseException:
+        if cap is not None:
+            cap.abandon()
+        raise
     finally:
         logf.close()
-    return AgentHandle(run.dir, specs, proc=proc)
+        observe.close_fds(fds)  # the agent holds them now
+    if cap is not None:
+        cap.engage(lambda: proc.poll() is None)
+    return AgentHandle(run.dir, specs, proc=proc, console=cap)
 
 
 def _after_earlier_agent(run_dir: str, delivery: Delivery) -> Callable[[Callable[[], bool], threading.Event], bool]:
@@ -610,6 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
     rd = RunDir(args.run_dir)
     log = _file_logger(rd.agent_log)
+    from .observe import Observers
+
+    # the console pump first: the trainer's output is shown on its terminal from now on, whoever delivers
+    observers = Observers.from_env(args.run_dir, log)
     stop = threading.Event()
     lock = rd.hold_agent_lock()
     if lock is None and args.resumed:
@@ -632,7 +674,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     log(f"agent started (pid {os.getpid()}) for {[_public(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
                         linger=args.linger, flush_interval=args.flush_interval, log=log)
-    ok = delivery.run(rd.trainer_alive, stop)
+    delivery.observers = observers
+    try:
+        ok = delivery.run(rd.trainer_alive, stop)
+    finally:
+        if observers is not None:
+            observers.close()
     if stop.is_set():
         log("agent got SIGTERM: drained before exiting")
     left = pending_sinks(args.run_dir, specs)

@@ -23,6 +23,7 @@ __all__ = [
     "MEDIA_KINDS",
     "Artifact",
     "ConfigUpdate",
+    "Console",
     "Event",
     "Media",
     "MetricStats",
@@ -35,6 +36,7 @@ __all__ = [
     "Status",
     "StatusChange",
     "Summary",
+    "SystemMetrics",
     "Tags",
     "event_from_record",
     "event_to_record",
@@ -204,8 +206,32 @@ class RunResumed:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Console:
+    """A chunk of the trainer's console output (stdout and stderr, whole lines, secrets redacted,
+    progress-bar rewrites collapsed to their final line), recorded by the agent (docs/console-and-system.md).
+    ``line`` is the number of console lines before this chunk; ``lost`` counts bytes shown on the
+    terminal but not kept (the agent was not reading)."""
+
+    text: str
+    time: float
+    line: int = 0
+    lost: int = 0
+
+
+@dataclass(frozen=True)
+class SystemMetrics:
+    """One sample of the machine and the trainer's process tree, taken by the agent: ``system/...``
+    values on a time axis (``seq`` counts the samples of the run)."""
+
+    time: float
+    values: Mapping[str, float]
+    seq: int = 0
+
+
 Event = Union[  # noqa: UP007
-    RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed
+    RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed,
+    Console, SystemMetrics,
 ]
 
 
@@ -442,6 +468,8 @@ _KIND = {
     StatusChange: "status",
     RunFinished: "finish",
     RunResumed: "resume",
+    Console: "console",
+    SystemMetrics: "sys",
 }
 
 
@@ -501,4 +529,9 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
         prev = body.get("previous_status")
         body["previous_status"] = Status(prev) if prev is not None else None
         return RunResumed(**body)
+    if kind == "console":
+        return Console(**body)
+    if kind == "sys":
+        return SystemMetrics(time=float(body["time"]), values={k: _num(v) for k, v in body["values"].items()},
+                             seq=int(body.get("seq", 0)))
     raise ValueError(f"unknown journal record kind {kind!r}")

@@ -18,8 +18,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .console.capture import console_loss_note
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
+from .events import Artifact, ConfigUpdate, Console, Event, RunStarted, Status, StatusChange, Tags, flatten_config
 from .hooks import ProcessHooks
 from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
 from .limits import Limits
@@ -377,6 +378,7 @@ class Run:
         if self._media is not None:
             self._media.close()
         try:
+            reason = self._end_console(st, reason)
             last_step = self._step if self._step >= 0 else None
             # a diverged run already has its status record (at the step it happened)
             ending = ending_events(st, reason, last_step, exit_code, details=jsonable(dict(details or {})),
@@ -397,6 +399,21 @@ class Run:
             self._agent.wait(self.settings.drain_timeout if timeout is None else timeout)
             self._release_lock()
             self._report()
+
+    def _end_console(self, st: Status, reason: str) -> str:
+        """The console handed back to the terminal, all of it with the agent; a crashed or killed
+        run's reason gets its last lines."""
+        end = self._agent.end_console(min(3.0, self.settings.drain_timeout))
+        if end is None:
+            return reason
+        if end.lost or end.stopped:
+            note = console_loss_note(end)
+            self._write(Console(text=note + "\n", time=_time(), line=-1, lost=end.lost), "console")
+            self.problems["console"] += 1  # never raised, not even strict: the run is ending
+            warn(f"trackkit: run {self.name}: {note}", TrackkitWarning)
+        if end.tail and st in (Status.CRASHED, Status.KILLED):
+            return f"{reason}\nlast output:\n{end.tail}"
+        return reason
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1

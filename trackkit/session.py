@@ -33,6 +33,9 @@ def init(
     strict: bool | None = None,
     advisories: bool | None = None,
     capture: bool | Mapping[str, bool] | None = None,
+    console: bool | None = None,
+    system_metrics: bool | None = None,
+    system_metrics_interval: float | None = None,
     seed: int | None = None,
     data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
     reinit: str = "finish_previous",
@@ -59,7 +62,8 @@ def init(
     prep = prepare(config, data, seed, {
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
         "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan, "strict": strict,
-        "advisories": advisories, "capture": capture,
+        "advisories": advisories, "capture": capture, "console": console, "system_metrics": system_metrics,
+        "system_metrics_interval": system_metrics_interval,
     })
     if reinit not in ("finish_previous", "create_new"):
         raise ConfigError(f"reinit: {reinit!r} is not an option. Fix: use 'finish_previous' or 'create_new'")

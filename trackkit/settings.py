@@ -119,6 +119,11 @@ class Settings(BaseModel):
     #: a histogram's raw values above this many bytes are binned in the trainer instead of in the
     #: agent (the counts are exact either way; only where the work happens changes)
     media_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    #: keep the process's stdout and stderr (file-descriptor level) in the run, still shown on the terminal
+    console: bool = True
+    #: CPU, memory, disk, network and GPU figures sampled by the agent every system_metrics_interval seconds
+    system_metrics: bool = True
+    system_metrics_interval: float = Field(10.0, gt=0)
     standard: Standard = Field(default_factory=Standard)
     #: extra secret formats (regular expressions) redacted from the config and provenance, on top of
     #: the built-in rules (docs/security.md); in TRACKKIT_REDACT_PATTERNS one pattern per line
@@ -160,6 +165,9 @@ _FIXES = {
     "media_max_image_px": "use a number of pixels >= 0, e.g. 1024 (0: never reduce)",
     "media_max_bytes": "use a number of bytes >= 0, e.g. 16777216",
     "root": "use a directory path",
+    "console": "use true or false",
+    "system_metrics": "use true or false",
+    "system_metrics_interval": "use a number of seconds > 0, e.g. 10",
     "redact_patterns": "use a list of regular expressions, e.g. ['ACME-[0-9a-f]{32}']",
 }
 

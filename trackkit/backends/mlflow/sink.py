@@ -8,14 +8,17 @@ import logging
 import math
 import os
 import posixpath
+import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ...backend import BackendSpec, Capabilities, short_hash, shorten
+from ...backend import BackendSpec, Capabilities, ConsoleFile, short_hash, shorten
 from ...errors import BackendError
 from ...events import (
     Artifact,
     ConfigUpdate,
+    Console,
     Event,
     Media,
     Metrics,
@@ -25,6 +28,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
     event_to_record,
     flatten_config,
@@ -69,6 +73,9 @@ from .names import (
 )
 
 _log = logging.getLogger("trackkit.backends.mlflow")
+#: the artifact that holds the run's console output, and how often a live run's copy is replaced
+A_CONSOLE = "console.log"
+CONSOLE_UPLOAD_S = 15.0
 
 
 class MlflowSink:
@@ -115,6 +122,8 @@ class MlflowSink:
 
         self._metric_cls: Any = Metric
         self._media = MediaWriter(self._conn.client)
+        self._console: ConsoleFile | None = None
+        self._console_sent = 0.0
 
     @property
     def client(self) -> Any:
@@ -126,8 +135,6 @@ class MlflowSink:
 
         Attaches to (or creates, tagged ``trackkit.run_id`` so the agent re-attaches to it) the
         run. This bypasses every trackkit guarantee: calls block, can raise, are not journaled."""
-        import time
-
         sink = cls(spec)
         with sink._conn.errors("native"):
             sink._attach(RunStarted(run_id=run_id, project=project, name=name, start_time=time.time()))
@@ -149,10 +156,16 @@ class MlflowSink:
                     self._tag_value(k, v)
             self._doing = "log_batch"
             self._flush()
+            if self._console is not None and self._console.dirty and \
+                    time.monotonic() - self._console_sent >= CONSOLE_UPLOAD_S:
+                self._doing = "console.log"
+                self._console_upload()
 
     def close(self) -> None:
         with self._delivering("close"):
             self._flush()
+            if self._console is not None and self._console.dirty and self.mlflow_run_id is not None:
+                self._console_upload()
 
     @contextlib.contextmanager
     def _delivering(self, what: str | Callable[[], str]) -> Iterator[None]:
@@ -194,6 +207,26 @@ class MlflowSink:
             self._media_value(ev)
         elif isinstance(ev, Summary):
             self._summary(ev)
+        elif isinstance(ev, Console):
+            self._console_add(ev)
+        elif isinstance(ev, SystemMetrics):  # MLflow's own names (trackkit/sysmetrics.py): its system-metrics view
+            self._metrics(Metrics(step=ev.seq, time=ev.time, values=ev.values))
+
+    def _console_add(self, ev: Console) -> None:
+        """The console into a local ``console.log`` (started from the run's artifact, if it has one),
+        uploaded whole every ``CONSOLE_UPLOAD_S`` seconds and when the run ends."""
+        if self._console is None:
+            folder = tempfile.mkdtemp(prefix="trackkit-mlflow-console-")
+            with contextlib.suppress(Exception):
+                self.client.download_artifacts(self.mlflow_run_id, A_CONSOLE, folder)
+            self._console = ConsoleFile(os.path.join(folder, A_CONSOLE))
+        self._console.add(ev)
+
+    def _console_upload(self) -> None:
+        assert self._console is not None and self.mlflow_run_id is not None
+        self.client.log_artifact(self.mlflow_run_id, self._console.path)
+        self._console.dirty = False
+        self._console_sent = time.monotonic()
 
     # ---- events
 
@@ -408,6 +441,8 @@ class MlflowSink:
         if ev.exit_code is not None:
             self._tag(T_EXIT_CODE, str(ev.exit_code))
         self._flush()
+        if self._console is not None and self._console.dirty:
+            self._console_upload()
         status = TO_MLFLOW[ev.status]
         if status == "RUNNING":
             return

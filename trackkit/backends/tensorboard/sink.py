@@ -10,6 +10,9 @@ Mapping (docs/backends/tensorboard.md):
 * media -> image, histogram, text (tables: rank-2 text) and audio summaries plus a
   ``trackkit/media`` record each (``media_out``);
 * summary values -> the JSON text summary ``trackkit/summary``;
+* console output -> the text summary ``console``, one per chunk, at the step of its first line
+  number (each line indented: a Markdown code block); system metrics -> scalars ``system/...`` at
+  the sample's number, with its wall time (TensorBoard's "wall" axis);
 * the final status -> the HParams session end (SUCCESS for completed, FAILURE
   otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one;
 * a child run (``RunStarted.parent``) -> a directory in its parent's run directory.
@@ -34,6 +37,7 @@ from ...errors import BackendError, MissingDependency
 from ...events import (
     Artifact,
     ConfigUpdate,
+    Console,
     Event,
     Media,
     Metrics,
@@ -43,6 +47,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
     event_to_record,
     flatten_config,
@@ -66,7 +71,10 @@ from .layout import (
 from .media_out import media_summary
 from .records import EventFile, scalar_event
 
-__all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
+__all__ = ["MEDIA_CAPABILITIES", "TEXT_CONSOLE", "TensorBoardSink", "fingerprint"]
+
+#: the text summary of the run's console output (docs/console-and-system.md)
+TEXT_CONSOLE = "console"
 
 #: what TensorBoard stores differently (docs/backends/tensorboard.md#media)
 MEDIA_CAPABILITIES = {
@@ -185,6 +193,10 @@ class TensorBoardSink:
             self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, ev.step, ev.details)), ev.time, ev.step)
         elif isinstance(ev, RunFinished):
             self._finish(ev)
+        elif isinstance(ev, Console):
+            self._text(TEXT_CONSOLE, "".join("    " + line + "\n" for line in ev.text.splitlines()), ev.time, ev.line)
+        elif isinstance(ev, SystemMetrics):
+            self.writer.add(scalar_event(ev.seq, ev.time, ev.values))
         elif isinstance(ev, RunResumed):
             # the same run directory goes on; the next RunFinished writes the final session end
             prev = ev.previous_status.value if ev.previous_status else None
