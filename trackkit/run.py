@@ -378,7 +378,7 @@ class Run:
         if self._media is not None:
             self._media.close()
         try:
-            reason = self._end_console(st, reason)
+            reason, details = self._end_console(st, reason, details)
             last_step = self._step if self._step >= 0 else None
             # a diverged run already has its status record (at the step it happened)
             ending = ending_events(st, reason, last_step, exit_code, details=jsonable(dict(details or {})),
@@ -400,20 +400,23 @@ class Run:
             self._release_lock()
             self._report()
 
-    def _end_console(self, st: Status, reason: str) -> str:
-        """The console handed back to the terminal, all of it with the agent; a crashed or killed
-        run's reason gets its last lines."""
+    def _end_console(self, st: Status, reason: str,
+                     details: Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any] | None]:
+        """The console handed back to the terminal, all of it with the agent; a crashed run's reason
+        gets its last lines (a killed one's details: its reason stays the signal's name)."""
         end = self._agent.end_console(min(3.0, self.settings.drain_timeout))
         if end is None:
-            return reason
+            return reason, details
         if end.lost or end.stopped:
             note = console_loss_note(end)
             self._write(Console(text=note + "\n", time=_time(), line=-1, lost=end.lost), "console")
             self.problems["console"] += 1  # never raised, not even strict: the run is ending
             warn(f"trackkit: run {self.name}: {note}", TrackkitWarning)
-        if end.tail and st in (Status.CRASHED, Status.KILLED):
-            return f"{reason}\nlast output:\n{end.tail}"
-        return reason
+        if end.tail and st is Status.CRASHED:
+            return f"{reason}\nlast output:\n{end.tail}", details
+        if end.tail and st is not Status.COMPLETED:
+            return reason, {**(details or {}), "last_output": end.tail}
+        return reason, details
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1
