@@ -58,7 +58,7 @@ def stats_items(values: Mapping[str, float]) -> dict[str, float]:
 
 def publish_stats(wandb: Any, run: Any, values: Mapping[str, float], when: float) -> bool:
     """One stats record at ``when``; False where this wandb version offers no way (then W&B gets none)."""
-    interface = getattr(getattr(run, "_backend", None), "interface", None)
+    interface = getattr(run, "_interface", None) or getattr(getattr(run, "_backend", None), "interface", None)
     make, publish = getattr(interface, "_make_record", None), getattr(interface, "_publish", None)
     if make is None or publish is None:
         return False
