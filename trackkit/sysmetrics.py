@@ -82,6 +82,12 @@ class Sampler:
             procs = [root, *root.children(recursive=True)]
         except ps.Error:
             return []
+        me = os.getpid()
+        if me != self._pid:  # the process agent is the trainer's child: it and its SDK helpers are not the trainer's
+            mine = {me}
+            with contextlib.suppress(ps.Error):
+                mine.update(p.pid for p in ps.Process(me).children(recursive=True))
+            procs = [p for p in procs if p.pid not in mine]
         fresh: dict[int, Any] = {}
         for p in procs:
             known = self._procs.get(p.pid)
