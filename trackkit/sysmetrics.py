@@ -66,7 +66,9 @@ class Sampler:
         self._nvml: Any = None
         self._gpus: list[tuple[int, Any]] = []
         try:
-            import pynvml  # type: ignore[import-not-found]  # nvidia-ml-py
+            import importlib
+
+            pynvml: Any = importlib.import_module("pynvml")  # nvidia-ml-py (trackkit[gpu])
 
             pynvml.nvmlInit()
             self._nvml = pynvml

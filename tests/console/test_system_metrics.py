@@ -93,13 +93,13 @@ def test_a_sample_of_this_machine_without_a_gpu_has_no_gpu_keys_and_no_error() -
 class _Nvml:
     """An NVML stand-in for the index arithmetic only (four GPUs with UUIDs GPU-a ... GPU-d)."""
 
-    def nvmlDeviceGetCount(self) -> int:  # noqa: N802 - NVML's names
+    def nvmlDeviceGetCount(self) -> int:  # NVML's names
         return 4
 
-    def nvmlDeviceGetHandleByIndex(self, i: int) -> Any:  # noqa: N802
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> Any:
         return f"phys{i}"
 
-    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> Any:  # noqa: N802
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> Any:
         if uuid not in ("GPU-a", "GPU-b", "GPU-c", "GPU-d"):
             raise RuntimeError("not found")
         return f"phys{'abcd'.index(uuid[-1])}"
