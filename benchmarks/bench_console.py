@@ -1,6 +1,7 @@
 """Console capture and system metrics on vs off: training wall-time overhead on the benchmark MLP.
 
     python benchmarks/bench_console.py [--blocks 8] [--steps 1500] [--print-every 10] [--interval 1]
+    python benchmarks/bench_console.py --prints 50000 [--blocks 4]     # the cost of one print
 
 The MLP of bench_training.py (784-256-10, batch 64, CPU, one torch thread), ``run.log`` every step
 and a ``print`` every --print-every steps (what a training script prints), in separate processes
@@ -55,23 +56,44 @@ def block(on: bool, steps: int, print_every: int, interval: float, tmp: str, out
         fh.write(json.dumps({"on": on, "s": elapsed, "steps": steps, "dir": run.dir}) + "\n")
 
 
+def prints(on: bool, n: int, tmp: str, out: str) -> None:
+    """The trainer's cost of printing itself: ``n`` flushed lines of 60 characters, captured or not."""
+    import trackkit
+
+    run = trackkit.init(project="bench-console", backend=f"tensorboard:{tmp}/tb", root=f"{tmp}/journal",
+                        capture=False, advisories=False, drain_timeout=120, console=on, system_metrics=on)
+    line = "x" * 59
+    t0 = time.perf_counter()
+    for _ in range(n):
+        print(line, flush=True)
+    elapsed = time.perf_counter() - t0
+    run.finish()
+    with open(out, "a") as fh:
+        fh.write(json.dumps({"on": on, "s": elapsed, "steps": n, "dir": run.dir}) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--blocks", type=int, default=8, help="blocks per variant (alternated)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps per block")
     ap.add_argument("--print-every", type=int, default=10)
     ap.add_argument("--interval", type=float, default=1.0, help="system_metrics_interval of the 'on' variant")
+    ap.add_argument("--prints", type=int, default=0,
+                    help="instead of training: time N flushed prints per block (the trainer's cost per line)")
     ap.add_argument("--block", choices=["on", "off"], help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.block and args.prints:
+        prints(args.block == "on", args.prints, args.tmp, args.out)
+        return
     if args.block:
         block(args.block == "on", args.steps, args.print_every, args.interval, args.tmp, args.out)
         return
     tmp = offline_tmpdir("bench-console-")
     out = os.path.join(tmp, "results.jsonl")
-    common = ["--steps", str(args.steps), "--print-every", str(args.print_every), "--interval", str(args.interval),
-              "--tmp", tmp, "--out", out]
+    common = ["--prints", str(args.prints), "--steps", str(args.steps), "--print-every", str(args.print_every),
+              "--interval", str(args.interval), "--tmp", tmp, "--out", out]
     for i in range(2 * args.blocks):
         variant = ("on", "off")[i % 2] if (i // 2) % 2 == 0 else ("off", "on")[i % 2]  # on off off on on off ...
         subprocess.run([sys.executable, __file__, "--block", variant, *common], check=True,
@@ -83,6 +105,11 @@ def main() -> None:
     m_on, m_off = statistics.mean(on), statistics.mean(off)
     steps = rows[0]["steps"]
     kept = sum(1 for r in rows if r["on"] and os.path.exists(os.path.join(r["dir"], "console.log")))
+    if args.prints:
+        print(f"blocks: {len(on)} on, {len(off)} off, {steps} flushed prints of 60 bytes each (stdout: /dev/null)")
+        print(f"off: {m_off / steps * 1e6:.2f} us/print; on: {m_on / steps * 1e6:.2f} us/print "
+              f"({(m_on / m_off - 1) * 100:+.1f} %)")
+        return
     print(f"blocks: {len(on)} on, {len(off)} off, {steps} steps each, a print every {args.print_every} steps, "
           f"system_metrics_interval={args.interval}")
     print(f"off: mean {m_off:.3f} s/block ({m_off / steps * 1e3:.3f} ms/step), stdev {statistics.stdev(off):.3f}")

@@ -203,10 +203,19 @@ class ConsoleCapture:
                 with contextlib.suppress(OSError):
                     os.dup2(s.orig, s.fd)
         stalled = bool(self.stopped)
-        if not stalled:
-            for s in self.streams:
-                with contextlib.suppress(OSError):
-                    os.write(s.write, self.sentinel)  # shorter than PIPE_BUF: one piece
+        for s in self.streams:
+            if stalled:
+                break
+            # a pipe with room for PIPE_BUF bytes is writable: the sentinel (shorter) goes in one piece,
+            # and a pipe the agent left full never holds the trainer's finish
+            _, room, _ = select.select([], [s.write], [], min(timeout, STALL_S))
+            if not room:
+                stalled = True
+                self.stopped, self.stopped_at = "the agent did not read the console at the end", time.time()
+                self._drain(0.0)
+                break
+            with contextlib.suppress(OSError):
+                os.write(s.write, self.sentinel)
         for s in self.streams:
             with contextlib.suppress(OSError):
                 os.close(s.write)
