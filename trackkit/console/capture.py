@@ -72,6 +72,16 @@ class _Stream:
         except OSError:
             self.capacity = 65536
 
+    def restore(self) -> None:
+        """The original back on ``fd`` -- only while ``fd`` is still this pipe: whoever put something else
+        there since (pytest's capture between tests, a notebook kernel) keeps it."""
+        try:
+            now, ours = os.fstat(self.fd), os.fstat(self.write)
+        except OSError:
+            return
+        if (now.st_dev, now.st_ino) == (ours.st_dev, ours.st_ino):
+            os.dup2(self.orig, self.fd)
+
     def queued(self) -> int:
         buf = array.array("i", [0])
         try:
@@ -167,7 +177,7 @@ class ConsoleCapture:
             _flush_std()
             for s in self.streams:
                 with contextlib.suppress(OSError):
-                    os.dup2(s.orig, s.fd)
+                    s.restore()
         self._drain(0.0)
 
     def _drain(self, timeout: float) -> None:
@@ -201,7 +211,7 @@ class ConsoleCapture:
             _flush_std()
             for s in self.streams:
                 with contextlib.suppress(OSError):
-                    os.dup2(s.orig, s.fd)
+                    s.restore()
         stalled = bool(self.stopped)
         for s in self.streams:
             if stalled:
