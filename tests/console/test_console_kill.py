@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.reliability.helpers import read_run, three_backends, wait_agent_done
-from trackkit.events import Status
+from trackkit.events import Console, Status
 
 from .helpers import mlflow_console, tensorboard_console, wandb_output_log
 
@@ -74,3 +74,6 @@ def test_sigkill_keeps_the_last_printed_lines_in_every_backend(tmp_path: object)
     rec = read_run(backends[0], run_id)
     assert rec.info.status is Status.KILLED
     assert last_err in rec.info.reason, rec.info.reason
+    # W&B's reader gives a trackkit run's output.log back as Console events
+    wb = read_run(backends[1], run_id)
+    assert last_out in "".join(ev.text for ev in wb.events if isinstance(ev, Console))
