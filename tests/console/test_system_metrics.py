@@ -46,6 +46,16 @@ def test_a_few_seconds_at_interval_1_give_several_samples_of_several_keys_in_eve
     assert all(v > 0 for v in history["system/process_memory_rss_megabytes"])
     assert history["i"] and "system/cpu_utilization_percentage" not in read_run(backends[0], run_id).info.summary
 
+    # read back through trackkit's readers: on their own axis, never mixed into the training metrics
+    from trackkit.events import SystemMetrics
+
+    for backend in (backends[0], backends[2]):
+        rec = read_run(backend, run_id)
+        seqs = {ev.seq for ev in rec.events if isinstance(ev, SystemMetrics)}
+        assert len(seqs) >= 3, (backend, seqs)
+        assert not any(k.startswith("system/") for k in rec.metrics()), backend
+        assert rec.info.last_step == 49, (backend, rec.info.last_step)
+
     # TensorBoard: scalars system/... at the sample numbers, through tensorboard's reader
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 

@@ -13,9 +13,24 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CONFIG", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY",
+    "MARKER",
+    "TAGS_FILE",
+    "TEXT_ARTIFACT",
+    "TEXT_CONFIG",
+    "TEXT_CONSOLE",
+    "TEXT_MEDIA",
+    "TEXT_RUN",
+    "TEXT_STATUS",
+    "TEXT_SUMMARY",
     "TEXT_TAGS",
-    "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
+    "TRACKKIT_TEXTS",
+    "check_location",
+    "dumps",
+    "find_run_dir",
+    "root_of",
+    "run_dir_for",
+    "safe",
+    "status_json",
 ]
 
 MARKER = ".trackkit_run_id"
@@ -28,6 +43,8 @@ TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
 TEXT_MEDIA = "trackkit/media"
 #: the run's summary values (``Summary`` events), one JSON record per event
 TEXT_SUMMARY = "trackkit/summary"
+#: the run's console output (``Console`` events), each line indented (a Markdown code block)
+TEXT_CONSOLE = "console"
 TRACKKIT_TEXTS = frozenset({TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT, TEXT_MEDIA, TEXT_SUMMARY})
 
 #: a project, group, run or artifact name as one directory name

@@ -57,6 +57,7 @@ from .layout import (
     TAGS_FILE,
     TEXT_ARTIFACT,
     TEXT_CONFIG,
+    TEXT_CONSOLE,
     TEXT_RUN,
     TEXT_STATUS,
     TEXT_SUMMARY,
@@ -71,10 +72,7 @@ from .layout import (
 from .media_out import media_summary
 from .records import EventFile, scalar_event
 
-__all__ = ["MEDIA_CAPABILITIES", "TEXT_CONSOLE", "TensorBoardSink", "fingerprint"]
-
-#: the text summary of the run's console output (docs/console-and-system.md)
-TEXT_CONSOLE = "console"
+__all__ = ["MEDIA_CAPABILITIES", "TensorBoardSink", "fingerprint"]
 
 #: what TensorBoard stores differently (docs/backends/tensorboard.md#media)
 MEDIA_CAPABILITIES = {

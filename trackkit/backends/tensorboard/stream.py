@@ -22,11 +22,12 @@ import heapq
 import json
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ...events import (
     Artifact,
     ConfigUpdate,
+    Console,
     Event,
     Metrics,
     RunFinished,
@@ -35,6 +36,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
 )
 from .discover import RunDir
@@ -42,6 +44,7 @@ from .layout import (
     TAGS_FILE,
     TEXT_ARTIFACT,
     TEXT_CONFIG,
+    TEXT_CONSOLE,
     TEXT_MEDIA,
     TEXT_RUN,
     TEXT_STATUS,
@@ -343,6 +346,20 @@ class RunStream:
                 if kind == "simple_value":
                     key = prefix + tag if prefix else tag
                     x = float(v.simple_value)
+                    if trackkit and key.startswith("system/"):  # the sink's system metrics: a time axis
+                        flush_points()
+                        prev_ev = out[-1] if out else None
+                        if isinstance(prev_ev, SystemMetrics) and (prev_ev.seq, prev_ev.time) == (step, wall):
+                            cast(dict[str, float], prev_ev.values)[key] = x
+                        else:
+                            out.append(SystemMetrics(time=wall, values={key: x}, seq=step))
+                        continue
+                elif trackkit and tag == TEXT_CONSOLE and kind == "tensor":  # the sink's console chunks
+                    flush_points()
+                    text = self._text(v.tensor)
+                    lines = [ln[4:] if ln.startswith("    ") else ln for ln in text.splitlines()]
+                    out.append(Console(text="".join(ln + "\n" for ln in lines), time=wall, line=step))
+                    continue
                 elif tag in TRACKKIT_TEXTS and kind == "tensor":
                     if tag == TEXT_MEDIA:
                         continue  # read above
