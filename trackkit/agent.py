@@ -532,7 +532,10 @@ def start_agent(run: Run) -> AgentHandle:
             run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
             flush_interval=run.settings.flush_interval, log=log,
         )
-        observers = delivery.observers = observe.Observers(run.dir, opts, log) if opts is not None else None
+        observers = delivery.observers = observe.start(run.dir, opts, log)
+        if observers is None and cap is not None:  # could not start: nothing captured, never an init error
+            cap.abandon()
+            cap = None
         if cap is not None:
             pump = observers.pump if observers is not None else None
             cap.engage(pump.alive if pump is not None else lambda: False)

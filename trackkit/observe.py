@@ -24,7 +24,7 @@ from .journal import JournalWriter, encode
 from .rundir import RunDir
 from .sysmetrics import SystemSampler
 
-__all__ = ["OBSERVE_ENV", "Observers", "close_fds", "observe_options", "option_fds", "prepare", "then_close"]
+__all__ = ["OBSERVE_ENV", "Observers", "close_fds", "observe_options", "option_fds", "prepare", "start", "then_close"]
 
 #: the environment variable that carries the options to the process agent
 OBSERVE_ENV = "TRACKKIT_AGENT_OBSERVE"
@@ -144,6 +144,18 @@ def close_fds(fds: Sequence[int]) -> None:
             os.close(fd)
         except OSError:
             pass
+
+
+def start(run_dir: str, opts: Mapping[str, Any] | None, log: Callable[[str], None]) -> Observers | None:
+    """The thread agent's observers (None: no options, or they could not start; said in agent.log)."""
+    if opts is None:
+        return None
+    try:
+        return Observers(run_dir, opts, log)
+    except Exception as exc:
+        log(f"console/system metrics: not started: {exc!r}")
+        close_fds(option_fds(opts))
+        return None
 
 
 def then_close(target: Callable[..., Any], observers: Observers | None) -> Callable[..., Any]:
