@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--blocks", type=int, default=8, help="blocks per variant (alternated)")
     ap.add_argument("--steps", type=int, default=1500, help="training steps per block")
     ap.add_argument("--print-every", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=1, help="pairs of blocks run first and not counted")
     ap.add_argument("--interval", type=float, default=1.0, help="system_metrics_interval of the 'on' variant")
     ap.add_argument("--prints", type=int, default=0,
                     help="instead of training: time N flushed prints per block (the trainer's cost per line)")
@@ -94,12 +95,12 @@ def main() -> None:
     out = os.path.join(tmp, "results.jsonl")
     common = ["--prints", str(args.prints), "--steps", str(args.steps), "--print-every", str(args.print_every),
               "--interval", str(args.interval), "--tmp", tmp, "--out", out]
-    for i in range(2 * args.blocks):
+    for i in range(2 * (args.blocks + args.warmup)):
         variant = ("on", "off")[i % 2] if (i // 2) % 2 == 0 else ("off", "on")[i % 2]  # on off off on on off ...
         subprocess.run([sys.executable, __file__, "--block", variant, *common], check=True,
                        stdout=subprocess.DEVNULL)
     with open(out) as fh:
-        rows = [json.loads(line) for line in fh]
+        rows = [json.loads(line) for line in fh][2 * args.warmup:]
     on = [r["s"] for r in rows if r["on"]]
     off = [r["s"] for r in rows if not r["on"]]
     m_on, m_off = statistics.mean(on), statistics.mean(off)

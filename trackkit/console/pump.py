@@ -90,7 +90,9 @@ class ConsolePump:
         redact: Callable[[str], str],
         log: Callable[[str], None],
     ) -> None:
-        self._pipes = [_Pipe(r, t, sentinel, self._line) for r, t in fds]
+        #: the lines of the read being handled: redacted and written together (one scrub, one write)
+        self._batch: list[str] = []
+        self._pipes = [_Pipe(r, t, sentinel, self._batch.append) for r, t in fds]
         self._record = record
         self._redact = redact
         self._log = log
@@ -149,6 +151,7 @@ class ConsolePump:
                             self._take(p, p.held)
                             p.held = b""
                         p.lines.close()
+                        self._lines_done()
                         p.close_term()
                         del open_fds[fd]
                         with contextlib.suppress(OSError):
@@ -160,7 +163,7 @@ class ConsolePump:
                     if after is not None:
                         p.ended = True
                         p.lines.close()
-                        self._take(p, after)
+                        self._take(p, after)  # (handles the closed line too)
                 if not self.ended.is_set() and all(p.ended or p.eof for p in self._pipes):
                     self._end()
                 elif self._chunk and time.monotonic() - self._last_record >= CHUNK_S:
@@ -178,18 +181,26 @@ class ConsolePump:
         if data:
             p.show(data)
             p.lines.feed(data)
+        self._lines_done()
 
-    def _line(self, line: str) -> None:
-        line = self._redact(line)
+    def _lines_done(self) -> None:
+        """The complete lines of this read: redacted as one text (the rules match within a line), kept."""
+        if not self._batch:
+            return
+        batch, self._batch[:] = list(self._batch), []
+        scrubbed = self._redact("\n".join(batch)).split("\n")
+        if len(scrubbed) != len(batch):  # a rule spanned lines: line by line instead
+            scrubbed = [self._redact(line) for line in batch]
         with self._mutex:
-            self._add(line)
+            for line in scrubbed:
+                self._add(line)
+            with contextlib.suppress(Exception):
+                self._file.write("".join(line + "\n" for line in scrubbed))
+                self._file.flush()
 
     def _add(self, line: str) -> None:
         self._lines += 1
         self._tail.append(line)
-        with contextlib.suppress(Exception):
-            self._file.write(line + "\n")
-            self._file.flush()
         if self._journaling:
             self._chunk.append(line)
             self._chunk_chars += len(line) + 1
@@ -220,6 +231,7 @@ class ConsolePump:
             for p in self._pipes:
                 if not (p.ended or p.eof):
                     p.lines.close()
+            self._lines_done()
             self._flush_locked()
             self._end_locked()
 
