@@ -33,12 +33,10 @@ import json
 import os
 import queue
 import signal
-import subprocess
 import sys
 import threading
 import time
 import traceback
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
@@ -46,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 from .backend import BackendSpec
 from .checkpoints.deliver import CheckpointFiles
-from .errors import TrackkitWarning
 from .events import Artifact, Checkpoint, CheckpointPruned, Event, Media, Metrics, RunStarted, event_from_record
 from .index import Summarizer
 from .journal import JournalReader
@@ -56,11 +53,11 @@ from .reach import describe_failure, probe, server_address
 from .rundir import RunDir, release, sink_key
 
 if TYPE_CHECKING:
-    from .run import Run
+    from .observe import Observers
 
 __all__ = [
-    "AgentHandle", "Delivery", "agent_logger", "delivery_state", "describe_failure", "main", "pending_sinks", "probe",
-    "start_agent",
+    "SPECS_ENV", "WATCH_POLL", "WATCH_S", "Delivery", "agent_logger", "delivery_state", "describe_failure",
+    "file_logger", "main", "pending_sinks", "probe", "public_spec", "user_line",
 ]
 
 BATCH = 10_000
@@ -160,6 +157,8 @@ class Delivery:
         self.flush_interval = flush_interval
         self.log = log or (lambda msg: None)
         self.start_event: RunStarted | None = None
+        #: the console pump and system sampler of this run (observe.Observers), if any
+        self.observers: Observers | None = None
         self.finished = False
         self.last_step: int | None = None
         self.sinks = [_SinkState(s, sink_key(s)) for s in specs]
@@ -182,7 +181,7 @@ class Delivery:
         key = sink_key(spec)
         with self._state_lock:
             old = self._state.get(key, {})
-            new = {**old, "backend": _public(spec), "error": error, "time": time.time()}
+            new = {**old, "backend": public_spec(spec), "error": error, "time": time.time()}
             if probe is not None:
                 new["probe"] = probe
             if {k: v for k, v in old.items() if k != "time"} == {k: v for k, v in new.items() if k != "time"}:
@@ -197,7 +196,7 @@ class Delivery:
         """The start-up check of one server backend, on a daemon thread of its own."""
         cause = probe(spec)
         if cause is not None:
-            self.log(f"{_public(spec)}: {cause or 'the server port answers'} (checked at start)")
+            self.log(f"{public_spec(spec)}: {cause or 'the server port answers'} (checked at start)")
             with self._state_lock:
                 error = cause or str(self._state.get(sink_key(spec), {}).get("error") or "")
             self.note(spec, error, probe=cause)
@@ -245,8 +244,12 @@ class Delivery:
                 self.last_step = rec.get("s", self.last_step)
             elif kind == "finish":
                 self.finished = True
+                if self.observers is not None:
+                    self.observers.finished()
             elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
                 self.finished = False
+            elif self.finished and kind in ("console", "sys"):  # the agent's own, after the end: not delivered
+                continue
             add((ev, end))
         self.summary.fold(seen, self.reader.offset)
         if fresh:
@@ -378,10 +381,11 @@ class Delivery:
                 self.log(f"{st.spec.scheme}: close failed: {exc!r}")
             st.sink = None
 
-    def mark_ended(self) -> None:
+    def mark_ended(self, tail: str = "") -> None:
         """The trainer is gone and the journal has no finish record: record the status the trainer
-        left in its finish note when its journal was full, else that the run was killed."""
-        end = self.rundir.close_segment(self.start_event.run_id if self.start_event else "", self.last_step)
+        left in its finish note when its journal was full, else that the run was killed (``tail``: its
+        last console lines, for the reason)."""
+        end = self.rundir.close_segment(self.start_event.run_id if self.start_event else "", self.last_step, tail)
         source = f" from {os.path.basename(self.rundir.finish_note)}" if end.from_note else ""
         self.log(f"marked the run {end.status.value}{source}: {self.rundir.ending_reason(end)}")
 
@@ -410,10 +414,12 @@ class Delivery:
                 if held is None:
                     continue
                 try:
+                    # the rest of its console first (journaled by the pump), then its last records
+                    tail = self.observers.trainer_gone() if self.observers is not None else ""
                     while self.read_new():  # to the end: the last records the trainer wrote before dying
                         pass
                     if not self.finished:
-                        self.mark_ended()
+                        self.mark_ended(tail)
                 finally:
                     release(held)
                 continue
@@ -439,7 +445,7 @@ class Delivery:
 
 def pending_sinks(run_dir: str, specs: Sequence[BackendSpec]) -> list[str]:
     """Backends whose cursor is behind the end of the journal, as backend strings fit to show."""
-    return [_public(s) for s in RunDir(run_dir).pending(specs)]
+    return [public_spec(s) for s in RunDir(run_dir).pending(specs)]
 
 
 def delivery_state(run_dir: str, specs: Sequence[BackendSpec]) -> list[tuple[str, str]]:
@@ -448,164 +454,15 @@ def delivery_state(run_dir: str, specs: Sequence[BackendSpec]) -> list[tuple[str
     none (not tried yet, or slow). ``[]``: every backend has everything."""
     rd = RunDir(run_dir)
     state = rd.load_delivery_state()
-    return [(_public(s), str(state.get(sink_key(s), {}).get("error") or "")) for s in rd.pending(specs)]
+    return [(public_spec(s), str(state.get(sink_key(s), {}).get("error") or "")) for s in rd.pending(specs)]
 
 
 def agent_logger(run_dir: str) -> Callable[[str], None]:
     """A logger that appends time-stamped, scrubbed lines to the run's ``agent.log``."""
-    return _file_logger(RunDir(run_dir).agent_log)
+    return file_logger(RunDir(run_dir).agent_log)
 
 
-# ---------------------------------------------------------------- trainer side
-
-
-class AgentHandle:
-    def __init__(
-        self,
-        run_dir: str,
-        specs: Sequence[BackendSpec],
-        proc: subprocess.Popen[bytes] | None = None,
-        thread: threading.Thread | None = None,
-        stop: threading.Event | None = None,
-    ) -> None:
-        self.run_dir = run_dir
-        self.specs = list(specs)
-        self.proc = proc
-        self.thread = thread
-        self.stop = stop
-        self._watch_stop = threading.Event()
-        if any(server_address(s) is not None for s in self.specs):
-            where = _user_line()
-            threading.Thread(target=self._watch, args=where, name="trackkit-watch", daemon=True).start()
-
-    def _watch(self, filename: str, lineno: int) -> None:
-        """A daemon thread in the trainer, for the first seconds: one warning per backend the agent
-        finds failing (its start-up check, its first sends), at the user's ``init`` line. ``log()``
-        never waits on it; it never raises."""
-        try:
-            rd, told, end = RunDir(self.run_dir), set(), time.monotonic() + WATCH_S
-            keys = {sink_key(s): s for s in self.specs}
-            while not self._watch_stop.wait(WATCH_POLL) and time.monotonic() < end:
-                for key, entry in rd.load_delivery_state().items():
-                    if key in keys and entry.get("error") and key not in told:
-                        told.add(key)
-                        warnings.warn_explicit(
-                            f"trackkit: cannot deliver to {_public(keys[key])} yet: {entry['error']}. The run goes "
-                            f"on; the journal keeps everything and the agent retries (see {rd.agent_log})",
-                            TrackkitWarning, filename, lineno,
-                        )
-        except Exception:  # a warning turned into an error, a vanished directory: never the trainer's problem
-            pass
-
-    @property
-    def mode(self) -> str:
-        return "process" if self.proc is not None else "thread"
-
-    def wait(self, timeout: float) -> bool:
-        """Wait for the agent to drain and exit; False when the deadline passed first."""
-        self._watch_stop.set()  # finish() says what is left, with the cause
-        if self.proc is not None:
-            try:
-                self.proc.wait(timeout=timeout + 1.0)
-            except subprocess.TimeoutExpired:
-                return False
-            return True
-        if self.thread is not None:
-            if self.stop is not None:
-                self.stop.set()
-            self.thread.join(timeout)
-            return not self.thread.is_alive()
-        return True
-
-    def let_go(self, timeout: float) -> None:
-        """``finish()`` without waiting: the process agent delivers the rest on its own (a Reader made
-        in this process waits for it, at most ``timeout``: ``delivering``)."""
-        from .delivering import track
-
-        self._watch_stop.set()
-        track(self, timeout)
-
-    def wait_delivered(self, timeout: float, finished: bool) -> bool:
-        """Wait until every backend holds the journal (``finished``: until the agent, done with the
-        run, exited, so the backends are closed too); False when ``timeout`` passed first."""
-        if finished:
-            if self.proc is not None:
-                self.wait(timeout)
-            return not self.pending()
-        deadline = time.monotonic() + timeout
-        while self.pending() and time.monotonic() < deadline:
-            time.sleep(WATCH_POLL)
-        return not self.pending()
-
-    def pending(self, failing_only: bool = False) -> list[str]:
-        """The backends still behind, each with the cause the agent gave and where its log is:
-        ``mlflow://nohost:1 (cannot resolve host 'nohost'; see <run dir>/agent.log)``
-        (``failing_only``: only those the agent gave a cause for)."""
-        log = RunDir(self.run_dir).agent_log
-        return [f"{b} ({cause}; see {log})" if cause else b for b, cause in delivery_state(self.run_dir, self.specs)
-                if cause or not failing_only]
-
-
-def start_agent(run: Run) -> AgentHandle:
-    from .registry import entry_for
-
-    specs = run.specs
-    mode = run.settings.agent
-    if any(entry_for(s.scheme).in_process for s in specs):
-        mode = "thread"
-    if mode == "thread":
-        stop = threading.Event()
-        delivery = Delivery(
-            run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
-            flush_interval=run.settings.flush_interval, log=_file_logger(RunDir(run.dir).agent_log),
-        )
-        target: Callable[..., Any] = delivery.run
-        if getattr(run, "resumed", 0):  # one deliverer per run: an earlier segment's agent may still deliver
-            target = _after_earlier_agent(run.dir, delivery)
-        t = threading.Thread(target=target, args=(lambda: True, stop), name=f"trackkit-agent-{run.id}", daemon=True)
-        t.start()
-        return AgentHandle(run.dir, specs, thread=t, stop=stop)
-    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
-    env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
-    logf = open(RunDir(run.dir).agent_log, "ab")
-    try:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "trackkit.agent", run.dir,
-                "--poll", str(run.settings.poll_interval), "--drain-timeout", str(run.settings.drain_timeout),
-                "--linger", str(run.settings.linger),
-                "--flush-interval", str(run.settings.flush_interval),
-                *(["--resumed"] if getattr(run, "resumed", 0) else []),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=logf,
-            stderr=logf,
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        logf.close()
-    return AgentHandle(run.dir, specs, proc=proc)
-
-
-def _after_earlier_agent(run_dir: str, delivery: Delivery) -> Callable[[Callable[[], bool], threading.Event], bool]:
-    """The thread agent of a resumed run: wait for the delivery lock an earlier segment's process
-    agent may still hold, deliver holding it, then let it go."""
-
-    def run(writer_alive: Callable[[], bool], stop: threading.Event) -> bool:
-        fd = RunDir(run_dir).wait_agent_lock(stop, delivery.log)
-        if fd is None:  # finish() came first: the earlier agent delivers this segment too
-            return False
-        try:
-            return delivery.run(writer_alive, stop)
-        finally:
-            os.close(fd)
-
-    return run
-
-
-def _file_logger(path: str) -> Callable[[str], None]:
+def file_logger(path: str) -> Callable[[str], None]:
     lock = threading.Lock()
 
     def log(msg: str) -> None:
@@ -616,14 +473,14 @@ def _file_logger(path: str) -> Callable[[str], None]:
     return log
 
 
-def _public(spec: BackendSpec) -> str:
+def public_spec(spec: BackendSpec) -> str:
     """A backend string fit for logs and warnings: no ``user:pass@``, no secret options."""
     from .registry import display_backend
 
     return display_backend(spec)
 
 
-def _user_line() -> tuple[str, int]:
+def user_line() -> tuple[str, int]:
     """The first frame outside trackkit (the user's ``init`` line) as ``(file, line)``."""
     here = os.path.dirname(os.path.abspath(__file__)) + os.sep
     frame = sys._getframe(1)
@@ -658,7 +515,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
     rd = RunDir(args.run_dir)
-    log = _file_logger(rd.agent_log)
+    log = file_logger(rd.agent_log)
+    from .observe import Observers
+
+    # the console pump first: the trainer's output is shown on its terminal from now on, whoever delivers
+    observers = Observers.from_env(args.run_dir, log)
     stop = threading.Event()
     lock = rd.hold_agent_lock()
     if lock is None and args.resumed:
@@ -678,10 +539,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, _on_term)
-    log(f"agent started (pid {os.getpid()}) for {[_public(s) for s in specs]}")
+    log(f"agent started (pid {os.getpid()}) for {[public_spec(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
                         linger=args.linger, flush_interval=args.flush_interval, log=log)
-    ok = delivery.run(rd.trainer_alive, stop)
+    delivery.observers = observers
+    try:
+        ok = delivery.run(rd.trainer_alive, stop)
+    finally:
+        if observers is not None:
+            observers.close()
     if stop.is_set():
         log("agent got SIGTERM: drained before exiting")
     left = pending_sinks(args.run_dir, specs)

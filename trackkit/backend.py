@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .errors import BackendError, TrackkitError
-from .events import Event, RunInfo, RunRecord
+from .events import Console, Event, RunInfo, RunRecord
 
 __all__ = [
-    "BackendSpec", "Capabilities", "Reader", "Sink", "image_meta", "map_key", "payload_file", "safe_name", "sdk_errors",
-    "short_hash", "shorten",
+    "BackendSpec", "Capabilities", "ConsoleFile", "Reader", "Sink", "image_meta", "map_key", "payload_file",
+    "safe_name", "sdk_errors", "short_hash", "shorten",
 ]
 
 
@@ -272,3 +272,29 @@ def image_meta(data: bytes) -> dict[str, int | str]:
                 return {"format": "jpeg", "width": w, "height": h, "channels": int(data[i + 9])}
             i += 2 + length
     return {}
+
+
+class ConsoleFile:
+    """The run's console as one text file a backend stores whole (W&B's ``output.log``, MLflow's
+    ``console.log`` artifact): ``add(Console)`` appends its lines once, however often a batch is sent
+    again (a chunk whose first line number the file already has is skipped)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.lines = 0
+        self.dirty = False
+        try:
+            with open(path, "rb") as fh:
+                self.lines = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+        except OSError:
+            pass
+
+    def add(self, ev: Console) -> bool:
+        """True when the file grew."""
+        if 0 <= ev.line < self.lines or not ev.text:
+            return False
+        with open(self.path, "a", encoding="utf-8", errors="replace") as fh:
+            fh.write(ev.text if ev.text.endswith("\n") else ev.text + "\n")
+        self.lines = (ev.line if ev.line >= 0 else self.lines) + ev.text.count("\n") + (not ev.text.endswith("\n"))
+        self.dirty = True
+        return True

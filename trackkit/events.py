@@ -25,6 +25,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointPruned",
     "ConfigUpdate",
+    "Console",
     "Event",
     "Media",
     "MetricGoal",
@@ -38,6 +39,7 @@ __all__ = [
     "Status",
     "StatusChange",
     "Summary",
+    "SystemMetrics",
     "Tags",
     "checkpoint_of",
     "event_from_record",
@@ -281,10 +283,34 @@ def checkpoint_of(ev: Artifact) -> Artifact | Checkpoint:
                       aliases=ev.aliases, metadata=meta, time=ev.time)
 
 
+@dataclass(frozen=True)
+class Console:
+    """A chunk of the trainer's console output (stdout and stderr, whole lines, secrets redacted,
+    progress-bar rewrites collapsed to their final line), recorded by the agent (docs/console-and-system.md).
+    ``line`` is the number of console lines before this chunk; ``lost`` counts bytes shown on the
+    terminal but not kept (the agent was not reading)."""
+
+    text: str
+    time: float
+    line: int = 0
+    lost: int = 0
+
+
+@dataclass(frozen=True)
+class SystemMetrics:
+    """One sample of the machine and the trainer's process tree, taken by the agent: ``system/...``
+    values on a time axis (``seq`` counts the samples of the run)."""
+
+    time: float
+    values: Mapping[str, float]
+    seq: int = 0
+
+
 Event = Union[  # noqa: UP007
     RunStarted, Metrics, ConfigUpdate, Tags, Artifact, Media, Summary, StatusChange, RunFinished, RunResumed,
     MetricGoal,
     Checkpoint, CheckpointPruned,
+    Console, SystemMetrics,
 ]
 
 
@@ -526,6 +552,8 @@ _KIND = {
     MetricGoal: "goal",
     Checkpoint: "ckpt",
     CheckpointPruned: "ckpt_prune",
+    Console: "console",
+    SystemMetrics: "sys",
 }
 
 
@@ -592,4 +620,9 @@ def event_from_record(rec: Mapping[str, Any]) -> Event:
         return Checkpoint(**body)
     if kind == "ckpt_prune":
         return CheckpointPruned(**body)
+    if kind == "console":
+        return Console(**body)
+    if kind == "sys":
+        return SystemMetrics(time=float(body["time"]), values={k: _num(v) for k, v in body["values"].items()},
+                             seq=int(body.get("seq", 0)))
     raise ValueError(f"unknown journal record kind {kind!r}")

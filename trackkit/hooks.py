@@ -105,10 +105,12 @@ class ProcessHooks:
             os.kill(os.getpid(), signum)
 
     def _excepthook(self, et: type[BaseException], ev: BaseException, tb: TracebackType | None) -> None:
+        # the traceback first: printed while the console is still captured, it is in the run's
+        # console and in the last lines a crashed run's reason carries
         try:
-            self._finish_from_exception(ev, tb)
-        finally:
             self._prev_excepthook(et, ev, tb)
+        finally:
+            self._finish_from_exception(ev, tb)
 
     def _sys_exit(self, code: Any = None) -> Any:
         self._exit_code = code

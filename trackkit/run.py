@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .coerce import to_number
+from .console.capture import console_loss_note
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import Artifact, ConfigUpdate, Event, RunStarted, Status, StatusChange, Tags, flatten_config
+from .events import Artifact, ConfigUpdate, Console, Event, RunStarted, Status, StatusChange, Tags, flatten_config
 from .hooks import ProcessHooks, exception_ending
-from .journal import I64_MAX, I64_MIN, JournalWriter, MetricLines, encode
+from .journal import JournalWriter, MetricLines, encode
 from .limits import Limits
 from .media.recorder import MediaRecorder
 from .media.values import MediaValue, Options
@@ -31,9 +33,9 @@ from .summary import RunSummary, goal_event, summary_event
 from .util import jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
-    from .agent import AgentHandle
     from .backend import BackendSpec
     from .checkpoints.manager import CheckpointManager
+    from .launch import AgentHandle
     from .resume import ResumePlan
     from .settings import Settings
 
@@ -148,7 +150,7 @@ class Run:
         for fname, content in (artifacts or {}).items():
             self._snapshot_bytes(fname, content)
 
-        from .agent import start_agent
+        from .launch import start_agent
 
         self._agent: AgentHandle = start_agent(self)
         self._hooks = ProcessHooks(self._pid, self.finish, self._finish_from_exception)
@@ -249,33 +251,7 @@ class Run:
         if isinstance(v, MediaValue):
             self._record_media(str(key), v, self._media_step)
             return None
-        if v is None or isinstance(v, (str, bytes, Mapping)):
-            what = f"log(): {safe_repr(key)} has a non-numeric value {safe_repr(v, 60)}; skipped"
-            self._problem(f"value:{key}", what, "non-numeric")
-            return None
-        if isinstance(v, bool):
-            return int(v)
-        try:
-            numel = getattr(v, "numel", None) or getattr(v, "size", None)
-            n = numel() if callable(numel) else numel
-            if n is not None and n != 1:
-                self._problem(
-                    f"value:{key}",
-                    f"log(): {safe_repr(key)} holds {n} elements; skipped. "
-                    "Fix: log a scalar (e.g. tensor.mean().item())",
-                    "elements",
-                )
-                return None
-            if hasattr(v, "item"):
-                v = v.item()
-            out: float | int = int(v) if isinstance(v, int) else float(v)
-            if not I64_MIN <= out <= I64_MAX:  # beyond int64: a float, or skipped when no float holds it
-                out = float(out)
-        except Exception as exc:
-            what = f"log(): {safe_repr(key)}={safe_repr(v, 60)} is not a number ({safe_repr(exc)}); skipped"
-            self._problem(f"value:{key}", what, type(exc).__name__)
-            return None
-        return out
+        return to_number(key, v, self._problem)
 
     def log_media(self, values: Mapping[str, MediaValue], step: int) -> None:
         """Record media values at ``step`` without moving ``run.step`` (``watch()`` uses it)."""
@@ -430,6 +406,7 @@ class Run:
         if self._media is not None:
             self._media.close()
         try:
+            reason, details = self._end_console(st, reason, details)
             last_step = self._step if self._step >= 0 else None
             # a diverged run already has its status record (at the step it happened)
             ending = ending_events(st, reason, last_step, exit_code, details=jsonable(dict(details or {})),
@@ -474,6 +451,24 @@ class Run:
         check_standard(run)
         make_active(run)
         return run
+
+    def _end_console(self, st: Status, reason: str,
+                     details: Mapping[str, Any] | None) -> tuple[str, Mapping[str, Any] | None]:
+        """The console handed back to the terminal, all of it with the agent; a crashed run's reason
+        gets its last lines (a killed one's details: its reason stays the signal's name)."""
+        end = self._agent.end_console(min(3.0, self.settings.drain_timeout))
+        if end is None:
+            return reason, details
+        if end.lost or end.stopped:
+            note = console_loss_note(end)
+            self._write(Console(text=note + "\n", time=_time(), line=-1, lost=end.lost), "console")
+            self.problems["console"] += 1  # never raised, not even strict: the run is ending
+            warn(f"trackkit: run {self.name}: {note}", TrackkitWarning)
+        if end.tail and st is Status.CRASHED:
+            return f"{reason}\nlast output:\n{end.tail}", details
+        if end.tail and st is not Status.COMPLETED:
+            return reason, {**(details or {}), "last_output": end.tail}
+        return reason, details
 
     def _release_lock(self) -> None:
         fd, self._lock_fd = self._lock_fd, -1

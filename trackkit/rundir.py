@@ -13,6 +13,8 @@ module and nothing else spells those names or opens those locks. See docs/archit
 * ``finish.json`` — the **finish note**: the trainer's final status when the journal could not
   hold its finish record (disk full, file too large).
 * ``cursors/<sink key>.json`` — per backend, the byte offset of the last delivered record.
+* ``console.log`` — the trainer's console output as kept (written by the agent; docs/console-and-system.md),
+  ``console.json`` — the agent's word that it has all of it (the last lines, the count kept).
 * ``delivery.json`` — the **delivery state**: per backend, the deliverer's last word on why it
   is not delivering (the start-up reachability check, the last failure; ``""`` once it delivers).
 * ``index.json`` — the run's **index entry** (``trackkit.index``): its summary, and how far into the
@@ -37,8 +39,9 @@ from .journal import JOURNAL_NAME, JournalWriter
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "DELIVERY_STATE", "FINISH_NOTE", "INDEX", "ROOT_INDEX",
-    "TRAINER_LOCK", "Ending", "RunDir", "ending_events", "journal_dirs", "root_index_path", "sink_key",
+    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "CONSOLE_LOG", "CONSOLE_STATE", "DELIVERY_STATE", "FINISH_NOTE",
+    "INDEX", "ROOT_INDEX", "TRAINER_LOCK", "Ending", "RunDir", "ending_events", "journal_dirs", "root_index_path",
+    "sink_key",
 ]
 
 TRAINER_LOCK = "lock"
@@ -49,6 +52,8 @@ DELIVERY_STATE = "delivery.json"
 #: the run's index entry, and every run's under a journal root (a dot name: never a project's directory)
 INDEX = "index.json"
 ROOT_INDEX = ".index.json"
+CONSOLE_LOG = "console.log"
+CONSOLE_STATE = "console.json"
 CURSORS = "cursors"
 ARTIFACTS = "artifacts"
 #: the trainer's media payloads (append-only) and the agent's delivered media files
@@ -171,6 +176,14 @@ class RunDir:
     @property
     def agent_log(self) -> str:
         return os.path.join(self.path, AGENT_LOG)
+
+    @property
+    def console_log(self) -> str:
+        return os.path.join(self.path, CONSOLE_LOG)
+
+    @property
+    def console_state(self) -> str:
+        return os.path.join(self.path, CONSOLE_STATE)
 
     @property
     def finish_note(self) -> str:
@@ -349,15 +362,17 @@ class RunDir:
         return (f"{end.reason}; " if end.reason else "") + \
             f"the journal lost {end.journal_lost} record(s) (disk full or file too large)"
 
-    def close_segment(self, run_id: str, last_step: int | None) -> Ending:
+    def close_segment(self, run_id: str, last_step: int | None, tail: str = "") -> Ending:
         """Append status + finish for a segment whose trainer is gone without a finish record:
-        from its finish note, else killed. The note is dropped once the journal holds them."""
+        from its finish note, else killed. The note is dropped once the journal holds them.
+        ``tail``: the last console lines, added to the reason."""
         from .journal import encode
 
         end = self.ending(last_step)
+        reason = self.ending_reason(end) + (f"\nlast output:\n{tail}" if tail else "")
         w = JournalWriter(self.journal, run_id, time.time())
         try:
-            for ev in ending_events(end.status, self.ending_reason(end), end.step, end.exit_code):
+            for ev in ending_events(end.status, reason, end.step, end.exit_code):
                 w.write_line(encode(ev))
         finally:
             w.close()

@@ -34,6 +34,9 @@ def init(
     strict: bool | None = None,
     advisories: bool | None = None,
     capture: bool | Mapping[str, bool] | None = None,
+    console: bool | None = None,
+    system_metrics: bool | None = None,
+    system_metrics_interval: float | None = None,
     seed: int | None = None,
     data: Mapping[str, Any] | list[Mapping[str, Any]] | None = None,
     reinit: str = "finish_previous",
@@ -71,6 +74,7 @@ def init(
         "project": project, "backend": backend, "root": root, "agent": agent, "drain_timeout": drain_timeout,
         "finish_wait": finish_wait, "linger": linger, "flush_interval": flush_interval, "on_nan": on_nan,
         "strict": strict, "advisories": advisories, "capture": capture, "ranks": ranks,
+        "console": console, "system_metrics": system_metrics, "system_metrics_interval": system_metrics_interval,
     }
     rank = process_rank()
     settings = load(kwargs) if rank is not None else None

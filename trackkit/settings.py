@@ -124,6 +124,11 @@ class Settings(BaseModel):
     #: a histogram's raw values above this many bytes are binned in the trainer instead of in the
     #: agent (the counts are exact either way; only where the work happens changes)
     media_max_bytes: int = Field(16 * 1024 * 1024, ge=0)
+    #: keep the process's stdout and stderr (file-descriptor level) in the run, still shown on the terminal
+    console: bool = True
+    #: CPU, memory, disk, network and GPU figures sampled by the agent every system_metrics_interval seconds
+    system_metrics: bool = True
+    system_metrics_interval: float = Field(10.0, gt=0)
     standard: Standard = Field(default_factory=Standard)
     #: the name of a run started without ``name``: fields ``{project}``, ``{date}``, ``{id}``, ``{group}``
     #: and any config key ``{config.optimizer.lr}`` (None: the standard's, else built from the config)
@@ -174,6 +179,9 @@ _FIXES = {
     "root": "use a directory path",
     "name_template": "use a template such as '{config.model}-lr{config.optimizer.lr}-{date}'",
     "ranks": "use 'zero' (rank 0 records; default) or 'all' (one run per rank)",
+    "console": "use true or false",
+    "system_metrics": "use true or false",
+    "system_metrics_interval": "use a number of seconds > 0, e.g. 10",
     "redact_patterns": "use a list of regular expressions, e.g. ['ACME-[0-9a-f]{32}']",
 }
 

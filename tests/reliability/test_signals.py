@@ -130,10 +130,13 @@ def test_slurm_sigterm_then_sigkill_mid_finish(tmp_path: object) -> None:
         time.sleep(0.5)  # a little into the drain wait
         assert proc.poll() is None, "the trainer should still be draining (mid-finish) when the grace period ends"
         proc.send_signal(signal.SIGKILL)
-        out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == -signal.SIGKILL
+        proc.wait(timeout=30)
     finally:
+        # the agent holds the trainer's terminal (here: this test's pipe) for the console it shows
+        # (docs/console-and-system.md): the pipe ends once the agent runs again and reads the end
         os.kill(apid, signal.SIGCONT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
     acked = set(range(11)) | set(acked_steps(out))
     _check_all(backends, run_id, run_dir, Status.KILLED, acked)
     for backend in backends:

@@ -12,6 +12,7 @@ import click
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "runs": ("trackkit.cli.runs", "runs", "List runs in the local journal, or query backends (--backend, --where)."),
     "show": ("trackkit.cli.runs", "show", "Show one run: status, delivery, config, metrics, artifacts, provenance."),
+    "logs": ("trackkit.cli.logs", "logs", "Print (or -f follow) the console output a run kept."),
     "sync": ("trackkit.cli.runs", "sync", "Deliver what the journal holds to the backends (after a crash or outage)."),
     "doctor": ("trackkit.cli.doctor", "doctor", "Check a run's five reproducibility pillars, or the team standard."),
     "reproduce": ("trackkit.cli.reproduce", "reproduce", "Write (and --run) a script that rebuilds a run."),

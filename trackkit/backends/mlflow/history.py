@@ -24,7 +24,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ...events import Metrics
+from ...events import Metrics, SystemMetrics
 from .names import FMAX
 
 #: a point: (step, timestamp ms, stored key, value)
@@ -111,7 +111,7 @@ def paged_points(
 
 def metric_events(
     points: Iterator[Point], keys: Mapping[str, str], infs: set[str]
-) -> Iterator[Metrics]:
+) -> Iterator[Metrics | SystemMetrics]:
     """Points (in step order) grouped into ``Metrics`` events, one per ``(step, timestamp)``; stored keys
     back to the originals (``keys``: the ``trackkit.key.*`` map) and ±inf restored."""
     cur_step: int | None = None
@@ -120,10 +120,22 @@ def metric_events(
     for step, ts, key, value in points:
         if step != cur_step or ts != cur_ts or keys.get(key, key) in vals:
             if vals:
-                yield Metrics(step=cur_step or 0, time=cur_ts / 1000, values=vals)
+                yield from _grouped(cur_step or 0, cur_ts, vals)
             cur_step, cur_ts, vals = step, ts, {}
         if infs and key in infs:
             value = restore(key, value, infs)
         vals[keys.get(key, key)] = value
     if vals:
-        yield Metrics(step=cur_step or 0, time=cur_ts / 1000, values=vals)
+        yield from _grouped(cur_step or 0, cur_ts, vals)
+
+
+def _grouped(step: int, ts: int, vals: dict[str, float]) -> Iterator[Metrics | SystemMetrics]:
+    """One point group as events: ``system/...`` keys (MLflow's system metrics, trackkit's or MLflow's own
+    monitor's: step = the sample's number) as ``SystemMetrics``, the rest as ``Metrics``."""
+    system = {k: v for k, v in vals.items() if k.startswith("system/")}
+    if system:
+        yield SystemMetrics(time=ts / 1000, values=system, seq=step)
+        if len(system) == len(vals):
+            return
+        vals = {k: v for k, v in vals.items() if k not in system}
+    yield Metrics(step=step, time=ts / 1000, values=vals)

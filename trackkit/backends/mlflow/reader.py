@@ -23,6 +23,7 @@ from ...events import (
     Event,
     Media,
     MetricGoal,
+    Metrics,
     RunFinished,
     RunInfo,
     RunRecord,
@@ -199,16 +200,18 @@ class MlflowReader:
                 src = sqlite_points(self._path, plan.mid)
             done = 0
             for ev in metric_events(src, plan.keys, plan.infs):
-                while mi < len(media) and media[mi].step < ev.step:
+                step = ev.step if isinstance(ev, Metrics) else None  # system metrics: their own axis
+                while step is not None and mi < len(media) and media[mi].step < step:
                     out.append(media[mi])
                     mi += 1
                 out.append(ev)
                 n = len(ev.values)
                 points += n
                 done += n
-                info.last_step = ev.step if info.last_step is None else max(info.last_step, ev.step)
+                if step is not None:
+                    info.last_step = step if info.last_step is None else max(info.last_step, step)
                 if len(out) >= CHUNK_EVENTS or points >= CHUNK_POINTS:
-                    frac = done / total if total else _frac(ev.step, plan.max_step)
+                    frac = done / total if total else _frac(step or 0, plan.max_step)
                     new = notes[said:]
                     info.notes.extend(new)
                     yield out, min(frac, 0.99) if frac is not None else None, new

@@ -8,17 +8,19 @@ import logging
 import math
 import os
 import posixpath
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from ...backend import BackendSpec, Capabilities, short_hash, shorten
+from ...backend import BackendSpec, Capabilities, ConsoleFile, short_hash, shorten
 from ...errors import BackendError
 from ...events import (
     Artifact,
     Checkpoint,
     CheckpointPruned,
     ConfigUpdate,
+    Console,
     Event,
     Media,
     MetricGoal,
@@ -29,6 +31,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
     event_to_record,
     flatten_config,
@@ -77,6 +80,9 @@ from .names import (
 )
 
 _log = logging.getLogger("trackkit.backends.mlflow")
+#: the artifact that holds the run's console output, and how often a live run's copy is replaced
+A_CONSOLE = "console.log"
+CONSOLE_UPLOAD_S = 15.0
 
 
 #: seconds between two writes of the metrics' extremes as tags (``best.py``) while a run is live
@@ -135,6 +141,8 @@ class MlflowSink:
         #: the extremes' tags are written at most every BEST_EVERY_S and when the run ends: a
         #: metrics batch keeps MLflow's whole 1000-entity budget for points
         self._best_at = time.monotonic()
+        self._console: ConsoleFile | None = None
+        self._console_sent = 0.0
 
     @property
     def client(self) -> Any:
@@ -146,8 +154,6 @@ class MlflowSink:
 
         Attaches to (or creates, tagged ``trackkit.run_id`` so the agent re-attaches to it) the
         run. This bypasses every trackkit guarantee: calls block, can raise, are not journaled."""
-        import time
-
         sink = cls(spec)
         with sink._conn.errors("native"):
             sink._attach(RunStarted(run_id=run_id, project=project, name=name, start_time=time.time()))
@@ -169,10 +175,16 @@ class MlflowSink:
                     self._tag_value(k, v)
             self._doing = "log_batch"
             self._flush()
+            if self._console is not None and self._console.dirty and \
+                    time.monotonic() - self._console_sent >= CONSOLE_UPLOAD_S:
+                self._doing = "console.log"
+                self._console_upload()
 
     def close(self) -> None:
         with self._delivering("close"):
             self._flush(final=True)
+            if self._console is not None and self._console.dirty and self.mlflow_run_id is not None:
+                self._console_upload()
 
     @contextlib.contextmanager
     def _delivering(self, what: str | Callable[[], str]) -> Iterator[None]:
@@ -222,6 +234,26 @@ class MlflowSink:
             self._summary(ev)
         elif isinstance(ev, MetricGoal):
             self._best.goal(ev.key, ev.goal)
+        elif isinstance(ev, Console):
+            self._console_add(ev)
+        elif isinstance(ev, SystemMetrics):  # MLflow's own names (trackkit/sysmetrics.py): its system-metrics view
+            self._metrics(Metrics(step=ev.seq, time=ev.time, values=ev.values))
+
+    def _console_add(self, ev: Console) -> None:
+        """The console into a local ``console.log`` (started from the run's artifact, if it has one),
+        uploaded whole every ``CONSOLE_UPLOAD_S`` seconds and when the run ends."""
+        if self._console is None:
+            folder = tempfile.mkdtemp(prefix="trackkit-mlflow-console-")
+            with contextlib.suppress(Exception):
+                self.client.download_artifacts(self.mlflow_run_id, A_CONSOLE, folder)
+            self._console = ConsoleFile(os.path.join(folder, A_CONSOLE))
+        self._console.add(ev)
+
+    def _console_upload(self) -> None:
+        assert self._console is not None and self.mlflow_run_id is not None
+        self.client.log_artifact(self.mlflow_run_id, self._console.path)
+        self._console.dirty = False
+        self._console_sent = time.monotonic()
 
     # ---- events
 
@@ -509,6 +541,8 @@ class MlflowSink:
         if ev.exit_code is not None:
             self._tag(T_EXIT_CODE, str(ev.exit_code))
         self._flush(final=True)
+        if self._console is not None and self._console.dirty:
+            self._console_upload()
         status = TO_MLFLOW[ev.status]
         if status == "RUNNING":
             return

@@ -13,8 +13,8 @@ from ...errors import ConfigError
 from ...events import Status
 
 __all__ = [
-    "BEST_FILE", "BEST_PREFIX", "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CKPT_PRUNED", "TEXT_CONFIG", "TEXT_GOAL",
-    "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY", "TEXT_TAGS",
+    "BEST_FILE", "BEST_PREFIX", "MARKER", "TAGS_FILE", "TEXT_ARTIFACT", "TEXT_CKPT_PRUNED", "TEXT_CONFIG",
+    "TEXT_CONSOLE", "TEXT_GOAL", "TEXT_MEDIA", "TEXT_RUN", "TEXT_STATUS", "TEXT_SUMMARY", "TEXT_TAGS",
     "TRACKKIT_TEXTS", "check_location", "dumps", "find_run_dir", "root_of", "run_dir_for", "safe", "status_json",
 ]
 
@@ -28,6 +28,8 @@ TEXT_RUN, TEXT_CONFIG, TEXT_TAGS, TEXT_STATUS, TEXT_ARTIFACT = (
 TEXT_MEDIA = "trackkit/media"
 #: the run's summary values (``Summary`` events), one JSON record per event
 TEXT_SUMMARY = "trackkit/summary"
+#: the run's console output (``Console`` events), each line indented (a Markdown code block)
+TEXT_CONSOLE = "console"
 #: a metric's declared goal (``MetricGoal``): ``{"key", "goal"}``
 TEXT_GOAL = "trackkit/goal"
 #: a checkpoint retention removed (``CheckpointPruned``): its file is gone from ``artifacts/`` too

@@ -15,6 +15,9 @@ Mapping (docs/backends/tensorboard.md):
 * summary values -> the JSON text summary ``trackkit/summary``;
 * a declared goal -> ``trackkit/goal``; when the run ends, the best value of each such metric as the
   scalar ``trackkit/best/<key>`` at its best step (the HParams dashboard shows it as a metric column);
+* console output -> the text summary ``console``, one per chunk, at the step of its first line
+  number (each line indented: a Markdown code block); system metrics -> scalars ``system/...`` at
+  the sample's number, with its wall time (TensorBoard's "wall" axis);
 * the final status -> the HParams session end (SUCCESS for completed, FAILURE
   otherwise: TensorBoard has no KILLED) plus ``trackkit/status`` with the real one;
 * a child run (``RunStarted.parent``) -> a directory in its parent's run directory (a child
@@ -46,6 +49,7 @@ from ...events import (
     Checkpoint,
     CheckpointPruned,
     ConfigUpdate,
+    Console,
     Event,
     Media,
     MetricGoal,
@@ -56,6 +60,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
     event_to_record,
     flatten_config,
@@ -68,6 +73,7 @@ from .layout import (
     TEXT_ARTIFACT,
     TEXT_CKPT_PRUNED,
     TEXT_CONFIG,
+    TEXT_CONSOLE,
     TEXT_GOAL,
     TEXT_RUN,
     TEXT_STATUS,
@@ -240,6 +246,10 @@ class TensorBoardSink:
             self._text(TEXT_STATUS, dumps(status_json(ev.status, ev.reason, ev.step, ev.details)), ev.time, ev.step)
         elif isinstance(ev, RunFinished):
             self._finish(ev)
+        elif isinstance(ev, Console):
+            self._text(TEXT_CONSOLE, "".join("    " + line + "\n" for line in ev.text.splitlines()), ev.time, ev.line)
+        elif isinstance(ev, SystemMetrics):
+            self.writer.add(scalar_event(ev.seq, ev.time, ev.values))
         elif isinstance(ev, RunResumed):
             # the same run directory goes on; the next RunFinished writes the final session end
             prev = ev.previous_status.value if ev.previous_status else None

@@ -22,12 +22,13 @@ import heapq
 import json
 import os
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from ...events import (
     Artifact,
     CheckpointPruned,
     ConfigUpdate,
+    Console,
     Event,
     MetricGoal,
     Metrics,
@@ -38,6 +39,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
     checkpoint_of,
 )
@@ -48,6 +50,7 @@ from .layout import (
     TEXT_ARTIFACT,
     TEXT_CKPT_PRUNED,
     TEXT_CONFIG,
+    TEXT_CONSOLE,
     TEXT_GOAL,
     TEXT_MEDIA,
     TEXT_RUN,
@@ -354,6 +357,20 @@ class RunStream:
                     if trackkit and key.startswith(BEST_PREFIX):
                         continue  # derived from the points (the sink's HParams metric column)
                     x = float(v.simple_value)
+                    if trackkit and key.startswith("system/"):  # the sink's system metrics: a time axis
+                        flush_points()
+                        prev_ev = out[-1] if out else None
+                        if isinstance(prev_ev, SystemMetrics) and (prev_ev.seq, prev_ev.time) == (step, wall):
+                            cast(dict[str, float], prev_ev.values)[key] = x
+                        else:
+                            out.append(SystemMetrics(time=wall, values={key: x}, seq=step))
+                        continue
+                elif trackkit and tag == TEXT_CONSOLE and kind == "tensor":  # the sink's console chunks
+                    flush_points()
+                    text = self._text(v.tensor)
+                    lines = [ln[4:] if ln.startswith("    ") else ln for ln in text.splitlines()]
+                    out.append(Console(text="".join(ln + "\n" for ln in lines), time=wall, line=step))
+                    continue
                 elif tag in TRACKKIT_TEXTS and kind == "tensor":
                     if tag == TEXT_MEDIA:
                         continue  # read above

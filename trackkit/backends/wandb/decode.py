@@ -22,6 +22,7 @@ from ...events import (
     Artifact,
     CheckpointPruned,
     ConfigUpdate,
+    Console,
     Event,
     Media,
     MetricGoal,
@@ -37,7 +38,7 @@ from ...events import (
     Tags,
     checkpoint_of,
 )
-from .local import console_artifact, local_artifact
+from .local import console_artifact, console_text, local_artifact
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
 from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_KEY, TIME_KEY, parse_tag
 
@@ -493,7 +494,14 @@ class Decoder:
 
     def console(self, run_file: str) -> None:
         """The console output W&B captured beside a segment (``files/output.log``) as an ``Artifact``
-        of kind ``console`` (one per segment; a trackkit sink never captures the console)."""
+        of kind ``console`` (one per segment). A run trackkit wrote keeps its console there too
+        (``output.log`` written by the sink): that comes back as ``Console`` events."""
+        if self.internal.get("run_id"):
+            text = console_text(self.files)
+            if text and ("console-text" + text[-200:]) not in self._seen_artifacts:
+                self._seen_artifacts.add("console-text" + text[-200:])
+                self._add(Console(text=text, time=self._last_time or self._start_time or 0.0, line=-1))
+            return
         ev = console_artifact(self.files, len([1 for e in self._seen_artifacts if e.startswith("console")]),
                               self._last_time or self._start_time)
         if ev is not None and ("console" + ev.sha256) not in self._seen_artifacts:

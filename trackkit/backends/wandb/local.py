@@ -23,7 +23,7 @@ from ...backend import short_hash
 from ...events import Artifact
 from .media_read import Fetch
 
-__all__ = ["console_artifact", "local_artifact", "tree_sha256"]
+__all__ = ["console_artifact", "console_text", "local_artifact", "tree_sha256"]
 
 _DIR: list[str] = []
 
@@ -131,3 +131,12 @@ def console_artifact(files: Fetch, index: int, when: float) -> Artifact | None:
     sha, size = _file_sha(path)
     return Artifact(path=path, name="output.log", kind="console", sha256=sha, size=size, version=index,
                     metadata={"wandb": "files/output.log"}, source="output.log", time=when)
+
+
+def console_text(files: Fetch) -> str:
+    """``files/output.log`` as text ("" when there is none)."""
+    path = files("output.log")
+    if path is None:
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read()

@@ -15,13 +15,14 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...backend import BackendSpec, Capabilities, sdk_errors
+from ...backend import BackendSpec, Capabilities, ConsoleFile, sdk_errors
 from ...errors import BackendError, ConfigError
 from ...events import (
     Artifact,
     Checkpoint,
     CheckpointPruned,
     ConfigUpdate,
+    Console,
     Event,
     Media,
     MetricGoal,
@@ -33,6 +34,7 @@ from ...events import (
     Status,
     StatusChange,
     Summary,
+    SystemMetrics,
     Tags,
 )
 from .artifacts import checkpoint_name, log_artifact, log_checkpoint, log_config
@@ -50,6 +52,7 @@ from .names import (
 )
 from .sdk import LABEL, OPEN_RUNS, clear_inherited_service, default_root, import_wandb, native_run
 from .segments import prior_state
+from .system import output_log_path, publish_stats
 
 __all__ = ["WandbSink"]
 
@@ -144,6 +147,7 @@ class WandbSink:
         #: min/max with steps of the metrics with a declared goal, sent as the summary ``trackkit/best``
         self._best: dict[str, MetricStats] = {}
         self._best_dirty = False
+        self._console: ConsoleFile | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -194,6 +198,20 @@ class WandbSink:
                 self._status(ev)
             elif isinstance(ev, RunFinished):
                 self._finish(ev)
+            elif isinstance(ev, Console):
+                self._console_text(ev)
+            elif isinstance(ev, SystemMetrics):
+                with sdk_errors(LABEL, "system metrics"):
+                    publish_stats(self._wandb, self.run, ev.values, ev.time)
+
+    def _console_text(self, ev: Console) -> None:
+        """The console into the run's ``output.log`` (W&B's "Logs"), whose lines it keeps once."""
+        if self._console is None:
+            path = output_log_path(self.run)
+            if path is None:
+                return
+            self._console = ConsoleFile(path)
+        self._console.add(ev)
 
     def close(self) -> None:
         """Finish an open run WITHOUT a trackkit status: the agent stopped before the run ended.
