@@ -52,7 +52,7 @@ def test_a_finished_run_keeps_its_console_and_the_terminal_still_shows_it(tmp_pa
             sys.stdout.flush()
         print()
         print("api key sk-proj-" + "a" * 40)
-        run.finish()
+        run.finish(wait="delivery")  # TensorBoard is read below, from another process
         print("after finish: not kept")
     """)
     assert proc.returncode == 0, proc.stderr

@@ -9,6 +9,7 @@ retention rules: what they drop is removed and journaled (:class:`~trackkit.even
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -164,18 +165,23 @@ class CheckpointManager:
         return self._with_aliases(entry)
 
     def _keep_now(self, ck: Checkpoint) -> None:
-        """An adopted file lives where its library put it, and the library may delete it at its next save
-        (Lightning's top-k), sooner than a busy agent gets to it: the journal's hard link is made here, one
-        ``link(2)`` whatever the size, so the record keeps its bytes. Where no link can be made (another
-        filesystem, a folder) the agent links or copies it."""
+        """An adopted file or folder lives where its library put it, and the library may delete it at its
+        next save (Lightning's top-k, the HF Trainer's ``save_total_limit``), sooner than a busy agent gets
+        to it: the journal's hard links are made here, one ``link(2)`` per file whatever the size, so the
+        record keeps its bytes. Where a link cannot be made (another filesystem) nothing is left half
+        done: the agent links or copies it."""
         stored = CheckpointFiles(self._rundir, lambda _msg: None).stored_path(ck)
-        if stored == ck.path or not os.path.isfile(ck.path) or os.path.exists(stored):
+        if stored == ck.path or os.path.exists(stored):
             return
         try:
-            os.makedirs(os.path.dirname(stored), exist_ok=True)
-            os.link(ck.path, stored)
+            if os.path.isfile(ck.path):
+                os.makedirs(os.path.dirname(stored), exist_ok=True)
+                os.link(ck.path, stored)
+            elif os.path.isdir(ck.path):
+                shutil.copytree(ck.path, stored, copy_function=os.link)
         except OSError:
-            pass
+            if os.path.isdir(stored):
+                shutil.rmtree(stored, ignore_errors=True)
 
     def _metrics(self, metrics: Mapping[str, Any]) -> dict[str, float]:
         out: dict[str, float] = {}
