@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from .events import Event, Metrics, RunInfo, RunRecord, RunResumed, RunStarted, event_from_record
 from .journal import JournalReader
 from .rundir import RunDir, journal_dirs, root_index_path
+from .util import dumps, write_json_atomic
 
 __all__ = ["INDEX_VERSION", "IndexEntry", "Summarizer", "index_entry", "index_runs", "light_record", "newest"]
 
@@ -40,7 +40,6 @@ _SHAPE = ",".join(RunInfo.__dataclass_fields__)
 _SLICE = 4 << 20
 #: what ``json.loads`` of ``_METRIC_HEAD`` starts with: metric lines a light record skips unparsed
 _METRIC_HEAD = b'{"k":"m",'
-_dumps = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 
 
 class IndexEntry:
@@ -116,7 +115,7 @@ class IndexEntry:
         """The entry in the root file: what a listing needs plain, the rest as one JSON string."""
         i = self.info
         return {"offset": self.offset, "ino": self.ino, "dev": self.dev, "run_id": i.run_id, "name": i.name,
-                "project": i.project, "status": i.status.value, "start": i.start_time, "e": _dumps(self.to_dict())}
+                "project": i.project, "status": i.status.value, "start": i.start_time, "e": dumps(self.to_dict())}
 
     @classmethod
     def from_row(cls, row: Any, run_dir: str) -> IndexEntry | None:
@@ -209,7 +208,7 @@ class Summarizer:
             self._file = (st.st_ino, st.st_dev)
         self.entry.ino, self.entry.dev = self._file
         try:
-            _write_atomic(rd.index, self.entry.to_dict())
+            write_json_atomic(rd.index, self.entry.to_dict())
             self.dirty = False
         except (OSError, ValueError):
             pass  # a cache: the next reader rebuilds it
@@ -229,20 +228,6 @@ def _events(items: Iterable[tuple[Metrics | dict[str, Any], int]]) -> Iterator[E
             yield event_from_record(item)
         except (ValueError, TypeError, KeyError):  # as load_run: a record it cannot read is skipped
             continue
-
-
-def _write_atomic(path: str, obj: Any) -> None:
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        with open(tmp, "w") as fh:
-            fh.write(_dumps(obj))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _loads(text: str | bytes) -> Any:
@@ -315,7 +300,7 @@ def index_runs(root: str, project: str | None = None) -> list[IndexEntry]:
             out.append(entry)
     if changed or len(keep) != len(cached):
         try:
-            _write_atomic(path, {"trackkit_index": INDEX_VERSION, "shape": _SHAPE, "runs": keep})
+            write_json_atomic(path, {"trackkit_index": INDEX_VERSION, "shape": _SHAPE, "runs": keep})
         except (OSError, ValueError):
             pass
     out.sort(key=lambda e: os.path.basename(e.run_dir))

@@ -12,6 +12,7 @@ import os
 import shutil
 import struct
 import sys
+import threading
 import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -156,11 +157,20 @@ def norm_tags(tags: Mapping[str, str] | Iterable[str] | None) -> dict[str, str]:
 
 def write_json_atomic(path: str, obj: Any) -> None:
     """Write ``obj`` as compact JSON to ``path`` through a temporary file and a rename: a reader
-    sees the old file or the new one, never half of one. Raises ``OSError``."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as fh:
-        fh.write(dumps(obj))
-    os.replace(tmp, path)
+    sees the old file or the new one, never half of one. The temporary name is this process's and
+    thread's own (two writers of one file, the agent and a reader rebuilding an index, never share
+    it) and is removed when the write fails. Raises ``OSError``."""
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(dumps(obj))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 # ---------------------------------------------------------------- hashing
