@@ -248,8 +248,11 @@ class Delivery:
                     self.observers.finished()
             elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
                 self.finished = False
-            elif self.finished and kind in ("console", "sys"):  # the agent's own, after the end: not delivered
-                continue
+            elif kind in ("console", "sys"):  # the agent's own, relayed through the trainer: read back
+                if self.observers is not None:
+                    self.observers.ack(rec)
+                if self.finished:  # after the end: not delivered
+                    continue
             add((ev, end))
         self.summary.fold(seen, self.reader.offset)
         if fresh:
@@ -414,9 +417,11 @@ class Delivery:
                 if held is None:
                     continue
                 try:
-                    # the rest of its console first (journaled by the pump), then its last records
-                    tail = self.observers.trainer_gone() if self.observers is not None else ""
                     while self.read_new():  # to the end: the last records the trainer wrote before dying
+                        pass
+                    # then the rest of its console (the records it did not write first), journaled here
+                    tail = self.observers.trainer_gone() if self.observers is not None else ""
+                    while self.read_new():
                         pass
                     if not self.finished:
                         self.mark_ended(tail)

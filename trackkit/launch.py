@@ -23,6 +23,8 @@ from .rundir import RunDir, sink_key
 
 if TYPE_CHECKING:
     from .console import ConsoleCapture, ConsoleEnd
+    from .journal import JournalWriter
+    from .observe import Relay
     from .run import Run
 
 __all__ = ["AgentHandle", "start_agent"]
@@ -37,8 +39,11 @@ class AgentHandle:
         thread: threading.Thread | None = None,
         stop: threading.Event | None = None,
         console: ConsoleCapture | None = None,
+        relay: Relay | None = None,
     ) -> None:
         self.run_dir = run_dir
+        #: the thread that writes the process agent's records into the journal (observe.Relay)
+        self.relay = relay
         self.specs = list(specs)
         self.proc = proc
         self.thread = thread
@@ -112,7 +117,15 @@ class AgentHandle:
     def end_console(self, timeout: float) -> ConsoleEnd | None:
         """Give fds 1 and 2 back and wait (at most ``timeout``) for the agent to have all of the console."""
         cap, self.console = self.console, None
-        return cap.end(timeout) if cap is not None else None
+        end = cap.end(timeout) if cap is not None else None
+        if self.relay is not None:  # the console's last records, relayed before the agent said it has them all
+            self.relay.drain()
+        return end
+
+    def close_relay(self) -> None:
+        """The journal is closed: the agent's later records are not the run's."""
+        if self.relay is not None:
+            self.relay.close()
 
     def pending(self, failing_only: bool = False) -> list[str]:
         """The backends still behind, each with the cause the agent gave and where its log is:
@@ -123,7 +136,8 @@ class AgentHandle:
                 if cause or not failing_only]
 
 
-def start_agent(run: Run) -> AgentHandle:
+def start_agent(run: Run, journal: JournalWriter) -> AgentHandle:
+    """The run's agent; ``journal`` is the trainer's writer (the agent's records go through it)."""
     from . import observe
     from .registry import entry_for
 
@@ -139,7 +153,7 @@ def start_agent(run: Run) -> AgentHandle:
             run.dir, specs, poll_interval=run.settings.poll_interval, drain_timeout=run.settings.drain_timeout,
             flush_interval=run.settings.flush_interval, log=log,
         )
-        observers = delivery.observers = observe.start(run.dir, opts, log)
+        observers = delivery.observers = observe.start(run.dir, opts, log, journal.write_line)
         if observers is None and cap is not None:  # could not start: nothing captured, never an init error
             cap.abandon()
             cap = None
@@ -156,7 +170,11 @@ def start_agent(run: Run) -> AgentHandle:
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
     fds = observe.option_fds(opts)
+    relay_r = -1
     if opts is not None:
+        relay_r, relay_w = observe.relay_pipe()
+        opts["relay"] = relay_w
+        fds.append(relay_w)
         env[observe.OBSERVE_ENV] = json.dumps(opts)
     logf = open(RunDir(run.dir).agent_log, "ab")
     try:
@@ -179,13 +197,16 @@ def start_agent(run: Run) -> AgentHandle:
     except BaseException:
         if cap is not None:
             cap.abandon()
+        if relay_r >= 0:
+            observe.close_fds([relay_r])
         raise
     finally:
         logf.close()
         observe.close_fds(fds)  # the agent holds them now
     if cap is not None:
         cap.engage(lambda: proc.poll() is None)
-    return AgentHandle(run.dir, specs, proc=proc, console=cap)
+    relay = observe.Relay(relay_r, journal.write_line) if relay_r >= 0 else None
+    return AgentHandle(run.dir, specs, proc=proc, console=cap, relay=relay)
 
 
 def _after_earlier_agent(run_dir: str, delivery: Delivery) -> Callable[[Callable[[], bool], threading.Event], bool]:

@@ -22,7 +22,7 @@ from .console.capture import console_loss_note
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
 from .events import Artifact, ConfigUpdate, Console, Event, RunStarted, Status, StatusChange, Tags, flatten_config
 from .hooks import ProcessHooks, exception_ending
-from .journal import JournalWriter, MetricLines, encode
+from .journal import MetricLines, encode, open_writer
 from .limits import Limits
 from .media.recorder import MediaRecorder
 from .media.values import MediaValue, Options
@@ -152,7 +152,7 @@ class Run:
 
         from .launch import start_agent
 
-        self._agent: AgentHandle = start_agent(self)
+        self._agent: AgentHandle = start_agent(self, self._journal)
         self._hooks = ProcessHooks(self._pid, self.finish, self._finish_from_exception)
         self._hooks.install()
 
@@ -179,7 +179,7 @@ class Run:
                     plan = resuming.plan(self._rundir, opened.prior, run_id=self.id, name=name, group=group,
                                          config=self.config, tags=self.tags, meta=self.meta)
             self.dir = self._rundir.path
-            self._journal = JournalWriter(self._rundir.journal, self.id, self.start_time)
+            self._journal = open_writer(self._rundir.journal, self.id, self.start_time, self.settings.journal_mapped)
         except ConfigError:  # resume refused after the lock was taken: never keep it held
             self._release_lock()
             raise
@@ -419,6 +419,7 @@ class Run:
                 self._release_lock()
             self.status, self.reason = st, reason
             self._journal.close()
+            self._agent.close_relay()
         finally:
             with _active_lock:
                 if _active is self:  # a finished child hands the module-level API back to its open parent

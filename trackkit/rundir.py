@@ -35,7 +35,7 @@ from typing import Any
 
 from .backend import BackendSpec, safe_name
 from .events import RunFinished, Status, StatusChange
-from .journal import JOURNAL_NAME, JournalWriter
+from .journal import JOURNAL_NAME, JournalWriter, path_end
 from .util import write_json_atomic
 
 __all__ = [
@@ -438,9 +438,8 @@ class RunDir:
 
     def pending(self, specs: Sequence[BackendSpec]) -> list[BackendSpec]:
         """The backends whose cursor is behind the end of the journal."""
-        try:
-            size = os.path.getsize(self.journal)
-        except OSError:
+        size = path_end(self.journal)  # a live trainer's journal ends where its records end, not its filler
+        if not size:
             return []
         return [s for s in specs if self.load_cursor(sink_key(s)) < size]
 

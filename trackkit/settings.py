@@ -114,6 +114,9 @@ class Settings(BaseModel):
     advisories: bool = True
     #: record provenance at init: true/false, or per part {"git": false, "packages": false, ...}
     capture: bool | dict[Literal["git", "environment", "invocation", "packages"], bool] = True
+    #: the trainer stores records into a shared mapping of the journal (no system call per log());
+    #: false: one write(2) per record (docs/journal.md)
+    journal_mapped: bool = True
     #: seconds between agent polls of the journal
     poll_interval: float = Field(0.05, gt=0)
     #: while the run is live, a backend gets a batch at most this often (seconds)
@@ -171,6 +174,7 @@ _FIXES = {
     "on_nan": "use 'mark', 'stop' or 'ignore'",
     "strict": "use true or false",
     "capture": "use true or false",
+    "journal_mapped": "use true or false",
     "poll_interval": "use a number of seconds > 0, e.g. 0.05",
     "flush_interval": "use a number of seconds >= 0, e.g. 1",
     "project": "use a project name string",

@@ -70,6 +70,7 @@ if a.fsize_extra >= 0:
     import resource
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+    # past the file's end: a mapped journal's allocated window is filled first (docs/journal.md)
     limit = os.path.getsize(os.path.join(run.dir, "journal.jsonl")) + a.fsize_extra
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
 

@@ -8,8 +8,9 @@ import time
 CHILD = os.path.join(os.path.dirname(__file__), "child.py")
 
 
-def start_child(backend: str, root: str, *args: str) -> subprocess.Popen[str]:
+def start_child(backend: str, root: str, *args: str, env_extra: dict[str, str] | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    env.update(env_extra or {})
     return subprocess.Popen(
         [sys.executable, CHILD, backend, root, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=env,

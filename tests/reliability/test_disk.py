@@ -3,7 +3,9 @@
 A full disk is simulated with RLIMIT_FSIZE in the training process (the tests run as root,
 where a read-only chmod does not stop writes): once the journal reaches the limit a write
 is cut short (a torn record) and every later write fails with EFBIG, exactly as on a disk
-that is full.
+that is full. The trainer's mapped journal (docs/journal.md) first fills the window it had
+allocated before the limit; the next window cannot be allocated, so it cuts its filler off and
+goes on with ``pwrite(2)``, which meets the limit like the plain writer's ``write(2)``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from trackkit.events import Status
 
 from .helpers import journal_steps, read_run, run_line, start_child, wait_agent_done
 
-STEPS = 300
+#: (journal_mapped, steps): a mapped journal needs more steps than its 1 MiB window holds (~85 bytes a record)
+CASES = [(False, 300), (True, 20_000)]
 #: the trainer's drain_timeout. Waiting it out (the bug this guards against) makes finish() take
 #: DRAIN s; without the bug finish() returns once the agent delivered 300 points (~1-2 s, the agent
 #: was started at init), and DRAIN - 15 leaves a loaded machine 45 s for that
@@ -27,16 +30,20 @@ DRAIN = 60
 
 
 @pytest.mark.slow
-def test_journal_disk_full_mid_run_warns_once_trains_on_and_claims_nothing_unsaved(tmp_path: object) -> None:
+@pytest.mark.parametrize(("mapped", "steps"), CASES, ids=["write", "mapped"])
+def test_journal_disk_full_mid_run_warns_once_trains_on_and_claims_nothing_unsaved(
+    tmp_path: object, mapped: bool, steps: int,
+) -> None:
     tmp = str(tmp_path)
     backend = f"tensorboard:{tmp}/tb"
-    proc = start_child(backend, f"{tmp}/j", "--hz", "1000", "--steps", str(STEPS), "--fsize-extra", "3000",
-                       "--drain-timeout", str(DRAIN))
+    proc = start_child(backend, f"{tmp}/j", "--hz", "1000" if not mapped else "1000000", "--steps", str(steps),
+                       "--fsize-extra", "3000", "--drain-timeout", str(DRAIN),
+                       env_extra={"TRACKKIT_JOURNAL_MAPPED": "1" if mapped else "0"})
     out, err = proc.communicate(timeout=DRAIN + 90)
 
     # training went on to the end and exited normally
     assert proc.returncode == 0, err
-    assert f"DONE {STEPS - 1}" in out
+    assert f"DONE {steps - 1}" in out
     run_id, run_dir = run_line(out)
 
     # one clear warning while training (warned once), naming the journal and the loss
@@ -54,11 +61,11 @@ def test_journal_disk_full_mid_run_warns_once_trains_on_and_claims_nothing_unsav
 
     # what the journal holds was logged (a prefix of the steps), what it lacks is counted as lost
     journaled = journal_steps(run_dir)
-    assert 0 < len(journaled) < STEPS
+    assert 0 < len(journaled) < steps
     assert journaled == list(range(len(journaled)))
-    assert int(logs_lost) == STEPS - len(journaled)
+    assert int(logs_lost) == steps - len(journaled)
     # + the status and finish records, which did not fit either
-    assert problems["journal"] == STEPS - len(journaled) + 2
+    assert problems["journal"] == steps - len(journaled) + 2
 
     # the agent ends the run with the trainer's own status (left beside the full journal)
     # right away, instead of waiting out the drain deadline and calling it killed
