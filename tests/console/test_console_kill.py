@@ -17,6 +17,7 @@ import pytest
 
 from tests.reliability.helpers import read_run, three_backends, wait_agent_done
 from trackkit.events import Console, Status
+from trackkit.journal import read_journal
 
 from .helpers import mlflow_console, tensorboard_console, wandb_output_log
 
@@ -59,8 +60,14 @@ def test_sigkill_keeps_the_last_printed_lines_in_every_backend(tmp_path: object)
     assert "marked the run killed" in log and "everything delivered" in log, log
     with open(os.path.join(run_dir, "console.log"), encoding="utf-8") as fh:
         kept = fh.read()
+    # the journal holds every kept line exactly once: the records the trainer wrote of those the agent relayed
+    # to it, then what the trainer did not live to write and the rest, written by the agent (docs/journal.md)
+    journaled = "".join(str(r["text"]) for r in read_journal(os.path.join(run_dir, "journal.jsonl"))
+                        if r.get("k") == "console")
+    assert journaled.splitlines() == kept.splitlines()
     stored = {
-        "journal": kept,
+        "console.log": kept,
+        "journal": journaled,
         "tensorboard": tensorboard_console(f"{tmp}/tb"),
         "wandb": wandb_output_log(f"{tmp}/wb"),
         "mlflow": mlflow_console(backends[2].split(":", 1)[1], run_id),
