@@ -298,12 +298,15 @@ class MappedJournalWriter(JournalWriter):
         self._mm = None  # the child's copy of the mapping: dropped, not unmapped (the parent's pages)
 
     def write_line(self, line: str) -> None:
-        data = self._frame(line)
+        data = (line + "\n").encode("utf-8", "surrogatepass") if not self._torn else self._frame(line)
         with self._lock:
             mm = self._mm
-            if mm is not None and len(data) <= len(mm) - mm.tell():
-                mm.write(data)
-                return
+            if mm is not None:
+                try:
+                    mm.write(data)  # all or nothing: ValueError when the window has no room for it
+                    return
+                except ValueError:
+                    pass
             self._slow(data)
 
     def _end(self) -> int:
