@@ -407,7 +407,7 @@ class JournalReader:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
                 data = b""
-                step = 1 << 16
+                step = 1 << 14
                 limit = max_bytes or (1 << 62)
                 while True:
                     part = fh.read(min(step, limit - len(data)) if len(data) < limit else step)
