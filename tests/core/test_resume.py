@@ -333,7 +333,9 @@ def test_runs_and_show_list_a_resumed_run_once(tmp_path: Any) -> None:
 
 
 def _die(run: trackkit.Run) -> None:
-    """The trainer 'dies' without a finish record: its lock drops, nothing else happens."""
+    """The trainer 'dies' without a finish record: its lock drops, its console capture goes with it
+    (a dead process holds no fds; left engaged, it kept later runs of this test process from capturing)."""
+    run._agent.end_console(0.5)
     run._release_lock()
     run._finished = True  # keep atexit away
     run._hooks.uninstall()
