@@ -440,3 +440,29 @@ def test_sqlite_read_client_answers_as_mlflows_own_client(sqlite_store: Store, t
     # only the run with a dataset (its inputs) went to MLflow's own client, once made
     assert made == ["real"]
     ours.close()
+
+
+def test_sqlite_events_are_metric_events_of_sqlite_points(tmp_path: Any) -> None:
+    """The reader's one-loop sqlite history (``sqlite_events``) gives exactly the events of the reference
+    pipeline (``metric_events(sqlite_points(...))``): NaN, a clamped ±inf restored, trackkit's mapped keys,
+    system metrics, two values of one key at one (step, timestamp), steps logged out of order."""
+    import math
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "h.db"
+    client = MlflowClient(f"sqlite:///{db}")
+    rid = client.create_run(client.create_experiment("h"), run_name="h").info.run_id
+    pts = [Metric("loss", 1.0 / (s + 1), T0 + s, s) for s in range(50)]
+    pts += [Metric("nanny", math.nan, T0 + s, s) for s in range(0, 50, 7)]
+    pts += [Metric("big", 1.7976931348623157e308, T0 + 3, 3), Metric("k_mapped", 2.0, T0 + 3, 3)]
+    pts += [Metric("system/cpu", 10.0 + s, T0 + s, s) for s in range(0, 50, 5)]
+    pts += [Metric("loss", 9.0, T0 + 4, 4), Metric("late", 1.0, T0 + 100, 2)]
+    for i in range(0, len(pts), 100):
+        client.log_batch(rid, metrics=pts[i:i + 100])
+    keys, infs = {"k_mapped": "k/mapped"}, {"big"}
+    want = list(mlflow_history.metric_events(mlflow_history.sqlite_points(str(db), rid), keys, infs))
+    got = list(mlflow_history.sqlite_events(str(db), rid, keys, infs, batch=7))
+    assert len(got) == len(want) > 50 and repr(got) == repr(want)
+    assert any(isinstance(e, Metrics) and e.values.get("big") == math.inf for e in got)

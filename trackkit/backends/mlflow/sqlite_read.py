@@ -117,19 +117,17 @@ class SqliteReadClient:
             ).fetchone():
                 out.append(self.real.get_run(rid))  # its log_input datasets: MLflow's own entity
                 continue
+            tags = [RunTag(k, v) for k, v in db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (rid,))]
+            if not name:  # as MLflow does: the name from the mlflow.runName tag
+                name = next((t.value for t in tags if t.key == "mlflow.runName"), None) or name
             info = RunInfo(run_id=rid, run_name=name, experiment_id=str(eid), user_id=user, status=status,
                            start_time=start, end_time=end, lifecycle_stage=stage, artifact_uri=uri)
-            tags = [RunTag(k, v) for k, v in db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (rid,))]
             params = [Param(k, v) for k, v in db.execute("SELECT key, value FROM params WHERE run_uuid = ?", (rid,))]
             metrics = [
                 Metric(key=k, value=math.nan if is_nan else v, timestamp=ts, step=step)
                 for k, v, ts, step, is_nan in db.execute(
                     "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid = ?", (rid,))
             ]
-            if not name:  # as MLflow does: the name from the mlflow.runName tag
-                named = next((t.value for t in tags if t.key == "mlflow.runName"), None)
-                if named:
-                    info._set_run_name(named)
             out.append(Run(run_info=info, run_data=RunData(metrics=metrics, params=params, tags=tags)))
         return out
 
