@@ -1,6 +1,6 @@
 """``SqliteReadClient``: the read-only part of ``MlflowClient`` the reader uses, over a sqlite store read
 with the standard library's ``sqlite3``, so that reading a store never imports SQLAlchemy and alembic
-(0.9 s and ~10 MB: ``MlflowClient("sqlite:...")`` loads MLflow's ``SqlAlchemyStore``).
+(0.9 s and ~50 MB at a migrate's peak: ``MlflowClient("sqlite:...")`` loads MLflow's ``SqlAlchemyStore``).
 
 It returns MLflow's own entities (``mlflow.entities.Run``, ``Experiment``, ``FileInfo``), built as
 ``SqlAlchemyStore`` builds them (``dbmodels.models``: ``to_mlflow_entity``), from the tables every
