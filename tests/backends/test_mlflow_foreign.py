@@ -379,3 +379,90 @@ def test_newer_schema_and_foreign_files_get_one_line(sqlite_store: Store, tmp_pa
     assert proc.returncode != 0
     out = (proc.stdout + proc.stderr).strip()
     assert "Traceback" not in out and "newer schema" in out and str(newer) in out
+
+
+def test_sqlite_read_client_answers_as_mlflows_own_client(sqlite_store: Store, tmp_path: Any) -> None:
+    """The reader's sqlite client (the standard library's sqlite3, no SQLAlchemy) gives the entities
+    MLflow's own client gives for the same store: experiments, runs (listed, found by tag, by id; a deleted
+    run not listed), their tags, params, latest metrics, inputs, artifact listings and files."""
+    from mlflow.tracking import MlflowClient
+
+    from trackkit.backends.mlflow.sqlite_read import SqliteReadClient
+
+    db = sqlite_store.spec[len("mlflow:"):]
+    real = MlflowClient(f"sqlite:///{db}")
+    gone = real.create_run(real.get_experiment_by_name("foreign").experiment_id, run_name="deleted").info.run_id
+    real.delete_run(gone)
+    made: list[str] = []
+    ours = SqliteReadClient(db, lambda: made.append("real") or real)
+
+    def run_view(r: Any) -> Any:
+        inputs = sorted((d.dataset.name, d.dataset.digest, d.dataset.source, tuple((t.key, t.value) for t in d.tags))
+                        for d in (r.inputs.dataset_inputs if r.inputs else []))
+        metrics = sorted((m.key, m.step, m.timestamp, repr(m.value)) for m in r.data._metric_objs)
+        return (r.info.run_id, r.info.run_name, r.info.experiment_id, r.info.user_id, r.info.status,
+                r.info.start_time, r.info.end_time, r.info.lifecycle_stage, r.info.artifact_uri,
+                dict(r.data.tags), dict(r.data.params), metrics, inputs)
+
+    def exp_view(e: Any) -> Any:
+        return (e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, dict(e.tags))
+
+    assert [exp_view(e) for e in ours.search_experiments(max_results=1000)] == [
+        exp_view(e) for e in real.search_experiments(max_results=1000)]
+    exp = real.get_experiment_by_name("foreign").experiment_id
+    assert exp_view(ours.get_experiment(exp)) == exp_view(real.get_experiment(exp))
+    assert exp_view(ours.get_experiment_by_name("foreign")) == exp_view(real.get_experiment_by_name("foreign"))
+    assert ours.get_experiment_by_name("no such") is None
+    listed = [run_view(r) for r in ours.search_runs([exp], max_results=1000)]
+    assert listed == [run_view(r) for r in real.search_runs([exp], max_results=1000)]
+    assert gone not in {v[0] for v in listed} and len(listed) == 6
+    flt = "tags.`mlflow.runName` = 'child'"
+    assert [run_view(r) for r in ours.search_runs([exp], filter_string=flt, max_results=10)] == [
+        run_view(r) for r in real.search_runs([exp], filter_string=flt, max_results=10)]
+    for rid in (sqlite_store.parent, sqlite_store.child, sqlite_store.big, gone):
+        assert run_view(ours.get_run(rid)) == run_view(real.get_run(rid))
+    assert run_view(ours.get_run(sqlite_store.parent))[-1], "the parent's dataset is among its inputs"
+
+    def tree(client: Any, rid: str, path: str | None = None) -> list[Any]:
+        out = []
+        for f in client.list_artifacts(rid, path):
+            out.append((f.path, f.is_dir, f.file_size))
+            if f.is_dir:
+                out += tree(client, rid, f.path)
+        return out
+
+    assert tree(ours, sqlite_store.parent) == tree(real, sqlite_store.parent)
+    for path, data in sqlite_store.files.items():
+        dest = tmp_path / path.replace("/", "_")
+        dest.mkdir()
+        with open(ours.download_artifacts(sqlite_store.parent, path, str(dest)), "rb") as fh:
+            assert fh.read() == data
+    # only the run with a dataset (its inputs) went to MLflow's own client, once made
+    assert made == ["real"]
+    ours.close()
+
+
+def test_sqlite_events_are_metric_events_of_sqlite_points(tmp_path: Any) -> None:
+    """The reader's one-loop sqlite history (``sqlite_events``) gives exactly the events of the reference
+    pipeline (``metric_events(sqlite_points(...))``): NaN, a clamped ±inf restored, trackkit's mapped keys,
+    system metrics, two values of one key at one (step, timestamp), steps logged out of order."""
+    import math
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    db = tmp_path / "h.db"
+    client = MlflowClient(f"sqlite:///{db}")
+    rid = client.create_run(client.create_experiment("h"), run_name="h").info.run_id
+    pts = [Metric("loss", 1.0 / (s + 1), T0 + s, s) for s in range(50)]
+    pts += [Metric("nanny", math.nan, T0 + s, s) for s in range(0, 50, 7)]
+    pts += [Metric("big", 1.7976931348623157e308, T0 + 3, 3), Metric("k_mapped", 2.0, T0 + 3, 3)]
+    pts += [Metric("system/cpu", 10.0 + s, T0 + s, s) for s in range(0, 50, 5)]
+    pts += [Metric("loss", 9.0, T0 + 4, 4), Metric("late", 1.0, T0 + 100, 2)]
+    for i in range(0, len(pts), 100):
+        client.log_batch(rid, metrics=pts[i:i + 100])
+    keys, infs = {"k_mapped": "k/mapped"}, {"big"}
+    want = list(mlflow_history.metric_events(mlflow_history.sqlite_points(str(db), rid), keys, infs))
+    got = list(mlflow_history.sqlite_events(str(db), rid, keys, infs, batch=7))
+    assert len(got) == len(want) > 50 and repr(got) == repr(want)
+    assert any(isinstance(e, Metrics) and e.values.get("big") == math.inf for e in got)

@@ -71,7 +71,7 @@ def test_show_from_mlflow_reads_no_metric_history(tmp_path: Path, monkeypatch: p
                                    for step in (0, 3) for i in range(300)])
     client.set_terminated(rid)
     reads: list[str] = []
-    for name in ("sqlite_points", "paged_points"):  # the two ways the reader reads histories
+    for name in ("sqlite_events", "paged_points"):  # the two ways the reader reads histories
         real = getattr(reader_mod, name)
         monkeypatch.setattr(reader_mod, name, lambda *a, _real=real, _n=name, **k: reads.append(_n) or _real(*a, **k))
     res = CliRunner().invoke(main, ["show", "wide-run", "--backend", f"mlflow:{db}", "--json"], catch_exceptions=False)

@@ -280,3 +280,30 @@ def test_stream_chunks_are_bounded_and_equal_read_run(tmp_path: Path) -> None:
     info = reader.list_runs()[0]
     assert info.last_step == n - 1 and info.last_metrics == {"loss": (n - 1) * 0.5}
     assert info.status is Status.COMPLETED
+
+
+def test_reading_a_scalar_logdir_imports_no_tensorflow_stub(tmp_path: Path) -> None:
+    """Reading scalars needs tensorboard's protos only: not its writer, not the TensorFlow stub (gfile,
+    fsspec, absl, the summary plugins: 3 MB at a migrate's peak), which a sink or a tensor value loads."""
+    import subprocess
+    import sys
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    w = SummaryWriter(str(tmp_path / "logs" / "run1"))
+    for s in range(50):
+        w.add_scalar("loss", 1.0 / (s + 1), s)
+    w.close()
+    code = (
+        "import sys\n"
+        "from trackkit.registry import load_reader, parse_backend\n"
+        f"r = load_reader(parse_backend('tensorboard:{tmp_path / 'logs'}'))\n"
+        "(info,) = r.list_runs()\n"
+        "rec = r.read_run(info.run_id)\n"
+        "assert len(rec.metrics()['loss']) == 50, rec.metrics()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('tensorboard.compat.tensorflow_stub',"
+        " 'tensorboard.summary', 'fsspec'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -29,13 +29,15 @@ _EXACT: dict[str, Any] = {"rel": 1e-12, "abs_tol": 1e-300}
 #: ... or to float32 precision, when TensorBoard (which stores float32) is on either side
 _FLOAT32: dict[str, Any] = {"rel": 1e-6, "abs_tol": 1e-30, "float32": True}
 _F32 = struct.Struct("<f")
+#: at or beyond this a value is ±inf (``_canon``)
+_BIG = 1.79e308
 
 
 def _canon(v: float, f32: bool) -> Any:
     v = float(v)
     if v != v:
         return "nan"
-    if math.isinf(v) or abs(v) >= 1.79e308:  # MLflow clamps ±inf to ±1.797e308; its reader restores it
+    if math.isinf(v) or abs(v) >= _BIG:  # MLflow clamps ±inf to ±1.797e308; its reader restores it
         return "inf" if v > 0 else "-inf"
     if f32:
         try:
@@ -67,13 +69,16 @@ class Side:
         for ev in events:
             if isinstance(ev, Metrics):
                 step = ev.step
+                hstep = hash(step)
                 for k, v in ev.values.items():
                     d = digests.get(k)
                     if d is None:
                         d = digests[k] = [0, 0, 0]
                     d[0] += 1
-                    d[1] = (d[1] + hash((step, _canon(v, f32)))) & _MASK
-                    d[2] = (d[2] + hash(step)) & _MASK
+                    # a finite float64 is its own canonical form (NaN fails both comparisons)
+                    c = v if not f32 and -_BIG < v < _BIG else _canon(v, f32)
+                    d[1] = (d[1] + hash((step, c))) & _MASK
+                    d[2] = (d[2] + hstep) & _MASK
                     n += 1
             elif isinstance(ev, Media):
                 self.media.append(ev)

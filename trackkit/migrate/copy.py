@@ -15,7 +15,7 @@ from typing import Any
 
 from ..backend import BackendSpec
 from ..errors import ConfigError, TrackkitError
-from ..events import Artifact, Event, Media, RunFinished, RunInfo, RunResumed, RunStarted, Tags
+from ..events import Artifact, Event, Media, Metrics, RunFinished, RunInfo, RunResumed, RunStarted, Tags
 from ..util import sha256_of
 from .compare import Side, compare, suspects
 from .report import BATCH, STATUS_TAG, Report, SkippedArtifact
@@ -181,6 +181,14 @@ def _find(reader: Any, ref: str, where: str) -> RunInfo:
     return found
 
 
+def _fold(info: RunInfo, events: Sequence[Event]) -> None:
+    """The run's summary from its events, but for the metric figures: the points are in the digests
+    (``Side.add``), and ``compare`` compares the summary's other fields."""
+    for ev in events:
+        if type(ev) is not Metrics:
+            info.apply(ev)
+
+
 def _side(reader: Any, run_id: str, info: RunInfo | None, float32: bool) -> Side | None:
     """The target's copy folded into a Side (None: the target has no such run)."""
     side = Side(float32=float32)
@@ -190,8 +198,7 @@ def _side(reader: Any, run_id: str, info: RunInfo | None, float32: bool) -> Side
         for events, _ in chunks(reader, run_id, infos=infos):
             if acc is None:
                 acc = RunInfo(run_id, info.project if info else "", info.name if info else "", backend="")
-            for ev in events:
-                acc.apply(ev)
+            _fold(acc, events)
             side.add(events)
     except KeyError:
         return None
@@ -227,8 +234,7 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
     read_notes: list[str] = []
     try:
         for events, done in chunks(src_reader, listed.run_id, read_notes):
-            for ev in events:
-                info.apply(ev)
+            _fold(info, events)
             report.points += want.add(events)
             planned = planner.feed(events)
             if sink is not None:

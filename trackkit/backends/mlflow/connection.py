@@ -259,7 +259,9 @@ class Connection:
             os.close(fd)
 
     def _open_read_only(self, path: str, client_cls: Any) -> Any:
-        """A client on sqlite's read-only URI of an existing store: nothing is written to it.
+        """A client on an existing store that writes nothing to it: ``SqliteReadClient`` (the standard
+        library's ``sqlite3`` on the file opened read-only), which hands what it does not read itself to
+        MLflow's own client on sqlite's read-only URI (made on first use).
 
         ``sqlite+pysqlite:``, not ``sqlite:``: for the latter MLflow makes the "parent directory" of
         ``file:/...`` under the cwd. The path is quoted twice: SQLAlchemy unquotes the URL once, sqlite
@@ -267,6 +269,14 @@ class Connection:
         if not os.path.isfile(path):
             raise missing_store(self.spec, path)
         check_store(self.spec, path)
+        from .sqlite_read import SqliteReadClient
+
+        with self.errors("open (read-only)"):
+            client = SqliteReadClient(path, lambda: self._real_read_only(path, client_cls))
+        return client if client.usable else client.real
+
+    def _real_read_only(self, path: str, client_cls: Any) -> Any:
+        """MLflow's own client on the store, read-only (what ``SqliteReadClient`` hands the rest to)."""
         name = quote(quote(os.path.abspath(path), safe="/"), safe="/")
         with self.errors("open (read-only)"):
             client = client_cls(tracking_uri=f"sqlite+pysqlite:///file:{name}?mode=ro&uri=true")

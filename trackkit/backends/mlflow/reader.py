@@ -29,13 +29,14 @@ from ...events import (
     RunRecord,
     RunStarted,
     Summary,
+    SystemMetrics,
     Tags,
     checkpoint_of,
     event_from_record,
 )
 from .best import read_best
 from .connection import Connection, missing_store, pages, store_path, strip_credentials
-from .history import metric_events, paged_points, restore, sqlite_count, sqlite_points
+from .history import metric_events, paged_points, restore, sqlite_count, sqlite_events
 from .mapping import (
     T_PARENT_RUN,
     artifact_event,
@@ -191,15 +192,15 @@ class MlflowReader:
         mi = 0
         info = plan.info
         with conn.errors("read_run (metrics)"):
-            src: Iterator[Any] = iter(())  # metrics=False: no history is read
+            evs: Iterator[Metrics | SystemMetrics] = iter(())  # metrics=False: no history is read
             total: int | None = None
             if metrics and (conn.remote or self._path is None):
-                src = paged_points(self._page(plan.mid), plan.metric_keys, notes)
+                evs = metric_events(paged_points(self._page(plan.mid), plan.metric_keys, notes), plan.keys, plan.infs)
             elif metrics and self._path is not None:
                 total = sqlite_count(self._path, plan.mid)
-                src = sqlite_points(self._path, plan.mid)
+                evs = sqlite_events(self._path, plan.mid, plan.keys, plan.infs)
             done = 0
-            for ev in metric_events(src, plan.keys, plan.infs):
+            for ev in evs:
                 step = ev.step if isinstance(ev, Metrics) else None  # system metrics: their own axis
                 while step is not None and mi < len(media) and media[mi].step < step:
                     out.append(media[mi])

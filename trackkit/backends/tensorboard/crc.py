@@ -9,31 +9,49 @@ tensorboard's own reader)."""
 
 from __future__ import annotations
 
-__all__ = ["install"]
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["fast_crc32c", "install"]
 
 _DONE: list[bool] = []
+_FAST: list[Any] = []
+
+
+def fast_crc32c() -> Callable[[bytes], int] | None:
+    """The ``crc32c`` package's CRC32C when it is installed and computes the CRC-32C check value, else
+    None. Imports no tensorboard (reading a logdir needs no TensorBoard writer or TensorFlow stub)."""
+    if not _FAST:
+        try:
+            import crc32c as fast
+        except ImportError:
+            _FAST.append(None)
+        else:  # the CRC-32C check value: never use a different sum
+            _FAST.append(fast.crc32c if fast.crc32c(b"123456789") == 0xE3069283 else None)
+    fn: Callable[[bytes], int] | None = _FAST[0]
+    return fn
 
 
 def install() -> bool:
     """Swap tensorboard's pure-Python CRC32C for the ``crc32c`` package's; True when it did (once)."""
     if _DONE:
         return _DONE[0]
+    crc = fast_crc32c()
+    if crc is None:
+        _DONE.append(False)
+        return False
     try:
-        import crc32c as fast
         from tensorboard.compat.tensorflow_stub import pywrap_tensorflow as stub
         from tensorboard.summary.writer import record_writer
     except ImportError:
         _DONE.append(False)
         return False
-    if fast.crc32c(b"123456789") != 0xE3069283:  # the CRC-32C check value: never swap in a different sum
-        _DONE.append(False)
-        return False
 
     def masked_crc32c(data: bytes) -> int:
-        x = fast.crc32c(data)
+        x = crc(data)
         return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
-    stub.crc32c = fast.crc32c
+    stub.crc32c = crc
     stub.masked_crc32c = masked_crc32c
     record_writer.masked_crc32c = masked_crc32c
     _DONE.append(True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import count
 from typing import IO
 
-from .crc import install
+from .crc import fast_crc32c, install
 
 __all__ = [
     "BLOCK",
@@ -43,13 +43,16 @@ def is_event_file(name: str) -> bool:
     return EVENT_PREFIX in name and not name.endswith((".tmp", ".lock"))
 
 
-def masked_crc() -> Callable[[bytes], int]:
-    """The masked CRC32C of TFRecords: the ``crc32c`` package's C checksum where it is installed."""
-    if install():
-        from crc32c import crc32c
+def masked_crc(patch: bool = True) -> Callable[[bytes], int]:
+    """The masked CRC32C of TFRecords: the ``crc32c`` package's C checksum where it is installed.
+    ``patch``: also put it into tensorboard's own writer (``crc.install``: a writer's process may use
+    ``EventFileWriter`` too, ``Sink.native``); a reader does not, and imports no TensorBoard stub."""
+    crc32c = fast_crc32c() if not patch or install() else None
+    if crc32c is not None:
+        fast = crc32c
 
         def masked(data: bytes) -> int:
-            x = crc32c(data)
+            x = fast(data)
             return (((x >> 15) | (x << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
         return masked
@@ -199,7 +202,7 @@ def read_records(path: str, damage: Damage, start: int = 0) -> Iterator[tuple[in
     writing, a copy cut short) or whose length fails its checksum ends the file; a record whose data
     fails its checksum is skipped. ``damage.text`` then says which file, at which byte, and how many
     records were read before it."""
-    crc = masked_crc()
+    crc = masked_crc(patch=False)
     try:
         fh = open(path, "rb")
     except OSError as exc:

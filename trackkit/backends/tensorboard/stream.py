@@ -92,13 +92,11 @@ class RunStream:
 
     def __init__(self, run: RunDir, root: str, store: Callable[[bytes, str], tuple[str, str]]) -> None:
         from tensorboard.compat.proto import event_pb2
-        from tensorboard.util import tensor_util
 
         self.run = run
         self.root = root
         self.store = store
         self._Event = event_pb2.Event
-        self._make_ndarray = tensor_util.make_ndarray
         self.notes: list[str] = []
         self._new_notes: list[str] = []
         #: (part index, tag) -> plugin name, from the first value that carried metadata
@@ -261,6 +259,14 @@ class RunStream:
         except Exception:
             return None
         return float(arr.reshape(-1)[0]) if arr.size == 1 and arr.dtype.kind in "fiub" else None
+
+    @staticmethod
+    def _make_ndarray(tensor: Any) -> Any:
+        """TensorBoard's ``tensor_util.make_ndarray``, imported on first use: it loads TensorBoard's
+        TensorFlow stub (gfile, fsspec, dtypes), which a run of plain scalars never needs (1.6 MB)."""
+        from tensorboard.util import tensor_util
+
+        return tensor_util.make_ndarray(tensor)
 
     # ------------------------------------------------------------------ the merge
 

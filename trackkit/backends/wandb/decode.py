@@ -12,7 +12,6 @@ status (``end_segment(decides=True)``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from ...events import (
 from .local import console_artifact, console_text, local_artifact
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
 from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_KEY, TIME_KEY, parse_tag
+from .values import item_key, items_of, loads, num, row_of
 
 __all__ = ["Decoded", "Decoder", "Skipped", "item_key", "items_of", "loads", "merge_internal", "num", "row_of"]
 
@@ -55,46 +55,6 @@ _STATES = {
 }
 
 
-def loads(text: str) -> Any:
-    """A W&B ``value_json`` (the text itself when it is not JSON; None when empty)."""
-    try:
-        return json.loads(text) if text else None
-    except ValueError:
-        return text
-
-
-def item_key(item: Any) -> str:
-    """The key of a config/summary/history item (``key``, or ``nested_key`` joined by ``.``)."""
-    key: str = item.key
-    if key:
-        return key
-    nested = item.nested_key
-    return str(nested[0]) if len(nested) == 1 else ".".join(nested)
-
-
-def items_of(items: Iterable[Any]) -> dict[str, Any]:
-    """Protobuf items (``key``/``nested_key`` + ``value_json``) as a plain dict."""
-    return {item_key(it): loads(it.value_json) for it in items}
-
-
-def row_of(items: Iterable[Any]) -> dict[str, Any]:
-    """History items as the nested row ``wandb.Api().scan_history()`` returns: W&B stores a
-    logged dict (a media value: ``_type``, ``path``, ...) as one item per leaf (``nested_key``)."""
-    row: dict[str, Any] = {}
-    for it in items:
-        path = [str(it.key)] if it.key else [str(k) for k in it.nested_key]
-        if not path:
-            continue
-        node = row
-        for part in path[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = node[part] = {}
-            node = nxt
-        node[path[-1]] = loads(it.value_json)
-    return row
-
-
 @dataclass(frozen=True)
 class Skipped:
     """A history value the reader did not map (a W&B type with no trackkit media kind, a missing file)."""
@@ -103,13 +63,6 @@ class Skipped:
     step: int
     wandb_type: str
     note: str
-
-
-def num(v: Any) -> float | None:
-    """A stored value as a metric value, or None when it is not a number."""
-    if isinstance(v, (bool, int, float)):
-        return float(v)
-    return None
 
 
 def _int(v: Any) -> int | None:
@@ -340,7 +293,11 @@ class Decoder:
         media: list[tuple[str, Mapping[str, Any]]] = []
         for k, v in row.items():
             if k not in HISTORY_INTERNAL:
-                _walk(str(k), v, values, media)
+                kind = type(v)
+                if kind is float or kind is int:  # the usual column: a number (``_walk``'s ``num``)
+                    values[str(k)] = float(v)
+                else:
+                    _walk(str(k), v, values, media)
         self._history_last.update(values)
         for k, _v in media:
             self._history_last[k] = None

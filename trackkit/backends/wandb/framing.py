@@ -25,6 +25,8 @@ _FILE_HEADER = struct.Struct("<4sHB")
 _REC_HEADER = struct.Struct("<IHB")
 BLOCK = 32 * 1024
 _FULL, _FIRST, _MIDDLE, _LAST = 1, 2, 3, 4
+#: the crc of each record type's byte, where a record's checksum starts
+_SEEDS = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
 #: blocks read at a time by ``RunFile`` (1 MiB)
 _CHUNK_BLOCKS = 32
 
@@ -71,7 +73,7 @@ class _Frames:
                 self._cut(base + pos)  # a torn payload
                 return
             payload = bytes(data[start:stop])
-            if zlib.crc32(payload, zlib.crc32(bytes([rtype]))) & 0xFFFFFFFF != crc:
+            if zlib.crc32(payload, _SEEDS[rtype]) & 0xFFFFFFFF != crc:
                 self.pending = None
                 self.damaged.append(base + pos)
                 pos += left

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...events import Event
-from .decode import Decoded, Decoder, item_key, loads, merge_internal
+from .decode import Decoded, Decoder, merge_internal
+from .values import item_key, loads
 from .framing import KIND_NUMBERS, RunFile, parse_record, record_kind
 from .media_read import Fetch
 from .names import INTERNAL
@@ -89,10 +90,19 @@ def scan(path: str) -> Segment | None:
                 continue
             if kind == _SUMMARY:
                 merged = seg.summary
+                # trackkit's status keys (only a trackkit run, whose run record with _trackkit comes first):
+                # ``item_key`` starts with "trackkit/" exactly when the first part of the key does
+                own, look = False, bool(seg.internal)
                 for it in rec.summary.update:
-                    merged[(it.key,) if it.key else tuple(it.nested_key)] = it.value_json
-                # trackkit's status keys (only a trackkit run, whose run record with _trackkit comes first)
-                own = bool(seg.internal) and any(item_key(it).startswith("trackkit/") for it in rec.summary.update)
+                    nested = it.nested_key
+                    if len(nested) == 1:  # what wandb-core writes for a plain key
+                        kp: tuple[str, ...] = (nested[0],)
+                    else:
+                        key = it.key
+                        kp = (key,) if key else tuple(nested)
+                    merged[kp] = it.value_json
+                    if look and kp and kp[0].startswith("trackkit/"):
+                        own, look = True, False
                 for it in rec.summary.remove:
                     gone = (it.key,) if it.key else tuple(it.nested_key)
                     for k in [k for k in merged if k[:len(gone)] == gone]:
