@@ -1,20 +1,18 @@
 """The delivery agent: tails a run's journal and feeds every sink.
 
-* one cursor per sink (``<run dir>/cursors/<key>.json``, the byte offset of the
-  last delivered record), so a restarted agent or ``trackkit sync`` resumes
-  without duplicates;
-* batches (up to ``BATCH`` records per ``emit``);
-* retry with exponential backoff per sink; a failing sink never blocks or
-  breaks another, and its data waits in the journal;
-* a bounded drain: ``finish()`` waits for delivery at most ``drain_timeout``
-  seconds; after the run's ``finish`` record (or the trainer's death) the process
-  agent, which nobody waits for, goes on delivering for at most ``linger``
-  seconds (a slow SDK start-up or a backend that comes back still gets
-  everything), then exits; on SIGTERM it drains for ``drain_timeout`` and exits;
-* trainer death is seen through the run's lock file: the trainer holds an
-  ``flock`` for its lifetime and the kernel drops it however the process dies
-  (SIGKILL, OOM killer). The agent then appends ``status: killed`` and
-  ``finish`` to the journal, drains, and exits;
+* one cursor per sink (``<run dir>/cursors/<key>.json``, the byte offset of the last delivered
+  record), so a restarted agent or ``trackkit sync`` resumes without duplicates;
+* batches (up to ``BATCH`` records per ``emit``); while the run is live the journal is read and
+  sent at most every ``flush_interval``, and the agent sleeps in between (docs/journal.md);
+* retry with exponential backoff per sink; a failing sink never blocks or breaks another, and its
+  data waits in the journal;
+* a bounded drain: ``finish()`` waits for delivery at most ``drain_timeout`` seconds; after the
+  run's ``finish`` record (or the trainer's death) the process agent, which nobody waits for, goes
+  on delivering for at most ``linger`` seconds (a slow SDK start-up or a backend that comes back
+  still gets everything), then exits; on SIGTERM it drains for ``drain_timeout`` and exits;
+* trainer death is seen through the run's lock file: the trainer holds an ``flock`` for its
+  lifetime and the kernel drops it however the process dies (SIGKILL, OOM killer). The agent then
+  appends ``status: killed`` and ``finish`` to the journal, drains, and exits;
 * a reachability check at start (a server backend's host resolved, its port connected, off the
   training thread); that result and each failure's cause, in one line, go to the delivery state
   (``RunDir.save_delivery_state``), which the trainer watches for a few seconds, and ``finish`` and
@@ -29,6 +27,7 @@ trainer's process (``memory:``) force it.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -51,6 +50,7 @@ from .media.values import MediaError
 from .reach import describe_failure, probe, server_address
 from .rundir import RunDir, release, sink_key
 from .sender import Sender, cpu_seconds, thread_clock
+from .tail import JournalTail
 
 if TYPE_CHECKING:
     from .observe import Observers
@@ -68,8 +68,9 @@ GROW_BYTES = READ_SLICE // 4
 #: while the run is live, how often the loop looks at the journal's size and the trainer's lock (seconds);
 #: a send that completes, ``stop`` and the trainer's pokes (``Delivery.poke``) wake it at once
 LIVE_POLL = 0.25
-#: records read as soon as a poll sees them (a 16-byte overlap: a record split by the previous poll's end)
-PROMPT = (b'{"k":"finish"', b'{"k":"ckpt', b'{"k":"artifact"')
+#: the account (agent-stats.json) is written when a poke is served, at the end, and at most this often (s);
+#: the run index entry, while the run is live, at most this often (a reader catches up the rest)
+STATS_EVERY, INDEX_LIVE = 10.0, 5.0
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
 #: seconds the start-up check waits for a TCP connect
@@ -145,20 +146,24 @@ class Delivery:
         #: written at most once per flush_interval and when delivery stops (trackkit.index)
         self.summary = Summarizer(run_dir)
         self._delivered_seen = 0
-        #: live batching: when the journal is read next (monotonic), its size at the last poll, the
-        #: journal held open for the polls, the trainer's last "deliver now" and whether one is being served
+        #: live batching: when the journal is read next (monotonic); what the polls look at
         self._next_read = 0.0
-        self._polled = 0
-        self._fd: int | None = None
+        self.tail = JournalTail(self.journal_path)
         #: set by a send that completes, stop, and the trainer's pokes: the loop's sleep ends
         self.wake = threading.Event()
         self._poked = False
+        #: the wake pipe is open (the trainer's pokes come through it), and when the lock is looked at next
+        self._listening = False
+        self._alive_at = 0.0
         #: serving a poke (wait_delivery, finish): read and send at once until every backend has the journal
         self._hurry = False
         #: the CPU account (agent-stats.json): records read, the loop thread's clock, a change to write
         self.records_read = 0
         self._clock: int | None = None
         self._stats_due = False
+        self._stats_at = 0.0
+        #: the process agent: what is alive after a backend started is kept out of garbage collections
+        self.freeze_gc = False
 
     # ---------------------------------------------------------------- the delivery state
 
@@ -341,6 +346,8 @@ class Delivery:
             return
         if st.failures or self._state.get(st.key, {}).get("error"):
             self.note(st.spec, "")
+        if not st.started and self.freeze_gc:
+            gc.freeze()  # the SDK's modules and objects, loaded now: never traversed again by a collection
         st.started = True
         st.last_emit = time.monotonic()
         st.failures = 0
@@ -378,33 +385,36 @@ class Delivery:
                     data = b""
                 if not data:
                     os.close(fd)
+                    self._listening = False
                     self.wake.set()
                     return
                 self.poke()
 
+        self._listening = True
         threading.Thread(target=loop, name="trackkit-wake", daemon=True).start()
 
     # ---------------------------------------------------------------- live batching
 
     def _due(self, now: float) -> bool:
-        """While the run is live: is it time to read the journal? At most every ``flush_interval``;
-        sooner when it grew by ``GROW_BYTES`` or when a finish, checkpoint or artifact record came (a
-        look at the bytes added since the last poll, ``PROMPT``). A poll is an ``fstat`` and one ``pread``."""
-        if now >= self._next_read:
-            return True
-        try:
-            if self._fd is None:
-                self._fd = os.open(self.journal_path, os.O_RDONLY | os.O_CLOEXEC)
-            size = os.fstat(self._fd).st_size
-            if size <= self._polled:
-                return False
-            start, self._polled = max(self._polled - 16, self.reader.offset, size - (64 << 10)), size
-            if size - self.reader.offset >= GROW_BYTES:
-                return True
-            tail = os.pread(self._fd, size - start, start)
-        except OSError:
+        """While the run is live: is it time to read the journal? At most every ``flush_interval``
+        (when there is something to read or send); sooner when it grew by ``GROW_BYTES`` or a finish,
+        checkpoint or artifact record came (``tail.JournalTail``: an ``fstat`` and one ``pread``)."""
+        size = self.tail.size()
+        if size is None:
             return True  # no journal to look at: the read says what is there
-        return any(p in tail for p in PROMPT)
+        if now >= self._next_read:
+            if size > self.reader.offset or any(st.pending for st in self.sinks):
+                return True
+            self._next_read = now + self.flush_interval  # idle: nothing to read or send
+        return self.tail.urgent(size, self.reader.offset, GROW_BYTES)
+
+    def _check_alive(self, now: float) -> bool:
+        """Time to look at the trainer's lock? With a wake pipe (whose end wakes the loop) at most every
+        4 x LIVE_POLL while it is open; without one, at every poll."""
+        if self._listening and now < self._alive_at:
+            return False
+        self._alive_at = now + 4 * LIVE_POLL
+        return True
 
     def _behind(self) -> bool:
         """The reader has not reached the journal's end (a backlog: read on at once)."""
@@ -451,9 +461,7 @@ class Delivery:
         """Close every backend on its own sender thread. A backend still stuck in a send
         (a server that never answers) is left behind: its data stays in the journal."""
         self.summary.save_every(self.flush_interval, force=True)
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self.tail.close()
         closing: list[tuple[_SinkState, Future[None]]] = []
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
@@ -512,8 +520,9 @@ class Delivery:
                 progressed = self.deliver(urgent=True)
             else:
                 progressed = self.deliver(urgent=False)
-            self.summary.save_every(self.flush_interval)
-            if self._stats_due and self.caught_up():
+            self.summary.save_every(self.flush_interval if urgent else max(self.flush_interval, INDEX_LIVE))
+            if self._stats_due and (self._hurry or now - self._stats_at >= STATS_EVERY) and self.caught_up():
+                self._stats_at = now
                 self.save_stats()
             if self._hurry and self.caught_up() and not self._behind():
                 self._hurry = False
@@ -522,7 +531,7 @@ class Delivery:
                     continue
                 self.close()
                 return True
-            if not self.finished and not writer_alive():
+            if not self.finished and (urgent or self._check_alive(now)) and not writer_alive():
                 # mark the run ended only while holding the trainer lock: a requeued trainer that
                 # resumed the run in the meantime holds it, and its live segment must not get a
                 # killed/finish pair in the middle (docs/resume.md)
@@ -556,7 +565,8 @@ class Delivery:
                 self.close()
                 return self.caught_up()
             if not got and not progressed:
-                live = min(max(LIVE_POLL, self.poll_interval), max(self._next_read - now, self.poll_interval))
+                poll = max(LIVE_POLL, self.poll_interval) * (1 << min(self.tail.quiet, 2))
+                live = min(poll, max(self._next_read - now, self.poll_interval))
                 self.wait_any(self.poll_interval if urgent else live)
 
 
@@ -666,6 +676,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         linger=args.linger, flush_interval=args.flush_interval, log=log)
     delivery.observers = observers
     woken.append(delivery)
+    delivery.freeze_gc = True
+    gc.set_threshold(10_000, 10, 10)  # fewer young collections: a batch of records is freed by refcounts
     if args.wake_fd >= 0:
         delivery.listen(args.wake_fd)
     try:

@@ -130,8 +130,10 @@ class AgentHandle:
         deadline = time.monotonic() + timeout
         if self.pending():
             self.poke()  # the live agent reads in batches: read and send now
+        pause = 0.005  # a small run is delivered within milliseconds of the poke
         while self.pending() and time.monotonic() < deadline:
-            time.sleep(WATCH_POLL)
+            time.sleep(pause)
+            pause = min(2 * pause, WATCH_POLL)
         return not self.pending()
 
     def end_console(self, timeout: float) -> ConsoleEnd | None:

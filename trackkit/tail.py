@@ -1,0 +1,54 @@
+"""What the delivery agent looks at between its batched reads of a live journal (docs/journal.md,
+"The delivery agent"): the journal's size, one ``fstat`` on a descriptor it holds, and, in the bytes
+added since its last look, a record that is to be read at once (``PROMPT``: a finish, a checkpoint,
+an artifact)."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["PROMPT", "JournalTail"]
+
+#: records read as soon as a look sees them (a 16-byte overlap: a record split by the last look's end)
+PROMPT = (b'{"k":"finish"', b'{"k":"ckpt', b'{"k":"artifact"')
+#: the most a look reads back from the end
+TAIL = 64 << 10
+
+
+class JournalTail:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        #: the size at the last look, and how many looks in a row found it so
+        self.seen = 0
+        self.quiet = 0
+
+    def size(self) -> int | None:
+        """The journal's size now (None: it cannot be looked at)."""
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            return os.fstat(self._fd).st_size
+        except OSError:
+            return None
+
+    def urgent(self, size: int, offset: int, grow: int) -> bool:
+        """Whether the journal is to be read now: it grew by ``grow`` bytes past ``offset`` (what the
+        reader has read), or what was added since the last look holds a ``PROMPT`` record."""
+        if size <= self.seen:
+            self.quiet += 1
+            return False
+        self.quiet = 0
+        start, self.seen = max(self.seen - 16, offset, size - TAIL), size
+        if size - offset >= grow or self._fd is None:
+            return True
+        try:
+            tail = os.pread(self._fd, size - start, start)
+        except OSError:
+            return True
+        return any(p in tail for p in PROMPT)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
