@@ -1,6 +1,6 @@
 """Training-step overhead and the delivery agent's CPU: no logging vs trackkit (per backend set) vs each native SDK.
 
-    python benchmarks/bench_training.py [--steps 2000] [--chunk 400] [--floor-points 5000]
+    python benchmarks/bench_training.py [--steps 2000] [--chunk 400] [--agent-steps 3000] [--floor-points 5000]
 
 A 784-256-10 MLP on CPU, batch 64, one torch thread, the loss logged every step.
 
@@ -14,8 +14,9 @@ over the alternated blocks** of wall time and of the training thread's own CPU
 block's points up to ``flush_interval`` (1 s) after the block, so part of its CPU lands on the blocks
 that follow (any variant's, "no logging" too): its cost is in part 2, per point.
 
-**Part 2, the agent's CPU per point**, per backend set, between two moments at which it had
-delivered everything (after its SDKs started, and after the last block): the agent process's CPU
+**Part 2, the agent's CPU per point**, per backend set, after part 1: --agent-steps steps of the
+same loop logging to that run alone (the agent's steady state at the trainer's pace), between two
+moments at which it had delivered everything: the agent process's CPU
 (from its own account, ``agent-stats.json``, written by the agent: RUSAGE_SELF, the delivery
 loop's thread clock, each backend's sender thread clock and the part of it spent inside the
 backend's calls, ``sink.emit``/``close``); the processes it started (W&B's ``wandb-core``, from
@@ -60,6 +61,7 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=400, help="steps per block (variants alternate by block)")
     ap.add_argument("--mlflow-native-steps", type=int, default=400,
                     help="native MlflowClient.log_metric costs ~7-20 ms a step; fewer steps keep the run short")
+    ap.add_argument("--agent-steps", type=int, default=3000, help="steps per backend set in part 2")
     ap.add_argument("--floor-points", type=int, default=5000, help="points per SDK in part 3")
     ap.add_argument("--no-thread", action="store_true", help="leave out the agent='thread' variant")
     args = ap.parse_args()
@@ -130,7 +132,8 @@ def main() -> None:
     for name, run in runs.items():
         run.log({"train/loss": 0.0}, step=0)
         counters[f"tk-{name}"] = 1
-    before = {name: _account(run) for name, run in runs.items() if run._agent.proc is not None}
+    for run in runs.values():
+        assert run.wait_delivery(timeout=300), run.pending()
     while any(counters[k] < budget[k] for k in variants):
         rnd: dict[str, tuple[float, float]] = {}
         for name, fn in variants.items():
@@ -149,7 +152,14 @@ def main() -> None:
             rnd[name] = ((time.perf_counter() - w0) / n, (time.thread_time() - c0) / n)
         rounds.append(rnd)
     assert all(not r.finished and not r.problems for r in runs.values())
-    after = {name: _account(runs[name]) for name in before}
+    accounts = {}
+    for name, run in runs.items():  # part 2: each process agent alone, at the trainer's pace
+        if run._agent.proc is None:
+            continue
+        a = _account(run)
+        for step in range(counters[f"tk-{name}"], counters[f"tk-{name}"] + args.agent_steps):
+            run.log({"train/loss": train_step()}, step=step)
+        accounts[name] = (a, _account(run))
     drains = {}
     for name, run in runs.items():
         t0 = time.perf_counter()
@@ -173,20 +183,23 @@ def main() -> None:
               f"{_block_overhead(rounds, name, 0):>28}{_block_overhead(rounds, name, 1):>24}")
     print(f"(mean step of no logging {mean_base * 1e3:.3f} ms)")
 
-    print("\nthe agent's CPU per point (us), after its SDKs started; own = delivery loop + senders outside the "
-          "backends' calls")
+    print(f"\nthe agent's CPU per point (us), {args.agent_steps} steps logged to each run alone; own = delivery loop "
+          "+ senders outside the backends' calls")
     print(f"{'backends':<22}{'points':>7}{'agent total':>13}{'in SDK calls':>14}{'SDK threads':>13}"
           f"{'trackkit own':>14}{'helper procs':>14}{'finish(wait=delivery)':>24}")
-    for name in before:
-        a, b = before[name], after[name]
-        points = counters[f"tk-{name}"] - 1
-        total = b["process"] - a["process"]
-        sdk = b["sdk"] - a["sdk"]
-        own = (b["loop"] - a["loop"]) + (b["senders"] - a["senders"]) - sdk
-        helpers = b["helpers"] - a["helpers"]
+    for name, (a, b) in accounts.items():
+        points = args.agent_steps
         per = 1e6 / points
-        print(f"{LABELS[name]:<22}{points:>7}{total * per:>13.1f}{sdk * per:>14.1f}{(total - sdk - own) * per:>13.1f}"
-              f"{own * per:>14.2f}{helpers * per:>14.1f}{drains[name][0]:>19.2f} s {drains[name][1] or ''}")
+        total = b["process"] - a["process"]
+        helpers = b["helpers"] - a["helpers"]
+        if "sdk" in a:
+            sdk = b["sdk"] - a["sdk"]
+            own = (b["loop"] - a["loop"]) + (b["senders"] - a["senders"]) - sdk
+            split = f"{sdk * per:>14.1f}{(total - sdk - own) * per:>13.1f}{own * per:>14.2f}"
+        else:  # an agent without its CPU account (trackkit before it had one)
+            split = f"{'-':>14}{'-':>13}{'-':>14}"
+        print(f"{LABELS[name]:<22}{points:>7}{total * per:>13.1f}{split}{helpers * per:>14.1f}"
+              f"{drains[name][0]:>19.2f} s {drains[name][1] or ''}")
     if "thread" in runs:
         print(f"agent='thread' (all three): finish {drains['thread'][0]:.2f} s (its CPU is the trainer process's)")
 
@@ -201,16 +214,22 @@ def _account(run: Any) -> dict[str, float]:
     from trackkit.rundir import RunDir
 
     assert run.wait_delivery(timeout=300), run.pending()
+    pid = run._agent.proc.pid
+    helpers = _descendants(pid)
+    idle = _idle(lambda: _cpu(helpers))
     rd = RunDir(run.dir)
+    if not hasattr(rd, "load_agent_stats"):  # trackkit before the account: the agent's total from /proc
+        return {"process": _idle(lambda: _cpu([pid])), "helpers": idle}
     cursors = {k: rd.load_cursor(k) for k in rd.load_agent_stats().get("sinks", {})}
-    for _ in range(200):  # the account is written just after the cursors
+    for _ in range(500):  # written when the agent caught up after a poke (just after the cursors)
         stats = rd.load_agent_stats()
         sinks = stats.get("sinks", {})
         if sinks and all(v["offset"] >= cursors.get(k, 0) for k, v in sinks.items()):
             break
+        run._agent.poke()
         time.sleep(0.02)
-    helpers = _descendants(run._agent.proc.pid)
-    idle = _idle(lambda: _cpu(helpers))
+    else:
+        raise SystemExit(f"{run.dir}: the agent's account does not reach its cursors")
     return {"process": stats["process_cpu_s"], "loop": stats["loop_cpu_s"],
             "senders": sum(v["sender_cpu_s"] or 0.0 for v in sinks.values()),
             "sdk": sum(v["sdk_cpu_s"] for v in sinks.values()), "helpers": idle}
@@ -304,16 +323,21 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _cpu(pids: list[int]) -> float:
-    """CPU seconds (user + system) of these processes, from /proc (a process gone counts 0)."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    """CPU seconds of these processes, every thread, from /proc/PID/task/TID/schedstat (nanoseconds;
+    /proc/PID/stat counts 10 ms ticks); a process gone counts 0."""
+    total = 0
     for p in pids:
         try:
-            with open(f"/proc/{p}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
+            tids = os.listdir(f"/proc/{p}/task")
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as fh:
+                    total += int(fh.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
 
 
 if __name__ == "__main__":
