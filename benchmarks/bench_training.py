@@ -186,7 +186,7 @@ def main() -> None:
     print(f"\nthe agent's CPU per point (us), {args.agent_steps} steps logged to each run alone; own = delivery loop "
           "+ senders outside the backends' calls")
     print(f"{'backends':<22}{'points':>7}{'agent total':>13}{'in SDK calls':>14}{'SDK threads':>13}"
-          f"{'trackkit own':>14}{'helper procs':>14}{'finish(wait=delivery)':>24}")
+          f"{'own (loop)':>14}{'helper procs':>14}{'finish(wait=delivery)':>24}")
     for name, (a, b) in accounts.items():
         points = args.agent_steps
         per = 1e6 / points
@@ -194,8 +194,9 @@ def main() -> None:
         helpers = b["helpers"] - a["helpers"]
         if "sdk" in a:
             sdk = b["sdk"] - a["sdk"]
-            own = (b["loop"] - a["loop"]) + (b["senders"] - a["senders"]) - sdk
-            split = f"{sdk * per:>14.1f}{(total - sdk - own) * per:>13.1f}{own * per:>14.2f}"
+            loop = b["loop"] - a["loop"]
+            own = loop + (b["senders"] - a["senders"]) - sdk
+            split = f"{sdk * per:>14.1f}{(total - sdk - own) * per:>13.1f}{own * per:>8.2f} ({loop * per:.1f})"
         else:  # an agent without its CPU account (trackkit before it had one)
             split = f"{'-':>14}{'-':>13}{'-':>14}"
         print(f"{LABELS[name]:<22}{points:>7}{total * per:>13.1f}{split}{helpers * per:>14.1f}"

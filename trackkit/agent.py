@@ -49,7 +49,7 @@ from .media.encode import materialize
 from .media.values import MediaError
 from .reach import describe_failure, probe, server_address
 from .rundir import RunDir, release, sink_key
-from .sender import Sender, cpu_seconds, thread_clock
+from .sender import Sender, cpu_seconds, read_pokes, thread_clock
 from .tail import JournalTail
 
 if TYPE_CHECKING:
@@ -69,8 +69,9 @@ GROW_BYTES = READ_SLICE // 4
 #: a send that completes, ``stop`` and the trainer's pokes (``Delivery.poke``) wake it at once
 LIVE_POLL = 0.25
 #: the account (agent-stats.json) is written when a poke is served, at the end, and at most this often (s);
-#: the run index entry, while the run is live, at most this often (a reader catches up the rest)
-STATS_EVERY, INDEX_LIVE = 10.0, 5.0
+#: the run index entry, while the run is live, at most this often (a reader catches up the rest);
+#: and each backend's cursor, while the run is live and nobody waits (a crashed agent resends that much)
+STATS_EVERY, INDEX_LIVE, CURSOR_LIVE = 10.0, 5.0, 5.0
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
 #: seconds the start-up check waits for a TCP connect
@@ -99,6 +100,9 @@ class _SinkState:
     closing: bool = False
     #: CPU seconds the sender thread spent inside this backend's calls (load, emit, close)
     sdk_cpu: float = 0.0
+    #: the cursor moved since it was saved, and when it was saved (monotonic)
+    dirty: bool = False
+    saved_at: float = 0.0
 
 
 class Delivery:
@@ -155,8 +159,10 @@ class Delivery:
         #: the wake pipe is open (the trainer's pokes come through it), and when the lock is looked at next
         self._listening = False
         self._alive_at = 0.0
-        #: serving a poke (wait_delivery, finish): read and send at once until every backend has the journal
+        #: serving a poke (wait_delivery, finish): read and send at once until every backend has the journal;
+        #: this loop turn reads and sends at once (finished, stopping, poked): cursors are saved at once
         self._hurry = False
+        self._urgent = True
         #: the CPU account (agent-stats.json): records read, the loop thread's clock, a change to write
         self.records_read = 0
         self._clock: int | None = None
@@ -260,12 +266,9 @@ class Delivery:
     def deliver(self, urgent: bool = False) -> bool:
         """Collect finished sends and start a send for every backend that has records waiting and
         none in flight (unless ``urgent`` is false: then only a full ``BATCH``). True when a batch
-        completed (delivered or failed) or a send started.
-
-        While the run is live the loop reads the journal and calls this with ``urgent`` at most
-        every ``flush_interval`` seconds (:meth:`run`): fewer, larger SDK calls cost the machine the
-        trainer runs on much less. Safety does not depend on it: what is accepted is already in the
-        journal. Draining, the loop reads and sends at once."""
+        completed (delivered or failed) or a send started. While the run is live the loop reads and
+        calls this with ``urgent`` at most every ``flush_interval`` (:meth:`run`): fewer, larger SDK
+        calls. Safety does not depend on it: what is accepted is already in the journal."""
         progressed = False
         for st in self.sinks:
             if st.inflight is not None:
@@ -354,11 +357,20 @@ class Delivery:
         st.delivered += n
         st.cursor = st.pending[n - 1][1]
         del st.pending[:n]
-        self._stats_due = True
+        self._stats_due = st.dirty = True
+        self.save_cursor(st, self._urgent)
+
+    def save_cursor(self, st: _SinkState, now: bool) -> None:
+        """Save a moved cursor: ``now``, or while the run is live at most every ``CURSOR_LIVE`` seconds
+        (a rename costs the machine more than the batch's decode; a poke or the end saves it at once)."""
+        t = time.monotonic()
+        if not st.dirty or (not now and t - st.saved_at < CURSOR_LIVE):
+            return
+        st.dirty, st.saved_at = False, t
         try:
             self.rundir.save_cursor(st.key, st.cursor, st.spec.scheme, st.delivered)
-        except OSError as exc2:
-            self.log(f"could not save cursor of {st.spec.scheme}: {exc2}")
+        except OSError as exc:
+            self.log(f"could not save cursor of {st.spec.scheme}: {exc}")
 
     def wait_any(self, timeout: float) -> None:
         """Sleep until a send finishes, the agent is poked or stopped (:attr:`wake`), or ``timeout``."""
@@ -375,23 +387,12 @@ class Delivery:
         """Poke on each byte the trainer writes to ``fd`` (the process agent's wake pipe), on a daemon
         thread that blocks in ``read``; its end (the trainer closed it, or died) wakes the loop too."""
 
-        def loop() -> None:
-            while True:
-                try:
-                    data = os.read(fd, 64)
-                except InterruptedError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    os.close(fd)
-                    self._listening = False
-                    self.wake.set()
-                    return
-                self.poke()
+        def ended() -> None:
+            self._listening = False
+            self.wake.set()
 
         self._listening = True
-        threading.Thread(target=loop, name="trackkit-wake", daemon=True).start()
+        threading.Thread(target=read_pokes, args=(fd, self.poke, ended), name="trackkit-wake", daemon=True).start()
 
     # ---------------------------------------------------------------- live batching
 
@@ -426,10 +427,8 @@ class Delivery:
     # ---------------------------------------------------------------- the CPU account
 
     def stats(self) -> dict[str, Any]:
-        """The agent's CPU account so far (docs/journal.md, "What the agent costs"): the process's CPU
-        (RUSAGE_SELF: every thread; for the thread agent that is the trainer's process too), the delivery
-        loop's thread, and per backend its sender thread's CPU and the part of it inside the backend's
-        calls. Trackkit's own work is the loop plus the senders outside those calls."""
+        """The agent's CPU account so far (docs/journal.md, "What the agent costs"; for the thread agent
+        the process is the trainer's). Trackkit's own work: the loop plus the senders outside the calls."""
         import resource
 
         ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -463,9 +462,11 @@ class Delivery:
         self.summary.save_every(self.flush_interval, force=True)
         self.tail.close()
         closing: list[tuple[_SinkState, Future[None]]] = []
+        self._urgent = True
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
                 self._collect(st)
+            self.save_cursor(st, True)
             if st.inflight is not None and st.closing:
                 closing.append((st, st.inflight))
                 st.inflight, st.closing = None, False
@@ -508,7 +509,7 @@ class Delivery:
             if self._poked:
                 self._poked, self._hurry = False, True
             # live, the journal is read in batches (_due); finished, stopping or poked, at once
-            urgent = self.finished or self._hurry or (stop is not None and stop.is_set())
+            urgent = self._urgent = self.finished or self._hurry or (stop is not None and stop.is_set())
             now = time.monotonic()
             got = 0
             if urgent or self._due(now):
@@ -521,6 +522,8 @@ class Delivery:
             else:
                 progressed = self.deliver(urgent=False)
             self.summary.save_every(self.flush_interval if urgent else max(self.flush_interval, INDEX_LIVE))
+            for st in self.sinks:
+                self.save_cursor(st, urgent)
             if self._stats_due and (self._hurry or now - self._stats_at >= STATS_EVERY) and self.caught_up():
                 self._stats_at = now
                 self.save_stats()

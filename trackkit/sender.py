@@ -1,15 +1,17 @@
-"""The delivery agent's sender threads (one per backend: every SDK call of that backend runs on it, in
-order) and the CPU clocks of threads, for the agent's CPU account (docs/journal.md, "What the agent costs")."""
+"""The delivery agent's threads besides its loop: the senders (one per backend: every SDK call of that
+backend runs on it, in order), the wake pipe's reader, and the CPU clocks of threads for the agent's
+CPU account (docs/journal.md, "What the agent costs")."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
-__all__ = ["Sender", "cpu_seconds", "thread_clock"]
+__all__ = ["Sender", "cpu_seconds", "read_pokes", "thread_clock"]
 
 
 class Sender:
@@ -65,3 +67,21 @@ def cpu_seconds(clock: int | None) -> float | None:
         return time.clock_gettime(clock)
     except OSError:  # the thread is gone
         return None
+
+
+def read_pokes(fd: int, poke: Callable[[], None], ended: Callable[[], None]) -> None:
+    """The process agent's wake pipe, on a thread of its own that blocks in ``read``: ``poke()`` for
+    what the trainer writes (``AgentHandle.poke``), ``ended()`` once the pipe ends (the trainer closed
+    it at finish, or died)."""
+    while True:
+        try:
+            data = os.read(fd, 64)
+        except InterruptedError:
+            continue
+        except OSError:
+            data = b""
+        if not data:
+            os.close(fd)
+            ended()
+            return
+        poke()
