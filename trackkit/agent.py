@@ -281,7 +281,7 @@ class Delivery:
                 # its session end) rather than when the slowest backend is done or given up on
                 st.closing = True
                 st.inflight = st.sender.submit(self._close_sink(st, st.sink))
-                st.inflight.add_done_callback(self._woken)
+                st.inflight.add_done_callback(lambda fut: self.wake.set())
                 progressed = True
                 continue
             now = time.monotonic()
@@ -294,12 +294,9 @@ class Delivery:
                 st.sender = Sender(st.spec.scheme)
             st.inflight_n = len(batch)
             st.inflight = st.sender.submit(lambda st=st, batch=batch: self._send(st, batch))  # type: ignore[misc]
-            st.inflight.add_done_callback(self._woken)
+            st.inflight.add_done_callback(lambda fut: self.wake.set())
             progressed = True
         return progressed
-
-    def _woken(self, fut: Future[None]) -> None:
-        self.wake.set()
 
     def _send(self, st: _SinkState, batch: list[Event]) -> None:
         """On the backend's sender thread."""
@@ -419,10 +416,8 @@ class Delivery:
 
     def _behind(self) -> bool:
         """The reader has not reached the journal's end (a backlog: read on at once)."""
-        try:
-            return os.path.getsize(self.journal_path) > self.reader.offset
-        except OSError:
-            return False
+        size = self.tail.size()
+        return size is not None and size > self.reader.offset
 
     # ---------------------------------------------------------------- the CPU account
 
@@ -659,6 +654,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lock is None:
         log("another agent is delivering this run; exiting")
         return 0
+    try:  # every SDK imports numpy: here, once, before the senders race to (two threads cannot both load it)
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
     try:  # background work: let the scheduler favour the training process
         os.nice(args.nice)
     except (OSError, AttributeError):
