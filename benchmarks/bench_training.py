@@ -1,21 +1,34 @@
-"""Training-step overhead: no logging vs trackkit (TensorBoard + W&B + MLflow attached) vs each native SDK.
+"""Training-step overhead and the delivery agent's CPU: no logging vs trackkit (per backend set) vs each native SDK.
 
-    python benchmarks/bench_training.py [--steps 2000] [--chunk 400]
+    python benchmarks/bench_training.py [--steps 2000] [--chunk 400] [--agent-steps 3000] [--floor-points 5000]
 
 A 784-256-10 MLP on CPU, batch 64, one torch thread, the loss logged every step.
-All variants run in this one process, alternating in blocks of --chunk steps so
-they see the same machine state. Printed per variant, against no logging:
 
-* the median step (what a tight loop hides: a cold cache, a syscall, the agent on the sibling CPU);
-* the **mean over the alternated blocks**, of wall time and of the training thread's own CPU
-  (``time.thread_time``), with the range over the rounds (one block of each variant per round);
-* the p99 step;
+**Part 1, the trainer.** All variants run in this one process, alternating in blocks of --chunk
+steps so they see the same machine state: no logging; trackkit with TensorBoard, with W&B
+(offline), with MLflow (sqlite), with all three (process agent), all three with agent="thread";
+each native SDK called from the loop as users do (SummaryWriter.add_scalar, wandb.log,
+MlflowClient.log_metric). Printed per variant, against no logging: the median step, the **mean
+over the alternated blocks** of wall time and of the training thread's own CPU
+(``time.thread_time``) with the range over the rounds, and the p99 step. An agent delivers its
+block's points up to ``flush_interval`` (1 s) after the block, so part of its CPU lands on the blocks
+that follow (any variant's, "no logging" too): its cost is in part 2, per point.
 
-and, for trackkit, the **agent's CPU per point** (the agent process and the processes it started,
-e.g. W&B's helper, from ``/proc``, once it has delivered every point), beside the CPU per point of
-this process's other threads and helper processes (the native SDKs' writer threads, W&B's helper,
-the thread agent). Native SDKs are called directly from the training loop, as users do:
-SummaryWriter.add_scalar, wandb.log (offline), MlflowClient.log_metric (sqlite).
+**Part 2, the agent's CPU per point**, per backend set, after part 1: --agent-steps steps of the
+same loop logging to that run alone (the agent's steady state at the trainer's pace), between two
+moments at which it had delivered everything: the agent process's CPU
+(from its own account, ``agent-stats.json``, written by the agent: RUSAGE_SELF, the delivery
+loop's thread clock, each backend's sender thread clock and the part of it spent inside the
+backend's calls, ``sink.emit``/``close``); the processes it started (W&B's ``wandb-core``, from
+``/proc``, once they are idle); and trackkit's own share = the delivery loop + the senders outside
+the backends' calls (the journal read and decode, the run index, cursors, the account itself).
+The rest of the agent process is threads the SDKs started. Console capture and system metrics
+are off in these runs (their cost is per second, not per point: bench_console.py).
+
+**Part 3, each SDK's own floor** per point, used directly and alone after part 1 (this process's CPU,
+all threads, plus W&B's helper process once idle): SummaryWriter.add_scalar + flush, wandb.log
+(offline) + its helper, MlflowClient.log_batch of 1000 points to sqlite (what trackkit's MLflow
+backend sends).
 """
 
 from __future__ import annotations
@@ -26,9 +39,20 @@ import statistics
 import sys
 import time
 import warnings
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _env import offline_tmpdir
+
+#: the trackkit variants: label -> backends ("{tmp}" is the benchmark's directory)
+SETS = {
+    "tb": ["tensorboard:{tmp}/tb-{name}"],
+    "wandb": ["wandb:bench-{name}?mode=offline&dir={tmp}/wb-{name}"],
+    "mlflow": ["mlflow:{tmp}/ml-{name}.db"],
+    "all": ["tensorboard:{tmp}/tb-{name}", "wandb:bench-{name}?mode=offline&dir={tmp}/wb-{name}",
+            "mlflow:{tmp}/ml-{name}.db"],
+}
+LABELS = {"tb": "TensorBoard", "wandb": "W&B", "mlflow": "MLflow", "all": "TB + W&B + MLflow"}
 
 
 def main() -> None:
@@ -36,7 +60,10 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2000, help="steps per variant")
     ap.add_argument("--chunk", type=int, default=400, help="steps per block (variants alternate by block)")
     ap.add_argument("--mlflow-native-steps", type=int, default=400,
-                    help="native MLflow costs ~20 ms a step; fewer steps keep the run short")
+                    help="native MlflowClient.log_metric costs ~7-20 ms a step; fewer steps keep the run short")
+    ap.add_argument("--agent-steps", type=int, default=3000, help="steps per backend set in part 2")
+    ap.add_argument("--floor-points", type=int, default=5000, help="points per SDK in part 3")
+    ap.add_argument("--no-thread", action="store_true", help="leave out the agent='thread' variant")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     tmp = offline_tmpdir("bench-training-")
@@ -61,22 +88,19 @@ def main() -> None:
 
     import trackkit
 
-    run = trackkit.init(
-        project="bench",
-        backend=[f"tensorboard:{tmp}/tb", f"wandb:bench?mode=offline&dir={tmp}/wb", f"mlflow:{tmp}/tk-mlflow.db"],
-        root=f"{tmp}/journal",
-        capture=False,
-        drain_timeout=120,
-    )
-    run_thread = trackkit.init(
-        project="bench-thread",
-        backend=[f"tensorboard:{tmp}/tb2", f"wandb:bench2?mode=offline&dir={tmp}/wb2", f"mlflow:{tmp}/tk2-mlflow.db"],
-        root=f"{tmp}/journal2",
-        capture=False,
-        drain_timeout=120,
-        agent="thread",
-        reinit="create_new",  # both runs stay open: the variants alternate
-    )
+    runs: dict[str, Any] = {}
+    for name, backends in SETS.items():
+        runs[name] = trackkit.init(
+            project=f"bench-{name}", backend=[b.format(tmp=tmp, name=name) for b in backends],
+            root=f"{tmp}/journal", capture=False, console=False, system_metrics=False, drain_timeout=120,
+            reinit="create_new",  # every run stays open: the variants alternate
+        )
+    if not args.no_thread:
+        runs["thread"] = trackkit.init(
+            project="bench-thread", backend=[b.format(tmp=tmp, name="thread") for b in SETS["all"]],
+            root=f"{tmp}/journal", capture=False, console=False, system_metrics=False, drain_timeout=120,
+            agent="thread", reinit="create_new",
+        )
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(f"{tmp}/native-tb")
@@ -86,54 +110,37 @@ def main() -> None:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp}/native-mlflow.db")
-    exp = client.create_experiment("bench-native")
-    mlrun = client.create_run(exp).info.run_id
+    mlrun = client.create_run(client.create_experiment("bench-native")).info.run_id
 
-    counters = {"none": 0, "trackkit": 0, "trackkit-thread": 0, "tensorboard": 0, "wandb": 0, "mlflow": 0}
+    def tk(run: Any) -> Any:
+        return lambda step, loss: run.log({"train/loss": loss}, step=step)
 
-    def log_none(step: int, loss: float) -> None:
-        pass
-
-    def log_tk(step: int, loss: float) -> None:
-        run.log({"train/loss": loss}, step=step)
-
-    def log_tk_thread(step: int, loss: float) -> None:
-        run_thread.log({"train/loss": loss}, step=step)
-
-    def log_tb(step: int, loss: float) -> None:
-        writer.add_scalar("train/loss", loss, step)
-
-    def log_wb(step: int, loss: float) -> None:
-        wb.log({"train/loss": loss}, step=step)
-
-    def log_ml(step: int, loss: float) -> None:
-        client.log_metric(mlrun, "train/loss", loss, step=step)
-
-    variants = {"none": log_none, "trackkit": log_tk, "trackkit-thread": log_tk_thread, "tensorboard": log_tb,
-                "wandb": log_wb, "mlflow": log_ml}
-    budget = {k: args.steps for k in variants}
-    budget["mlflow"] = args.mlflow_native_steps
+    variants: dict[str, Any] = {"none": lambda step, loss: None}
+    variants.update({f"tk-{name}": tk(run) for name, run in runs.items()})
+    variants["native-tb"] = lambda step, loss: writer.add_scalar("train/loss", loss, step)
+    variants["native-wandb"] = lambda step, loss: wb.log({"train/loss": loss}, step=step)
+    variants["native-mlflow"] = lambda step, loss: client.log_metric(mlrun, "train/loss", loss, step=step)
+    counters = dict.fromkeys(variants, 0)
+    budget = dict.fromkeys(variants, args.steps)
+    budget["native-mlflow"] = args.mlflow_native_steps
     times: dict[str, list[float]] = {k: [] for k in variants}
     #: per round, per variant: (mean wall per step, mean training-thread CPU per step) of its block
     rounds: list[dict[str, tuple[float, float]]] = []
     for _ in range(5):  # warm-up
         train_step()
     # one point each, delivered, so the agents' SDK start-up (imports, stores) is not counted per point
-    for name in ("trackkit", "trackkit-thread"):
-        variants[name](0, 0.0)
-        counters[name] = 1
-    run.wait_delivery(timeout=300)
-    run_thread.wait_delivery(timeout=300)
-    agent0 = _process_tree_cpu(run._agent.proc.pid) if run._agent.proc is not None else 0.0
-    cpu0 = _process_tree_cpu(os.getpid(), skip={run._agent.proc.pid} if run._agent.proc else set())
-    main0 = time.thread_time()
+    for name, run in runs.items():
+        run.log({"train/loss": 0.0}, step=0)
+        counters[f"tk-{name}"] = 1
+    for run in runs.values():
+        assert run.wait_delivery(timeout=300), run.pending()
     while any(counters[k] < budget[k] for k in variants):
         rnd: dict[str, tuple[float, float]] = {}
         for name, fn in variants.items():
             if counters[name] >= budget[name]:
                 continue
             n = min(args.chunk, budget[name] - counters[name])
-            if name == "mlflow":
+            if name == "native-mlflow":
                 n = min(n, max(1, args.chunk // 5))
             w0, c0 = time.perf_counter(), time.thread_time()
             for _ in range(n):
@@ -144,49 +151,148 @@ def main() -> None:
                 counters[name] += 1
             rnd[name] = ((time.perf_counter() - w0) / n, (time.thread_time() - c0) / n)
         rounds.append(rnd)
-    assert not run.finished and not run_thread.finished and not run.problems and not run_thread.problems
-    main_cpu = time.thread_time()
-    agent_cpu = None
-    if run._agent.proc is not None:  # the agent's CPU once it has delivered every point, before finish
-        run.wait_delivery(timeout=300)
-        agent_cpu = _process_tree_cpu(run._agent.proc.pid) - agent0
-    others = _process_tree_cpu(os.getpid(), skip={run._agent.proc.pid} if run._agent.proc else set()) - cpu0
-    others -= main_cpu - main0
-    t0 = time.perf_counter()
-    run.finish(wait="delivery")
-    drain = time.perf_counter() - t0
-    run_thread.finish()
+    assert all(not r.finished and not r.problems for r in runs.values())
+    accounts = {}
+    for name, run in runs.items():  # part 2: each process agent alone, at the trainer's pace
+        if run._agent.proc is None:
+            continue
+        a = _account(run)
+        for step in range(counters[f"tk-{name}"], counters[f"tk-{name}"] + args.agent_steps):
+            run.log({"train/loss": train_step()}, step=step)
+        accounts[name] = (a, _account(run))
+    drains = {}
+    for name, run in runs.items():
+        t0 = time.perf_counter()
+        run.finish(wait="delivery")
+        drains[name] = (time.perf_counter() - t0, run._agent.pending())
     writer.close()
     wb.finish()
-    base = statistics.median(times["none"])
+
+    labels = {"none": "no logging", "native-tb": "native SummaryWriter.add_scalar",
+              "native-wandb": "native wandb.log (offline)", "native-mlflow": "native MlflowClient.log_metric",
+              "tk-thread": "trackkit -> all three, agent='thread'"}
+    labels.update({f"tk-{k}": f"trackkit -> {v}" for k, v in LABELS.items()})
     print("torch threads 1, MLP 784-256-10, batch 64; steps per variant: "
-          + ", ".join(f"{k}={len(v)}" for k, v in times.items()))
-    mean_base = statistics.fmean(times["none"])
-    print(f"{'variant':<34}{'median step':>14}{'overhead':>10}{'mean step':>12}{'overhead':>10}{'p99':>10}"
-          f"{'block mean: wall':>26}{'trainer CPU':>22}")
-    labels = {
-        "none": "no logging",
-        "trackkit": "trackkit -> TB + W&B + MLflow",
-        "trackkit-thread": "  same, agent='thread'",
-        "tensorboard": "native SummaryWriter.add_scalar",
-        "wandb": "native wandb.log (offline)",
-        "mlflow": "native MlflowClient.log_metric",
-    }
+          + ", ".join(f"{k}={len(v)}" for k, v in times.items()) + f"; blocks of {args.chunk}, {len(rounds)} rounds")
+    base, mean_base = statistics.median(times["none"]), statistics.fmean(times["none"])
+    print(f"{'variant':<40}{'median step':>12}{'ovh':>8}{'p99':>10}{'block mean: wall':>28}{'trainer CPU':>24}")
     for name, ts in times.items():
-        med, mean = statistics.median(ts), statistics.fmean(ts)
+        med = statistics.median(ts)
         p99 = sorted(ts)[int(len(ts) * 0.99)]
-        print(f"{labels[name]:<34}{med * 1e3:>11.3f} ms{(med / base - 1) * 100:>+9.1f}%"
-              f"{mean * 1e3:>9.3f} ms{(mean / mean_base - 1) * 100:>+9.1f}%{p99 * 1e3:>7.2f} ms"
-              f"{_block_overhead(rounds, name, 0):>26}{_block_overhead(rounds, name, 1):>22}")
-    points = counters["trackkit"] - 1
-    if agent_cpu is not None:
-        print(f"trackkit agent process (+ the processes it started, e.g. W&B's helper), after its SDKs started: "
-              f"{agent_cpu / points * 1e6:.0f} us CPU per point ({points} points, each to TB + W&B + MLflow; "
-              "trackkit's own share apart from the SDK calls is not separated here)")
-    native = counters["tensorboard"] + counters["wandb"] + counters["mlflow"] + counters["trackkit-thread"]
-    print(f"this process's other threads and helper processes (native SDK writers, W&B's helper, the thread agent): "
-          f"{others / max(native, 1) * 1e6:.0f} us CPU per point over {native} points")
-    print(f"trackkit finish(wait='delivery'): {drain:.2f} s to drain to all three; pending: {run._agent.pending()}")
+        print(f"{labels[name]:<40}{med * 1e3:>9.3f} ms{(med / base - 1) * 100:>+7.1f}%{p99 * 1e3:>7.2f} ms"
+              f"{_block_overhead(rounds, name, 0):>28}{_block_overhead(rounds, name, 1):>24}")
+    print(f"(mean step of no logging {mean_base * 1e3:.3f} ms)")
+
+    print(f"\nthe agent's CPU per point (us), {args.agent_steps} steps logged to each run alone; own = delivery loop "
+          "+ senders outside the backends' calls")
+    print(f"{'backends':<22}{'points':>7}{'agent total':>13}{'in SDK calls':>14}{'SDK threads':>13}"
+          f"{'own (loop)':>14}{'helper procs':>14}{'finish(wait=delivery)':>24}")
+    for name, (a, b) in accounts.items():
+        points = args.agent_steps
+        per = 1e6 / points
+        total = b["process"] - a["process"]
+        helpers = b["helpers"] - a["helpers"]
+        if "sdk" in a:
+            sdk = b["sdk"] - a["sdk"]
+            loop = b["loop"] - a["loop"]
+            own = loop + (b["senders"] - a["senders"]) - sdk
+            split = f"{sdk * per:>14.1f}{(total - sdk - own) * per:>13.1f}{own * per:>8.2f} ({loop * per:.1f})"
+        else:  # an agent without its CPU account (trackkit before it had one)
+            split = f"{'-':>14}{'-':>13}{'-':>14}"
+        print(f"{LABELS[name]:<22}{points:>7}{total * per:>13.1f}{split}{helpers * per:>14.1f}"
+              f"{drains[name][0]:>19.2f} s {drains[name][1] or ''}")
+    if "thread" in runs:
+        print(f"agent='thread' (all three): finish {drains['thread'][0]:.2f} s (its CPU is the trainer process's)")
+
+    print("\neach SDK's own floor, used directly and alone (us CPU per point, this process + its helper processes):")
+    for label, cost in _floors(tmp, args.floor_points):
+        print(f"  {label:<60}{cost * 1e6:>8.1f}")
+
+
+def _account(run: Any) -> dict[str, float]:
+    """The agent's CPU so far, once it has delivered everything: its own account (agent-stats.json,
+    written when it caught up) and its helper processes' CPU from /proc, once they are idle."""
+    from trackkit.rundir import RunDir
+
+    assert run.wait_delivery(timeout=300), run.pending()
+    pid = run._agent.proc.pid
+    helpers = _descendants(pid)
+    idle = _idle(lambda: _cpu(helpers))
+    rd = RunDir(run.dir)
+    if not hasattr(rd, "load_agent_stats"):  # trackkit before the account: the agent's total from /proc
+        return {"process": _idle(lambda: _cpu([pid])), "helpers": idle}
+    cursors = {k: rd.load_cursor(k) for k in rd.load_agent_stats().get("sinks", {})}
+    for _ in range(500):  # written when the agent caught up after a poke (just after the cursors)
+        stats = rd.load_agent_stats()
+        sinks = stats.get("sinks", {})
+        if sinks and all(v["offset"] >= cursors.get(k, 0) for k, v in sinks.items()):
+            break
+        run._agent.poke()
+        time.sleep(0.02)
+    else:
+        raise SystemExit(f"{run.dir}: the agent's account does not reach its cursors")
+    return {"process": stats["process_cpu_s"], "loop": stats["loop_cpu_s"],
+            "senders": sum(v["sender_cpu_s"] or 0.0 for v in sinks.values()),
+            "sdk": sum(v["sdk_cpu_s"] for v in sinks.values()), "helpers": idle}
+
+
+def _idle(measure: Any, quiet: float = 0.3, limit: float = 30.0) -> float:
+    """``measure()`` once it stopped growing for ``quiet`` seconds (a helper process that still works
+    through what it was sent), at most ``limit`` seconds."""
+    last, since, end = measure(), time.monotonic(), time.monotonic() + limit
+    while time.monotonic() < end:
+        time.sleep(0.1)
+        now = measure()
+        if now > last + 0.005:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
+
+
+def _floors(tmp: str, n: int) -> list[tuple[str, float]]:
+    import resource
+
+    import wandb
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+    from torch.utils.tensorboard import SummaryWriter
+
+    def cpu() -> float:  # this process (every thread, to the microsecond) and its helper processes, once idle
+        helpers = _descendants(os.getpid())
+
+        def now() -> float:
+            ru = resource.getrusage(resource.RUSAGE_SELF)
+            return ru.ru_utime + ru.ru_stime + _cpu(helpers)
+
+        return _idle(now)
+
+    out = []
+    w = SummaryWriter(f"{tmp}/floor-tb")
+    w.add_scalar("train/loss", 0.0, 0)
+    w.flush()
+    c0 = cpu()
+    for s in range(1, n + 1):
+        w.add_scalar("train/loss", 1.0 / s, s)
+    w.flush()
+    out.append(("TensorBoard: SummaryWriter.add_scalar + flush", (cpu() - c0) / n))
+    w.close()
+    run = wandb.init(project="bench-floor", dir=f"{tmp}/floor-wb", mode="offline", reinit="create_new")
+    run.log({"train/loss": 0.0}, step=0)
+    c0 = cpu()
+    for s in range(1, n + 1):
+        run.log({"train/loss": 1.0 / s}, step=s)
+    out.append(("W&B: wandb.log, one row per step (offline), with wandb-core", (cpu() - c0) / n))
+    run.finish()
+    client = MlflowClient(f"sqlite:///{tmp}/floor-mlflow.db")
+    rid = client.create_run(client.create_experiment("bench-floor")).info.run_id
+    client.log_batch(rid, metrics=[Metric("train/loss", 0.0, 0, 0)])
+    now = int(time.time() * 1000)
+    c0 = cpu()
+    for i in range(1, n + 1, 1000):
+        client.log_batch(rid, metrics=[Metric("train/loss", 1.0 / s, now, s) for s in range(i, min(i + 1000, n + 1))])
+    out.append(("MLflow: MlflowClient.log_batch of 1000 points (sqlite)", (cpu() - c0) / n))
+    return out
 
 
 def _block_overhead(rounds: list[dict[str, tuple[float, float]]], name: str, i: int) -> str:
@@ -198,31 +304,41 @@ def _block_overhead(rounds: list[dict[str, tuple[float, float]]], name: str, i: 
     return f"{statistics.fmean(each) * 100:+.1f} % [{min(each) * 100:+.1f}, {max(each) * 100:+.1f}]"
 
 
-def _process_tree_cpu(pid: int, skip: set[int] | None = None) -> float:
-    """CPU seconds (user + system) of a process and its descendants, from /proc (Linux); a subtree
-    rooted at a pid in ``skip`` is left out."""
-    tick = os.sysconf("SC_CLK_TCK")
+def _descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (W&B's wandb-core ...), from /proc (Linux): one scan, before measuring."""
     parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    skip = skip or set()
-    total, todo = 0.0, [pid]
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    parents[int(entry)] = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        if p in skip:
+        kids = [c for c, pp in parents.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
+def _cpu(pids: list[int]) -> float:
+    """CPU seconds of these processes, every thread, from /proc/PID/task/TID/schedstat (nanoseconds;
+    /proc/PID/stat counts 10 ms ticks); a process gone counts 0."""
+    total = 0
+    for p in pids:
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
             continue
-        total += cpu.get(p, 0.0)
-        todo += [c for c, pp in parents.items() if pp == p]
-    return total
+        for t in tids:
+            try:
+                with open(f"/proc/{p}/task/{t}/schedstat") as fh:
+                    total += int(fh.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                continue
+    return total / 1e9
 
 
 if __name__ == "__main__":

@@ -1,20 +1,18 @@
 """The delivery agent: tails a run's journal and feeds every sink.
 
-* one cursor per sink (``<run dir>/cursors/<key>.json``, the byte offset of the
-  last delivered record), so a restarted agent or ``trackkit sync`` resumes
-  without duplicates;
-* batches (up to ``BATCH`` records per ``emit``);
-* retry with exponential backoff per sink; a failing sink never blocks or
-  breaks another, and its data waits in the journal;
-* a bounded drain: ``finish()`` waits for delivery at most ``drain_timeout``
-  seconds; after the run's ``finish`` record (or the trainer's death) the process
-  agent, which nobody waits for, goes on delivering for at most ``linger``
-  seconds (a slow SDK start-up or a backend that comes back still gets
-  everything), then exits; on SIGTERM it drains for ``drain_timeout`` and exits;
-* trainer death is seen through the run's lock file: the trainer holds an
-  ``flock`` for its lifetime and the kernel drops it however the process dies
-  (SIGKILL, OOM killer). The agent then appends ``status: killed`` and
-  ``finish`` to the journal, drains, and exits;
+* one cursor per sink (``<run dir>/cursors/<key>.json``, the byte offset of the last delivered
+  record), so a restarted agent or ``trackkit sync`` resumes without duplicates;
+* batches (up to ``BATCH`` records per ``emit``); while the run is live the journal is read and
+  sent at most every ``flush_interval``, and the agent sleeps in between (docs/journal.md);
+* retry with exponential backoff per sink; a failing sink never blocks or breaks another, and its
+  data waits in the journal;
+* a bounded drain: ``finish()`` waits for delivery at most ``drain_timeout`` seconds; after the
+  run's ``finish`` record (or the trainer's death) the process agent, which nobody waits for, goes
+  on delivering for at most ``linger`` seconds (a slow SDK start-up or a backend that comes back
+  still gets everything), then exits; on SIGTERM it drains for ``drain_timeout`` and exits;
+* trainer death is seen through the run's lock file: the trainer holds an ``flock`` for its
+  lifetime and the kernel drops it however the process dies (SIGKILL, OOM killer). The agent then
+  appends ``status: killed`` and ``finish`` to the journal, drains, and exits;
 * a reachability check at start (a server backend's host resolved, its port connected, off the
   training thread); that result and each failure's cause, in one line, go to the delivery state
   (``RunDir.save_delivery_state``), which the trainer watches for a few seconds, and ``finish`` and
@@ -29,16 +27,16 @@ trainer's process (``memory:``) force it.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +49,8 @@ from .media.encode import materialize
 from .media.values import MediaError
 from .reach import describe_failure, probe, server_address
 from .rundir import RunDir, release, sink_key
+from .sender import Sender, cpu_seconds, read_pokes, thread_clock
+from .tail import JournalTail
 
 if TYPE_CHECKING:
     from .observe import Observers
@@ -63,6 +63,15 @@ __all__ = [
 BATCH = 10_000
 #: bytes of journal parsed per loop turn (~20k metric records): sending starts while the rest is read
 READ_SLICE = 2 << 20
+#: while the run is live the journal is read at most every flush_interval, or sooner once it grew by this
+GROW_BYTES = READ_SLICE // 4
+#: while the run is live, how often the loop looks at the journal's size and the trainer's lock (seconds);
+#: a send that completes, ``stop`` and the trainer's pokes (``Delivery.poke``) wake it at once
+LIVE_POLL = 0.25
+#: the account (agent-stats.json) is written when a poke is served, at the end, and at most this often (s);
+#: the run index entry, while the run is live, at most this often (a reader catches up the rest);
+#: and each backend's cursor, while the run is live and nobody waits (a crashed agent resends that much)
+STATS_EVERY, INDEX_LIVE, CURSOR_LIVE = 10.0, 5.0, 5.0
 MAX_BACKOFF = 30.0
 SPECS_ENV = "TRACKKIT_AGENT_SPECS"
 #: seconds the start-up check waits for a TCP connect
@@ -86,46 +95,14 @@ class _SinkState:
     #: the batch being sent by this backend's sender thread, and its size
     inflight: Future[None] | None = None
     inflight_n: int = 0
-    sender: _Sender | None = None
+    sender: Sender | None = None
     #: the in-flight call is the backend's close, not a batch
     closing: bool = False
-
-
-class _Sender:
-    """One daemon thread per backend: every SDK call of that backend runs on it, in order.
-
-    While a backend's call is in flight (an HTTP request waiting on a server), the agent
-    goes on reading the journal and feeding the other backends: a slow or hung backend
-    never holds up another, and reading overlaps sending. Daemon, so a call hung on a
-    dead server can never keep the agent process from exiting at its deadline."""
-
-    def __init__(self, name: str) -> None:
-        self._q: queue.SimpleQueue[tuple[Callable[[], None], Future[None]] | None] = queue.SimpleQueue()
-        self._t = threading.Thread(target=self._loop, name=f"trackkit-send-{name}", daemon=True)
-        self._t.start()
-
-    def submit(self, fn: Callable[[], None]) -> Future[None]:
-        fut: Future[None] = Future()
-        self._q.put((fn, fut))
-        return fut
-
-    def _loop(self) -> None:
-        while True:
-            item = self._q.get()
-            if item is None:
-                return
-            fn, fut = item
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fn()
-            except BaseException as exc:
-                fut.set_exception(exc)
-            else:
-                fut.set_result(None)
-
-    def stop(self) -> None:
-        self._q.put(None)
+    #: CPU seconds the sender thread spent inside this backend's calls (load, emit, close)
+    sdk_cpu: float = 0.0
+    #: the cursor moved since it was saved, and when it was saved (monotonic)
+    dirty: bool = False
+    saved_at: float = 0.0
 
 
 class Delivery:
@@ -173,6 +150,26 @@ class Delivery:
         #: written at most once per flush_interval and when delivery stops (trackkit.index)
         self.summary = Summarizer(run_dir)
         self._delivered_seen = 0
+        #: live batching: when the journal is read next (monotonic); what the polls look at
+        self._next_read = 0.0
+        self.tail = JournalTail(self.journal_path)
+        #: set by a send that completes, stop, and the trainer's pokes: the loop's sleep ends
+        self.wake = threading.Event()
+        self._poked = False
+        #: the wake pipe is open (the trainer's pokes come through it), and when the lock is looked at next
+        self._listening = False
+        self._alive_at = 0.0
+        #: serving a poke (wait_delivery, finish): read and send at once until every backend has the journal;
+        #: this loop turn reads and sends at once (finished, stopping, poked): cursors are saved at once
+        self._hurry = False
+        self._urgent = True
+        #: the CPU account (agent-stats.json): records read, the loop thread's clock, a change to write
+        self.records_read = 0
+        self._clock: int | None = None
+        self._stats_due = False
+        self._stats_at = 0.0
+        #: the process agent: what is alive after a backend started is kept out of garbage collections
+        self.freeze_gc = False
 
     # ---------------------------------------------------------------- the delivery state
 
@@ -211,21 +208,24 @@ class Delivery:
             return 0
         fresh: list[tuple[Event, int]] = []
         seen: list[Event] = []  # for the index: every event as the journal has it
-        add = fresh.append
+        add, see = fresh.append, seen.append
+        last: Metrics | None = None
         for pair in items:
             item, end = pair
-            if isinstance(item, Metrics):  # a metric record in Run.log's form, decoded by the reader
-                self.last_step = item.step
+            if type(item) is Metrics:  # a metric record in Run.log's form, decoded by the reader
+                last = item
                 add(pair)  # type: ignore[arg-type]  # (Metrics, int) is a (Event, int)
-                seen.append(item)
+                see(item)
                 continue
-            rec = item
+            if last is not None:
+                self.last_step, last = last.step, None
+            rec: dict[str, Any] = item  # type: ignore[assignment]  # not a Metrics: a record's dict
             try:
                 ev = event_from_record(rec)
             except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
                 self.log(f"skipping a damaged record at offset {end}: {exc!r}")
                 continue
-            seen.append(ev)
+            see(ev)
             if isinstance(ev, RunStarted):
                 self.start_event = ev
             elif isinstance(ev, Media):  # encoded here, once for every backend (docs/media.md)
@@ -254,7 +254,10 @@ class Delivery:
                 if self.finished:  # after the end: not delivered
                     continue
             add((ev, end))
+        if last is not None:
+            self.last_step = last.step
         self.summary.fold(seen, self.reader.offset)
+        self.records_read += len(items)
         if fresh:
             for st in self.sinks:
                 if fresh[0][1] > st.cursor:
@@ -264,13 +267,11 @@ class Delivery:
         return len(items)
 
     def deliver(self, urgent: bool = False) -> bool:
-        """Collect finished sends and start a send for every due backend that has none in
-        flight. True when a batch completed (delivered or failed) or a send started.
-
-        While the run is live a sink gets a batch at most every ``flush_interval``
-        seconds (or when ``BATCH`` records wait): fewer, larger SDK calls cost the
-        machine the trainer runs on much less. Safety does not depend on it: what is
-        accepted is already in the journal. ``urgent`` (draining) sends at once."""
+        """Collect finished sends and start a send for every backend that has records waiting and
+        none in flight (unless ``urgent`` is false: then only a full ``BATCH``). True when a batch
+        completed (delivered or failed) or a send started. While the run is live the loop reads and
+        calls this with ``urgent`` at most every ``flush_interval`` (:meth:`run`): fewer, larger SDK
+        calls. Safety does not depend on it: what is accepted is already in the journal."""
         progressed = False
         for st in self.sinks:
             if st.inflight is not None:
@@ -281,34 +282,51 @@ class Delivery:
             if self.finished and not st.pending and st.sink is not None and st.sender is not None:
                 # this backend has the whole run: close it now (W&B writes its exit record, TensorBoard
                 # its session end) rather than when the slowest backend is done or given up on
-                sink = st.sink
                 st.closing = True
-                st.inflight = st.sender.submit(sink.close)
+                st.inflight = st.sender.submit(self._close_sink(st, st.sink))
+                st.inflight.add_done_callback(lambda fut: self.wake.set())
                 progressed = True
                 continue
             now = time.monotonic()
             if not st.pending or now < st.next_try:
                 continue
-            if not urgent and len(st.pending) < BATCH and now - st.last_emit < self.flush_interval:
+            if not urgent and len(st.pending) < BATCH:
                 continue
             batch = [ev for ev, _ in st.pending[:BATCH]]
             if st.sender is None:
-                st.sender = _Sender(st.spec.scheme)
+                st.sender = Sender(st.spec.scheme)
             st.inflight_n = len(batch)
             st.inflight = st.sender.submit(lambda st=st, batch=batch: self._send(st, batch))  # type: ignore[misc]
+            st.inflight.add_done_callback(lambda fut: self.wake.set())
             progressed = True
         return progressed
 
     def _send(self, st: _SinkState, batch: list[Event]) -> None:
         """On the backend's sender thread."""
-        fresh = st.sink is None  # also a backend closed at a finish that a resume then reopens
-        if fresh:
-            st.sink = self._load_sink(st.spec)
-        if (fresh or not st.started) and not isinstance(batch[0], RunStarted):
-            if self.start_event is None:
-                raise RuntimeError("journal has no start record")
-            batch.insert(0, self.start_event)
-        st.sink.emit(batch)
+        c0 = time.thread_time()
+        try:
+            fresh = st.sink is None  # also a backend closed at a finish that a resume then reopens
+            if fresh:
+                st.sink = self._load_sink(st.spec)
+            if (fresh or not st.started) and not isinstance(batch[0], RunStarted):
+                if self.start_event is None:
+                    raise RuntimeError("journal has no start record")
+                batch.insert(0, self.start_event)
+            st.sink.emit(batch)
+        finally:
+            st.sdk_cpu += time.thread_time() - c0
+
+    def _close_sink(self, st: _SinkState, sink: Any) -> Callable[[], None]:
+        """The backend's close, timed as its calls are (on its sender thread)."""
+
+        def close() -> None:
+            c0 = time.thread_time()
+            try:
+                sink.close()
+            finally:
+                st.sdk_cpu += time.thread_time() - c0
+
+        return close
 
     def _collect(self, st: _SinkState) -> None:
         fut, n = st.inflight, st.inflight_n
@@ -331,24 +349,101 @@ class Delivery:
             return
         if st.failures or self._state.get(st.key, {}).get("error"):
             self.note(st.spec, "")
+        if not st.started and self.freeze_gc:
+            gc.freeze()  # the SDK's modules and objects, loaded now: never traversed again by a collection
         st.started = True
         st.last_emit = time.monotonic()
         st.failures = 0
         st.delivered += n
         st.cursor = st.pending[n - 1][1]
         del st.pending[:n]
+        self._stats_due = st.dirty = True
+        self.save_cursor(st, self._urgent)
+
+    def save_cursor(self, st: _SinkState, now: bool) -> None:
+        """Save a moved cursor: ``now``, or while the run is live at most every ``CURSOR_LIVE`` seconds
+        (a rename costs the machine more than the batch's decode; a poke or the end saves it at once)."""
+        t = time.monotonic()
+        if not st.dirty or (not now and t - st.saved_at < CURSOR_LIVE):
+            return
+        st.dirty, st.saved_at = False, t
         try:
             self.rundir.save_cursor(st.key, st.cursor, st.spec.scheme, st.delivered)
-        except OSError as exc2:
-            self.log(f"could not save cursor of {st.spec.scheme}: {exc2}")
+        except OSError as exc:
+            self.log(f"could not save cursor of {st.spec.scheme}: {exc}")
 
     def wait_any(self, timeout: float) -> None:
-        """Sleep until a send finishes, or ``timeout``."""
-        futs = [st.inflight for st in self.sinks if st.inflight is not None]
-        if futs:
-            wait(futs, timeout=timeout, return_when=FIRST_COMPLETED)
-        else:
-            time.sleep(timeout)
+        """Sleep until a send finishes, the agent is poked or stopped (:attr:`wake`), or ``timeout``."""
+        self.wake.wait(timeout)
+        self.wake.clear()  # what woke it is looked at after this: a later wake-up is never lost
+
+    def poke(self) -> None:
+        """The trainer wants delivery now (``wait_delivery``, ``finish``): read and send at once, until
+        every backend holds the journal. Any thread may call it."""
+        self._poked = True
+        self.wake.set()
+
+    def listen(self, fd: int) -> None:
+        """Poke on each byte the trainer writes to ``fd`` (the process agent's wake pipe), on a daemon
+        thread that blocks in ``read``; its end (the trainer closed it, or died) wakes the loop too."""
+
+        def ended() -> None:
+            self._listening = False
+            self.wake.set()
+
+        self._listening = True
+        threading.Thread(target=read_pokes, args=(fd, self.poke, ended), name="trackkit-wake", daemon=True).start()
+
+    # ---------------------------------------------------------------- live batching
+
+    def _due(self, now: float) -> bool:
+        """While the run is live: is it time to read the journal? At most every ``flush_interval``
+        (when there is something to read or send); sooner when it grew by ``GROW_BYTES`` or a finish,
+        checkpoint or artifact record came (``tail.JournalTail``: the data end and one ``pread``)."""
+        size = self.tail.size()
+        if size is None:
+            return True  # no journal to look at: the read says what is there
+        if now >= self._next_read:
+            if size > self.reader.offset or any(st.pending for st in self.sinks):
+                return True
+            self._next_read = now + self.flush_interval  # idle: nothing to read or send
+        return self.tail.urgent(size, self.reader.offset, GROW_BYTES)
+
+    def _check_alive(self, now: float) -> bool:
+        """Time to look at the trainer's lock? With a wake pipe (whose end wakes the loop) at most every
+        4 x LIVE_POLL while it is open; without one, at every poll."""
+        if self._listening and now < self._alive_at:
+            return False
+        self._alive_at = now + 4 * LIVE_POLL
+        return True
+
+    def _behind(self) -> bool:
+        """The reader has not reached the journal's end (a backlog: read on at once)."""
+        size = self.tail.size()
+        return size is not None and size > self.reader.offset
+
+    # ---------------------------------------------------------------- the CPU account
+
+    def stats(self) -> dict[str, Any]:
+        """The agent's CPU account so far (docs/journal.md, "What the agent costs"; for the thread agent
+        the process is the trainer's). Trackkit's own work: the loop plus the senders outside the calls."""
+        import resource
+
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        sinks = {}
+        for st in self.sinks:
+            clock = st.sender.clock if st.sender is not None else None
+            sinks[st.key] = {"backend": public_spec(st.spec), "delivered": st.delivered, "offset": st.cursor,
+                             "sdk_cpu_s": st.sdk_cpu, "sender_cpu_s": cpu_seconds(clock)}
+        return {"pid": os.getpid(), "time": time.time(), "process_cpu_s": ru.ru_utime + ru.ru_stime,
+                "loop_cpu_s": cpu_seconds(self._clock), "records_read": self.records_read, "sinks": sinks}
+
+    def save_stats(self) -> None:
+        self._stats_due = False
+        try:
+            self.rundir.save_agent_stats(self.stats())
+        except (OSError, ValueError) as exc:
+            self.log(f"could not save the agent's CPU account: {exc}")
 
     def _moved(self) -> bool:
         """True when a backend accepted records since the last call."""
@@ -363,18 +458,20 @@ class Delivery:
         """Close every backend on its own sender thread. A backend still stuck in a send
         (a server that never answers) is left behind: its data stays in the journal."""
         self.summary.save_every(self.flush_interval, force=True)
+        self.tail.close()
         closing: list[tuple[_SinkState, Future[None]]] = []
+        self._urgent = True
         for st in self.sinks:
             if st.inflight is not None and st.inflight.done():
                 self._collect(st)
+            self.save_cursor(st, True)
             if st.inflight is not None and st.closing:
                 closing.append((st, st.inflight))
                 st.inflight, st.closing = None, False
             elif st.inflight is not None:
                 self.log(f"{st.spec.scheme}: a send is still in flight at the deadline; left in the journal")
             elif st.sink is not None and st.sender is not None:
-                sink = st.sink
-                closing.append((st, st.sender.submit(sink.close)))
+                closing.append((st, st.sender.submit(self._close_sink(st, st.sink))))
             if st.sender is not None:
                 st.sender.stop()
         for st, fut in closing:
@@ -383,6 +480,11 @@ class Delivery:
             except Exception as exc:
                 self.log(f"{st.spec.scheme}: close failed: {exc!r}")
             st.sink = None
+        self.save_stats()
+        account = self.stats()
+        inside = ", ".join(f"{s['backend']} {s['sdk_cpu_s']:.2f} s" for s in account["sinks"].values())
+        self.log(f"CPU: {self.records_read} records read; delivery loop {account['loop_cpu_s']:.2f} s, inside "
+                 f"the backends' calls: {inside or '-'} (process {account['process_cpu_s']:.2f} s)")
 
     def mark_ended(self, tail: str = "") -> None:
         """The trainer is gone and the journal has no finish record: record the status the trainer
@@ -400,16 +502,37 @@ class Delivery:
         for st in self.sinks:  # the start-up reachability check, off this loop
             if server_address(st.spec) is not None:
                 threading.Thread(target=self._probe, args=(st.spec,), name="trackkit-probe", daemon=True).start()
+        self._clock = thread_clock(threading.current_thread())
         while True:
-            got = self.read_new()
-            progressed = self.deliver(urgent=self.finished or (stop is not None and stop.is_set()))
-            self.summary.save_every(self.flush_interval)
+            if self._poked:
+                self._poked, self._hurry = False, True
+            # live, the journal is read in batches (_due); finished, stopping or poked, at once
+            urgent = self._urgent = self.finished or self._hurry or (stop is not None and stop.is_set())
+            now = time.monotonic()
+            got = 0
+            if urgent or self._due(now):
+                got = self.read_new()
+                if got and self._behind():
+                    self._next_read = 0.0  # a backlog: the next slice at once, sending meanwhile
+                else:
+                    self._next_read = now + self.flush_interval
+                progressed = self.deliver(urgent=True)
+            else:
+                progressed = self.deliver(urgent=False)
+            self.summary.save_every(self.flush_interval if urgent else max(self.flush_interval, INDEX_LIVE))
+            for st in self.sinks:
+                self.save_cursor(st, urgent)
+            if self._stats_due and (self._hurry or now - self._stats_at >= STATS_EVERY) and self.caught_up():
+                self._stats_at = now
+                self.save_stats()
+            if self._hurry and self.caught_up() and not self._behind():
+                self._hurry = False
             if self.finished and self.caught_up():
                 if self.read_new():  # a resume record may follow the finish: deliver on
                     continue
                 self.close()
                 return True
-            if not self.finished and not writer_alive():
+            if not self.finished and (urgent or self._check_alive(now)) and not writer_alive():
                 # mark the run ended only while holding the trainer lock: a requeued trainer that
                 # resumed the run in the meantime holds it, and its live segment must not get a
                 # killed/finish pair in the middle (docs/resume.md)
@@ -445,7 +568,9 @@ class Delivery:
                 self.close()
                 return self.caught_up()
             if not got and not progressed:
-                self.wait_any(self.poll_interval)
+                poll = max(LIVE_POLL, self.poll_interval) * (1 << min(self.tail.quiet, 2))
+                live = min(poll, max(self._next_read - now, self.poll_interval))
+                self.wait_any(self.poll_interval if urgent else live)
 
 
 def pending_sinks(run_dir: str, specs: Sequence[BackendSpec]) -> list[str]:
@@ -516,6 +641,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--flush-interval", type=float, default=1.0)
     p.add_argument("--nice", type=int, default=int(os.environ.get("TRACKKIT_AGENT_NICE", "10")))
     p.add_argument("--resumed", action="store_true", help="a resumed run: wait for an earlier segment's agent")
+    p.add_argument("--wake-fd", type=int, default=-1, help="the read end of the trainer's wake pipe")
     args = p.parse_args(argv)
     raw = json.loads(os.environ.pop(SPECS_ENV, "[]"))
     specs = [BackendSpec(scheme=a, location=b, options=c, raw=d) for a, b, c, d in raw]
@@ -533,6 +659,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lock is None:
         log("another agent is delivering this run; exiting")
         return 0
+    try:  # every SDK imports numpy: here, once, before the senders race to (two threads cannot both load it)
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
     try:  # background work: let the scheduler favour the training process
         os.nice(args.nice)
     except (OSError, AttributeError):
@@ -540,14 +670,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (scancel, systemd, docker stop signal every process, the agent too): drain within
     # drain_timeout, then exit, instead of dying with accepted data undelivered
 
+    woken: list[Delivery] = []
+
     def _on_term(signum: int, frame: object) -> None:
         stop.set()
+        for d in woken:
+            d.wake.set()
 
     signal.signal(signal.SIGTERM, _on_term)
     log(f"agent started (pid {os.getpid()}) for {[public_spec(s) for s in specs]}")
     delivery = Delivery(args.run_dir, specs, poll_interval=args.poll, drain_timeout=args.drain_timeout,
                         linger=args.linger, flush_interval=args.flush_interval, log=log)
     delivery.observers = observers
+    woken.append(delivery)
+    delivery.freeze_gc = True
+    gc.set_threshold(10_000, 10, 10)  # fewer young collections: a batch of records is freed by refcounts
+    if args.wake_fd >= 0:
+        delivery.listen(args.wake_fd)
     try:
         ok = delivery.run(rd.trainer_alive, stop)
     finally:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -449,15 +449,7 @@ class RunInfo:
             self.tags.update(ev.tags)
             self.config.update(ev.config)
         elif isinstance(ev, Metrics):
-            stats, step = self.metrics, ev.step
-            for k, v in ev.values.items():
-                st = stats.get(k)
-                if st is None:
-                    stats[k] = MetricStats.first(step, v)
-                else:
-                    st.add(step, v)
-                self.last_metrics[k] = stats[k].last
-            self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
+            self.apply_metrics((ev,))
         elif isinstance(ev, Media):
             self.media[ev.kind] = self.media.get(ev.kind, 0) + 1
             self.last_step = ev.step if self.last_step is None else max(self.last_step, ev.step)
@@ -478,6 +470,23 @@ class RunInfo:
             # running again; the last segment's finish decides the final status
             self.status, self.reason, self.end_time = Status.RUNNING, "", None
             self.resumed = max(self.resumed + 1, ev.segment)
+
+    def apply_metrics(self, events: Iterable[Metrics]) -> None:
+        """Fold metric events (what :meth:`apply` does with each; the delivery agent's index folds a
+        whole batch of them with one call)."""
+        stats, last, top, first = self.metrics, self.last_metrics, self.last_step, MetricStats.first
+        for ev in events:
+            step = ev.step
+            for k, v in ev.values.items():
+                st = stats.get(k)
+                if st is None:
+                    st = stats[k] = first(step, v)
+                else:
+                    st.add(step, v)
+                last[k] = st.last
+            if top is None or step > top:
+                top = step
+        self.last_step = top
 
     @property
     def duration(self) -> float | None:

@@ -167,10 +167,19 @@ class Summarizer:
 
     def fold(self, events: Iterable[Event], offset: int) -> None:
         info, backends = self.entry.info, self.entry.backends
+        run: list[Metrics] = []  # consecutive metric events, folded in one call
         for ev in events:
+            if type(ev) is Metrics:
+                run.append(ev)
+                continue
+            if run:
+                info.apply_metrics(run)
+                run = []
             info.apply(ev)
             if isinstance(ev, (RunStarted, RunResumed)):
                 backends += [str(b) for b in ev.meta.get("backends", []) if b not in backends]
+        if run:
+            info.apply_metrics(run)
         if offset != self.entry.offset:
             self.entry.offset = offset
             self.dirty = True

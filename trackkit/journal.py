@@ -34,7 +34,7 @@ import re
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .events import Event, Metrics, event_to_record, flatten_config
@@ -399,6 +399,7 @@ class JournalReader:
     #: lines that did not parse (damaged records), skipped
     skipped: int = 0
     header: dict[str, Any] | None = None
+    _keys: dict[bytes, str] = field(default_factory=dict, repr=False, compare=False)
 
     def _slice(self, max_bytes: int | None) -> bytes:
         """The whole lines after ``self.offset`` (at most ``max_bytes``, but at least one line), up to a
@@ -481,14 +482,24 @@ class JournalReader:
             return out
         pos = self.offset
         append = out.append
+        keys = self._keys  # a key's text, decoded once (keys repeat every step)
+        if len(keys) > 10_000:  # keys made up per step must not grow memory without bound
+            keys.clear()
         for line, s, t, k, v, more, other in _LINES.findall(data):
             if line:
                 pos += len(line) + 1
-                values = {k.decode("ascii"): float(v)}
+                key = keys.get(k)
+                if key is None:
+                    key = keys[k] = k.decode("ascii")
+                values = {key: float(v)}
                 if more:  # ',"KEY":NUM,"KEY":NUM': no '"' inside a key, so split on it
                     parts = more.split(b'"')
                     for i in range(1, len(parts), 2):
-                        values[parts[i].decode("ascii")] = float(parts[i + 1][1:].rstrip(b","))
+                        k = parts[i]
+                        key = keys.get(k)
+                        if key is None:
+                            key = keys[k] = k.decode("ascii")
+                        values[key] = float(parts[i + 1][1:].rstrip(b","))
                 append((Metrics(int(s), float(t), values), pos))
             else:
                 self._parse(other + b"\n", pos, out)

@@ -40,6 +40,8 @@ class AgentHandle:
         stop: threading.Event | None = None,
         console: ConsoleCapture | None = None,
         relay: Relay | None = None,
+        poke: Callable[[], None] | None = None,
+        wake_fd: int = -1,
     ) -> None:
         self.run_dir = run_dir
         #: the thread that writes the process agent's records into the journal (observe.Relay)
@@ -50,6 +52,9 @@ class AgentHandle:
         self.stop = stop
         #: the trainer's console capture (engaged), ended by end_console() at finish
         self.console = console
+        #: the thread agent's Delivery.poke; the write end of the process agent's wake pipe
+        self._poke = poke
+        self._wake_fd = wake_fd
         self._watch_stop = threading.Event()
         if any(server_address(s) is not None for s in self.specs):
             where = user_line()
@@ -74,6 +79,22 @@ class AgentHandle:
         except Exception:  # a warning turned into an error, a vanished directory: never the trainer's problem
             pass
 
+    def poke(self, last: bool = False) -> None:
+        """Wake the agent: deliver what the journal holds now (it reads in batches while the run is
+        live). ``last``: the run is finished; the process agent's wake pipe is closed after it."""
+        if self._poke is not None:
+            self._poke()
+        fd = self._wake_fd
+        if fd < 0:
+            return
+        try:
+            os.write(fd, b"!")
+        except OSError:  # full (pokes pending: as good), or the agent is gone
+            pass
+        if last:
+            self._wake_fd = -1
+            os.close(fd)
+
     @property
     def mode(self) -> str:
         return "process" if self.proc is not None else "thread"
@@ -81,6 +102,9 @@ class AgentHandle:
     def wait(self, timeout: float) -> bool:
         """Wait for the agent to drain and exit; False when the deadline passed first."""
         self._watch_stop.set()  # finish() says what is left, with the cause
+        if self.stop is not None:
+            self.stop.set()
+        self.poke(last=True)
         if self.proc is not None:
             try:
                 self.proc.wait(timeout=timeout + 1.0)
@@ -88,8 +112,6 @@ class AgentHandle:
                 return False
             return True
         if self.thread is not None:
-            if self.stop is not None:
-                self.stop.set()
             self.thread.join(timeout)
             return not self.thread.is_alive()
         return True
@@ -100,6 +122,7 @@ class AgentHandle:
         from .delivering import track
 
         self._watch_stop.set()
+        self.poke(last=True)
         track(self, timeout)
 
     def wait_delivered(self, timeout: float, finished: bool) -> bool:
@@ -110,8 +133,12 @@ class AgentHandle:
                 self.wait(timeout)
             return not self.pending()
         deadline = time.monotonic() + timeout
+        if self.pending():
+            self.poke()  # the live agent reads in batches: read and send now
+        pause = 0.005  # a small run is delivered within milliseconds of the poke
         while self.pending() and time.monotonic() < deadline:
-            time.sleep(WATCH_POLL)
+            time.sleep(pause)
+            pause = min(2 * pause, WATCH_POLL)
         return not self.pending()
 
     def end_console(self, timeout: float) -> ConsoleEnd | None:
@@ -166,11 +193,14 @@ def start_agent(run: Run, journal: JournalWriter) -> AgentHandle:
         t = threading.Thread(target=observe.then_close(target, observers), args=(lambda: True, stop),
                              name=f"trackkit-agent-{run.id}", daemon=True)
         t.start()
-        return AgentHandle(run.dir, specs, thread=t, stop=stop, console=cap)
+        return AgentHandle(run.dir, specs, thread=t, stop=stop, console=cap, poke=delivery.poke)
     env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     env[SPECS_ENV] = json.dumps([[s.scheme, s.location, dict(s.options), s.raw] for s in specs])
     fds = observe.option_fds(opts)
     relay_r = -1
+    wake_r, wake_w = os.pipe()  # the trainer's pokes (AgentHandle.poke): the agent sleeps between batches
+    os.set_blocking(wake_w, False)
+    fds.append(wake_r)
     if opts is not None:
         relay_r, relay_w = observe.relay_pipe()
         opts["relay"] = relay_w
@@ -184,6 +214,7 @@ def start_agent(run: Run, journal: JournalWriter) -> AgentHandle:
                 "--poll", str(run.settings.poll_interval), "--drain-timeout", str(run.settings.drain_timeout),
                 "--linger", str(run.settings.linger),
                 "--flush-interval", str(run.settings.flush_interval),
+                "--wake-fd", str(wake_r),
                 *(["--resumed"] if getattr(run, "resumed", 0) else []),
             ],
             env=env,
@@ -199,6 +230,7 @@ def start_agent(run: Run, journal: JournalWriter) -> AgentHandle:
             cap.abandon()
         if relay_r >= 0:
             observe.close_fds([relay_r])
+        os.close(wake_w)
         raise
     finally:
         logf.close()
@@ -206,7 +238,7 @@ def start_agent(run: Run, journal: JournalWriter) -> AgentHandle:
     if cap is not None:
         cap.engage(lambda: proc.poll() is None)
     relay = observe.Relay(relay_r, journal.write_line) if relay_r >= 0 else None
-    return AgentHandle(run.dir, specs, proc=proc, console=cap, relay=relay)
+    return AgentHandle(run.dir, specs, proc=proc, console=cap, relay=relay, wake_fd=wake_w)
 
 
 def _after_earlier_agent(run_dir: str, delivery: Delivery) -> Callable[[Callable[[], bool], threading.Event], bool]:

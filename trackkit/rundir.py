@@ -39,9 +39,9 @@ from .journal import JOURNAL_NAME, JournalWriter, path_end
 from .util import write_json_atomic
 
 __all__ = [
-    "AGENT_LOCK", "AGENT_LOG", "CHECKPOINT_INDEX", "CONSOLE_LOG", "CONSOLE_STATE", "DELIVERY_STATE", "FINISH_NOTE",
-    "INDEX", "ROOT_INDEX", "TRAINER_LOCK", "Ending", "RunDir", "ending_events", "journal_dirs", "root_index_path",
-    "sink_key",
+    "AGENT_LOCK", "AGENT_LOG", "AGENT_STATS", "CHECKPOINT_INDEX", "CONSOLE_LOG", "CONSOLE_STATE", "DELIVERY_STATE",
+    "FINISH_NOTE", "INDEX", "ROOT_INDEX", "TRAINER_LOCK", "Ending", "RunDir", "ending_events",
+    "journal_dirs", "root_index_path", "sink_key",
 ]
 
 TRAINER_LOCK = "lock"
@@ -49,6 +49,8 @@ AGENT_LOCK = "agent.lock"
 FINISH_NOTE = "finish.json"
 AGENT_LOG = "agent.log"
 DELIVERY_STATE = "delivery.json"
+#: the agent's own CPU account
+AGENT_STATS = "agent-stats.json"
 #: the run's index entry, and every run's under a journal root (a dot name: never a project's directory)
 INDEX = "index.json"
 ROOT_INDEX = ".index.json"
@@ -393,8 +395,11 @@ class RunDir:
             return 0
 
     def save_cursor(self, key: str, offset: int, backend: str, delivered: int) -> None:
-        os.makedirs(os.path.join(self.path, CURSORS), exist_ok=True)
-        write_json_atomic(self.cursor_path(key), {"offset": offset, "backend": backend, "delivered": delivered})
+        try:
+            write_json_atomic(self.cursor_path(key), {"offset": offset, "backend": backend, "delivered": delivered})
+        except FileNotFoundError:  # the first cursor of the run: its directory is made once
+            os.makedirs(os.path.join(self.path, CURSORS), exist_ok=True)
+            write_json_atomic(self.cursor_path(key), {"offset": offset, "backend": backend, "delivered": delivered})
 
     def move_cursors(self, specs: Sequence[BackendSpec], offset: int) -> None:
         """Point every backend's cursor at ``offset`` (``trackkit gc`` rewrote a fully delivered journal:
@@ -442,6 +447,20 @@ class RunDir:
         if not size:
             return []
         return [s for s in specs if self.load_cursor(sink_key(s)) < size]
+
+    # ------------------------------------------------------------ the agent's CPU account
+
+    def save_agent_stats(self, stats: Mapping[str, Any]) -> None:
+        """The deliverer's CPU account (docs/journal.md, "What the agent costs"), replaced whole."""
+        write_json_atomic(os.path.join(self.path, AGENT_STATS), stats)
+
+    def load_agent_stats(self) -> dict[str, Any]:
+        try:
+            with open(os.path.join(self.path, AGENT_STATS)) as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
 
     # ------------------------------------------------------------ the delivery state
 

@@ -21,10 +21,10 @@ from typing import Any
 
 from ...events import Event
 from .decode import Decoded, Decoder, merge_internal
-from .values import item_key, loads
 from .framing import KIND_NUMBERS, RunFile, parse_record, record_kind
 from .media_read import Fetch
 from .names import INTERNAL
+from .values import item_key, loads
 
 __all__ = ["CHUNK", "Segment", "decode_segments", "find_files", "prior_state", "read_segment", "run_files", "scan",
            "stream_segments"]
