@@ -27,6 +27,7 @@ trainer's process (``memory:``) force it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -659,17 +660,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if lock is None:
         log("another agent is delivering this run; exiting")
         return 0
-    try:  # every SDK imports numpy: here, once, before the senders race to (two threads cannot both load it)
+    with contextlib.suppress(ImportError):  # every SDK imports numpy: once, before two sender threads race to
         import numpy  # noqa: F401
-    except ImportError:
-        pass
-    try:  # background work: let the scheduler favour the training process
+    with contextlib.suppress(OSError, AttributeError):  # background work: the scheduler favours the trainer
         os.nice(args.nice)
-    except (OSError, AttributeError):
-        pass
     # SIGTERM (scancel, systemd, docker stop signal every process, the agent too): drain within
     # drain_timeout, then exit, instead of dying with accepted data undelivered
-
     woken: list[Delivery] = []
 
     def _on_term(signum: int, frame: object) -> None:
