@@ -80,8 +80,12 @@ class RunStarted:
     parent: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Metrics:
+    """One ``log()`` call's values at a step. Not frozen, unlike the other events: the delivery agent
+    makes one per metric record it reads, and a frozen dataclass's ``__init__`` costs twice as much
+    (``object.__setattr__`` per field). Treat it as immutable all the same."""
+
     step: int
     time: float
     values: Mapping[str, float]
