@@ -207,57 +207,57 @@ class Delivery:
         items = self.reader.read_events(max_bytes=READ_SLICE // 4)
         if not items:
             return 0
-        fresh: list[tuple[Event, int]] = []
-        seen: list[Event] = []  # for the index: every event as the journal has it
-        add, see = fresh.append, seen.append
-        last: Metrics | None = None
-        for pair in items:
-            item, end = pair
-            if type(item) is Metrics:  # a metric record in Run.log's form, decoded by the reader
-                last = item
-                add(pair)  # type: ignore[arg-type]  # (Metrics, int) is a (Event, int)
-                see(item)
-                continue
-            if last is not None:
-                self.last_step, last = last.step, None
-            rec: dict[str, Any] = item  # type: ignore[assignment]  # not a Metrics: a record's dict
-            try:
-                ev = event_from_record(rec)
-            except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
-                self.log(f"skipping a damaged record at offset {end}: {exc!r}")
-                continue
-            see(ev)
-            if isinstance(ev, RunStarted):
-                self.start_event = ev
-            elif isinstance(ev, Media):  # encoded here, once for every backend (docs/media.md)
+        fresh: list[tuple[Event, int]]
+        if all(type(item) is Metrics for item, _ in items):  # the live loop's usual slice: metrics only
+            fresh, self.last_step = items, items[-1][0].step  # type: ignore[assignment,union-attr]
+            self.summary.fold_metrics([item for item, _ in items], self.reader.offset)  # type: ignore[misc]
+        else:
+            fresh = []
+            seen: list[Event] = []  # for the index: every event as the journal has it
+            add, see = fresh.append, seen.append
+            for pair in items:
+                item, end = pair
+                if type(item) is Metrics:  # a metric record in Run.log's form, decoded by the reader
+                    self.last_step = item.step
+                    add(pair)  # type: ignore[arg-type]  # (Metrics, int) is a (Event, int)
+                    see(item)
+                    continue
+                rec: dict[str, Any] = item  # type: ignore[assignment]  # not a Metrics: a record's dict
                 try:
-                    ev = materialize(ev, self.rundir.media_dir())
-                except MediaError as exc:
-                    self.log(f"skipping a media value: {exc}")
+                    ev = event_from_record(rec)
+                except Exception as exc:  # any bad record (e.g. OverflowError) is skipped, never kills the agent
+                    self.log(f"skipping a damaged record at offset {end}: {exc!r}")
                     continue
-            elif isinstance(ev, (Checkpoint, CheckpointPruned, Artifact)):
-                prepared = self.files.prepare(ev)
-                if prepared is None:
-                    continue
-                ev = prepared
-            kind = rec.get("k")
-            if kind == "m":
-                self.last_step = rec.get("s", self.last_step)
-            elif kind == "finish":
-                self.finished = True
-                if self.observers is not None:
-                    self.observers.finished()
-            elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
-                self.finished = False
-            elif kind in ("console", "sys"):  # the agent's own, relayed through the trainer: read back
-                if self.observers is not None:
-                    self.observers.ack(rec)
-                if self.finished:  # after the end: not delivered
-                    continue
-            add((ev, end))
-        if last is not None:
-            self.last_step = last.step
-        self.summary.fold(seen, self.reader.offset)
+                see(ev)
+                if isinstance(ev, RunStarted):
+                    self.start_event = ev
+                elif isinstance(ev, Media):  # encoded here, once for every backend (docs/media.md)
+                    try:
+                        ev = materialize(ev, self.rundir.media_dir())
+                    except MediaError as exc:
+                        self.log(f"skipping a media value: {exc}")
+                        continue
+                elif isinstance(ev, (Checkpoint, CheckpointPruned, Artifact)):
+                    prepared = self.files.prepare(ev)
+                    if prepared is None:
+                        continue
+                    ev = prepared
+                kind = rec.get("k")
+                if kind == "m":
+                    self.last_step = rec.get("s", self.last_step)
+                elif kind == "finish":
+                    self.finished = True
+                    if self.observers is not None:
+                        self.observers.finished()
+                elif kind == "resume":  # a later segment of the run (docs/resume.md): not the end after all
+                    self.finished = False
+                elif kind in ("console", "sys"):  # the agent's own, relayed through the trainer: read back
+                    if self.observers is not None:
+                        self.observers.ack(rec)
+                    if self.finished:  # after the end: not delivered
+                        continue
+                add((ev, end))
+            self.summary.fold(seen, self.reader.offset)
         self.records_read += len(items)
         if fresh:
             for st in self.sinks:

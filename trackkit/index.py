@@ -165,6 +165,13 @@ class Summarizer:
         self.save()
         return self.entry
 
+    def fold_metrics(self, events: list[Metrics], offset: int) -> None:
+        """:meth:`fold` for a slice that holds metric events only (the live agent's usual one)."""
+        self.entry.info.apply_metrics(events)
+        if offset != self.entry.offset:
+            self.entry.offset = offset
+            self.dirty = True
+
     def fold(self, events: Iterable[Event], offset: int) -> None:
         info, backends = self.entry.info, self.entry.backends
         run: list[Metrics] = []  # consecutive metric events, folded in one call
