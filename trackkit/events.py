@@ -485,15 +485,8 @@ class RunInfo:
                 st = stats.get(k)
                 if st is None:
                     st = stats[k] = first(step, v)
-                else:  # MetricStats.add, inline: this runs once per point the agent reads
-                    st.count += 1
-                    if step >= st.last_step:
-                        st.last, st.last_step = v, step
-                    if v == v:  # NaN is skipped by min/max
-                        if st.min_step is None or v < st.min:
-                            st.min, st.min_step = v, step
-                        if st.max_step is None or v > st.max:
-                            st.max, st.max_step = v, step
+                else:
+                    st.add(step, v)
                 last[k] = st.last
             if top is None or step > top:
                 top = step

@@ -168,9 +168,7 @@ class Summarizer:
     def fold_metrics(self, events: list[Metrics], offset: int) -> None:
         """:meth:`fold` for a slice that holds metric events only (the live agent's usual one)."""
         self.entry.info.apply_metrics(events)
-        if offset != self.entry.offset:
-            self.entry.offset = offset
-            self.dirty = True
+        self._read_to(offset)
 
     def fold(self, events: Iterable[Event], offset: int) -> None:
         info, backends = self.entry.info, self.entry.backends
@@ -187,6 +185,10 @@ class Summarizer:
                 backends += [str(b) for b in ev.meta.get("backends", []) if b not in backends]
         if run:
             info.apply_metrics(run)
+        self._read_to(offset)
+
+    def _read_to(self, offset: int) -> None:
+        """The entry has folded the journal up to ``offset``."""
         if offset != self.entry.offset:
             self.entry.offset = offset
             self.dirty = True
