@@ -208,7 +208,7 @@ class Delivery:
         if not items:
             return 0
         fresh: list[tuple[Event, int]]
-        if all(type(item) is Metrics for item, _ in items):  # the live loop's usual slice: metrics only
+        if self.reader.metrics_only:  # the live loop's usual slice
             fresh, self.last_step = items, items[-1][0].step  # type: ignore[assignment,union-attr]
             self.summary.fold_metrics([item for item, _ in items], self.reader.offset)  # type: ignore[misc]
         else:

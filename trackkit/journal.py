@@ -154,16 +154,29 @@ class MetricLines:
 MAP_WINDOW = 1 << 20
 #: the filler a mapped writer leaves after its last record starts with two NULs; no record holds them
 FILLER = b"\0\0"
+#: what :func:`data_end` reads at once after a hint (what a fast training loop adds between two looks)
+HINT_READ = 32 << 10
 
 
-def data_end(fd: int) -> int:
+def data_end(fd: int, hint: int = 0) -> int:
     """The length of the journal open at ``fd`` without the filler after its last record (a live or
     killed :class:`MappedJournalWriter`'s). The filler runs to the end of the file and no record holds
-    two NULs in a row, so a binary search of two-byte reads finds where it starts."""
+    two NULs in a row, so a binary search of two-byte reads finds where it starts.
+
+    ``hint``: an end this found before on the same descriptor (a tailing reader's last look). The end
+    only moves on: records are appended, and a filler is only ever cut off at the end. When the byte
+    before ``hint`` is still data, the search starts there, with one read of what was added since
+    (a live journal's usual case: one ``pread`` instead of twenty)."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) != b"\0":
         return size
     lo, hi = 0, size - 1  # the filler starts in [lo, hi]; byte hi is NUL
+    if 0 < hint <= hi and os.pread(fd, 1, hint - 1) not in (b"", b"\0"):
+        added = os.pread(fd, min(HINT_READ, size - hint), hint)
+        z = added.find(FILLER)
+        if z >= 0:
+            return hint + z
+        lo = hint + max(len(added) - 1, 0)  # no two NULs in it: the filler starts at its last byte or after
     while lo < hi:
         mid = (lo + hi) // 2
         if os.pread(fd, 2, mid) in (FILLER, b"\0"):  # two NULs (or the last byte): inside the filler
@@ -400,6 +413,8 @@ class JournalReader:
     skipped: int = 0
     header: dict[str, Any] | None = None
     _keys: dict[bytes, str] = field(default_factory=dict, repr=False, compare=False)
+    #: the last :meth:`read_events` returned ``Metrics`` events only (the live agent's usual slice)
+    metrics_only: bool = field(default=False, repr=False, compare=False)
 
     def _slice(self, max_bytes: int | None) -> bytes:
         """The whole lines after ``self.offset`` (at most ``max_bytes``, but at least one line), up to a
@@ -477,10 +492,12 @@ class JournalReader:
         ``Metrics`` event ``event_from_record`` would make of it (about 3x cheaper than
         ``json.loads`` + ``event_from_record``). Every other record comes back as its dict."""
         out: list[tuple[Metrics | dict[str, Any], int]] = []
+        self.metrics_only = False
         data = self._slice(max_bytes)
         if not data:
             return out
         pos = self.offset
+        mixed = False
         append = out.append
         keys = self._keys  # a key's text, decoded once (keys repeat every step)
         if len(keys) > 10_000:  # keys made up per step must not grow memory without bound
@@ -502,9 +519,11 @@ class JournalReader:
                         values[key] = float(parts[i + 1][1:].rstrip(b","))
                 append((Metrics(int(s), float(t), values), pos))
             else:
+                mixed = True
                 self._parse(other + b"\n", pos, out)
                 pos += len(other) + 1
         self.offset = pos
+        self.metrics_only = not mixed
         return out
 
 

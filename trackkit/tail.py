@@ -25,6 +25,8 @@ class JournalTail:
         #: the size at the last look, and how many looks in a row found it so
         self.seen = 0
         self.quiet = 0
+        #: the data end at the last look (where the next one starts searching: ``data_end``'s hint)
+        self._end = 0
 
     def size(self) -> int | None:
         """Where the journal's records end now (None: it cannot be looked at). Not ``st_size``: a
@@ -32,7 +34,8 @@ class JournalTail:
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            return data_end(self._fd)
+            self._end = data_end(self._fd, self._end)
+            return self._end
         except OSError:
             return None
 
@@ -56,3 +59,4 @@ class JournalTail:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            self._end = 0

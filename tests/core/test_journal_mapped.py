@@ -68,6 +68,45 @@ def test_data_end_finds_the_filler_after_a_seal(tmp_path: object) -> None:
     assert [r for r in read_journal(path)] == [{"a": 1}, {"b": 2}]
 
 
+def test_data_end_from_a_hint_agrees_with_the_whole_search(tmp_path: object) -> None:
+    """A tailing reader passes the end it found last (``hint``): as the journal grows by records over
+    the filler, by more than one hint read at a time, or ends in a sealed torn record's NUL, the end
+    found from the hint is the one a search of the whole file finds."""
+    import random
+
+    from trackkit.journal import HINT_READ
+
+    rng = random.Random(7)
+    path = os.path.join(str(tmp_path), "j")
+    size = 4 * HINT_READ
+    with open(path, "wb") as fh:
+        fh.write(b"\0" * size)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        end = hint = 0
+        seen = []
+        while end < size - 3 * HINT_READ // 2:
+            grow = rng.choice([0, 1, 40, 900, HINT_READ - 1, HINT_READ, HINT_READ + 5])
+            line = (b"x" * max(grow - 1, 0) + b"\n") if grow else b""
+            if grow and rng.random() < 0.2:
+                line = line[:-2] + b"\0\n" if len(line) > 2 else line  # a sealed torn record: one NUL
+            os.pwrite(fd, line, end)
+            end += len(line)
+            assert data_end(fd) == end
+            got = data_end(fd, hint)
+            assert got == end, (hint, end, got)
+            seen.append(got)
+            hint = got
+        # a hint inside the data is a lower bound; one past it (in the filler) is not used: the same answer
+        for bad in (end - 5, end + 1, end + 1000, size - 1, size, size + 10, 0, 1):
+            assert data_end(fd, bad) == end
+        os.ftruncate(fd, end)  # the filler cut off (a closed writer): the size is the end
+        assert data_end(fd, hint) == end
+        assert seen == sorted(seen)
+    finally:
+        os.close(fd)
+
+
 CHILD = r"""
 import os, sys
 from trackkit.journal import MappedJournalWriter
