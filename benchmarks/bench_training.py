@@ -5,14 +5,16 @@
 A 784-256-10 MLP on CPU, batch 64, one torch thread, the loss logged every step.
 
 **Part 1, the trainer.** All variants run in this one process, alternating in blocks of --chunk
-steps so they see the same machine state: no logging; trackkit with TensorBoard, with W&B
-(offline), with MLflow (sqlite), with all three (process agent), all three with agent="thread";
-each native SDK called from the loop as users do (SummaryWriter.add_scalar, wandb.log,
-MlflowClient.log_metric). Printed per variant, against no logging: the median step, the **mean
-over the alternated blocks** of wall time and of the training thread's own CPU
-(``time.thread_time``) with the range over the rounds, and the p99 step. An agent delivers its
-block's points up to ``flush_interval`` (1 s) after the block, so part of its CPU lands on the blocks
-that follow (any variant's, "no logging" too): its cost is in part 2, per point.
+steps (in a fresh, seeded order each round) so they see the same machine state: no logging;
+trackkit with TensorBoard, with W&B (offline), with MLflow (sqlite), with all three (process
+agent), all three with agent="thread"; each native SDK called from the loop as users do
+(SummaryWriter.add_scalar, wandb.log, MlflowClient.log_metric). Printed per variant, against no
+logging: the median step, the **mean over the alternated blocks** of wall time and of the training
+thread's own CPU (``time.thread_time``) with the half-width of its 95 % confidence interval and the
+range over the rounds, and the p99 step. An agent delivers its block's points up to
+``flush_interval`` (1 s) after the block, so part of its CPU lands on the blocks that follow (any
+variant's, "no logging" too; the order changes every round, so no variant always follows the same
+one): its cost is in part 2, per point.
 
 **Part 2, the agent's CPU per point**, per backend set, after part 1: --agent-steps steps of the
 same loop logging to that run alone (the agent's steady state at the trainer's pace), between two
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -134,9 +137,15 @@ def main() -> None:
         counters[f"tk-{name}"] = 1
     for run in runs.values():
         assert run.wait_delivery(timeout=300), run.pending()
+    # each round runs the variants in a fresh order (seeded): a block is not always preceded by the
+    # same variant, whose agent may still be delivering during it, nor always first or last in a round
+    order = random.Random(0)
     while any(counters[k] < budget[k] for k in variants):
         rnd: dict[str, tuple[float, float]] = {}
-        for name, fn in variants.items():
+        names = list(variants)
+        order.shuffle(names)
+        for name in names:
+            fn = variants[name]
             if counters[name] >= budget[name]:
                 continue
             n = min(args.chunk, budget[name] - counters[name])
@@ -175,12 +184,13 @@ def main() -> None:
     print("torch threads 1, MLP 784-256-10, batch 64; steps per variant: "
           + ", ".join(f"{k}={len(v)}" for k, v in times.items()) + f"; blocks of {args.chunk}, {len(rounds)} rounds")
     base, mean_base = statistics.median(times["none"]), statistics.fmean(times["none"])
-    print(f"{'variant':<40}{'median step':>12}{'ovh':>8}{'p99':>10}{'block mean: wall':>28}{'trainer CPU':>24}")
+    print(f"{'variant':<40}{'median step':>12}{'ovh':>8}{'p99':>10}{'block mean: wall, ±95 % CI':>36}"
+          f"{'trainer CPU':>30}")
     for name, ts in times.items():
         med = statistics.median(ts)
         p99 = sorted(ts)[int(len(ts) * 0.99)]
         print(f"{labels[name]:<40}{med * 1e3:>9.3f} ms{(med / base - 1) * 100:>+7.1f}%{p99 * 1e3:>7.2f} ms"
-              f"{_block_overhead(rounds, name, 0):>28}{_block_overhead(rounds, name, 1):>24}")
+              f"{_block_overhead(rounds, name, 0):>36}{_block_overhead(rounds, name, 1):>30}")
     print(f"(mean step of no logging {mean_base * 1e3:.3f} ms)")
 
     print(f"\nthe agent's CPU per point (us), {args.agent_steps} steps logged to each run alone; own = delivery loop "
@@ -297,11 +307,19 @@ def _floors(tmp: str, n: int) -> list[tuple[str, float]]:
 
 def _block_overhead(rounds: list[dict[str, tuple[float, float]]], name: str, i: int) -> str:
     """The mean over rounds of a variant's block mean against no logging's block mean in the same
-    round, with the range over the rounds: ``+3.9 % [+3.1, +4.6]``."""
+    round, the half-width of its 95 % confidence interval (t over the rounds) and the range over the
+    rounds: ``+3.9 % ±1.2 [+3.1, +4.6]``."""
     each = [r[name][i] / r["none"][i] - 1 for r in rounds if name in r and "none" in r and r["none"][i] > 0]
     if not each:
         return "-"
-    return f"{statistics.fmean(each) * 100:+.1f} % [{min(each) * 100:+.1f}, {max(each) * 100:+.1f}]"
+    half = _T95.get(len(each) - 1, 1.96) * statistics.stdev(each) / len(each) ** 0.5 if len(each) > 1 else 0.0
+    return f"{statistics.fmean(each) * 100:+.1f} % ±{half * 100:.1f} [{min(each) * 100:+.1f}, {max(each) * 100:+.1f}]"
+
+
+#: Student's t at 97.5 % by degrees of freedom (beyond: the normal 1.96)
+_T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
+        15: 2.13, 20: 2.09, 24: 2.06, 30: 2.04, 40: 2.02, 60: 2.00}
+_T95.update({d: _T95[max(k for k in _T95 if k <= d)] for d in range(1, 61) if d not in _T95})
 
 
 def _descendants(pid: int) -> list[int]:
