@@ -82,11 +82,15 @@ class Trainer:
 
     def __init__(self, url: str, root: Path, drain: float, linger: float = 120.0) -> None:
         env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
-        self.proc = subprocess.Popen(
-            [sys.executable, TRAINER, f"mlflow:{url[len('http:'):]}", str(root), "--drain", str(drain),
-             "--linger", str(linger)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        )
+        # stderr to a file, not a pipe nobody drains: the SDK's retry warnings in an outage (the agent
+        # inherits it) must never fill a pipe and block a writer
+        self.err_path = root.parent / "trainer.stderr"
+        with open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, TRAINER, f"mlflow:{url[len('http:'):]}", str(root), "--drain", str(drain),
+                 "--linger", str(linger)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+            )
         started = self._line(timeout=60)
         self.id: str = started["id"]
         self.dir: str = started["dir"]
@@ -102,9 +106,12 @@ class Trainer:
         reader.join(timeout)
         if not box or not box[0].strip():
             self.proc.kill()
-            _, err = self.proc.communicate(timeout=30)
-            raise AssertionError(f"the training process said nothing within {timeout}s: {err[-3000:]}")
+            self.proc.wait(timeout=30)
+            raise AssertionError(f"the training process said nothing within {timeout}s: {self._err()}")
         return json.loads(box[0])  # type: ignore[no-any-return]
+
+    def _err(self) -> str:
+        return self.err_path.read_text(errors="replace")[-3000:]
 
     def finish(self, timeout: float = 120.0) -> dict[str, Any]:
         """Stop the loop, finish the run; the trainer's figures: ``n`` points logged (steps 0..n-1),
@@ -114,7 +121,7 @@ class Trainer:
         self.proc.stdin.flush()
         self.result = self._line(timeout)
         self.proc.wait(timeout=60)
-        assert self.proc.returncode == 0, self.proc.stderr.read() if self.proc.stderr else ""
+        assert self.proc.returncode == 0, self._err()
         assert self.init_wall <= MAX_INIT_WALL_S, f"init took {self.init_wall:.1f}s (wall clock)"
         assert self.init_own <= MAX_INIT_S, f"init took {self.init_own:.2f}s"
         worst, worst_wall = self.result["worst"], self.result["worst_wall"]
