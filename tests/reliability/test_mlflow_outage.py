@@ -96,7 +96,6 @@ class Trainer:
         self.dir: str = started["dir"]
         self.init_wall: float = started["init_wall"]
         self.init_own: float = started["init_own"]
-        self.result: dict[str, Any] = {}
 
     def _line(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
@@ -119,16 +118,16 @@ class Trainer:
         assert self.proc.stdin is not None
         self.proc.stdin.write("stop\n")
         self.proc.stdin.flush()
-        self.result = self._line(timeout)
+        out = self._line(timeout)
         self.proc.wait(timeout=60)
         assert self.proc.returncode == 0, self._err()
         assert self.init_wall <= MAX_INIT_WALL_S, f"init took {self.init_wall:.1f}s (wall clock)"
         assert self.init_own <= MAX_INIT_S, f"init took {self.init_own:.2f}s"
-        worst, worst_wall = self.result["worst"], self.result["worst_wall"]
+        worst, worst_wall = out["worst"], out["worst_wall"]
         assert worst <= MAX_LOG_S, f"a log() call blocked {worst * 1000:.1f} ms"
         assert worst_wall <= MAX_WALL_S, f"a log() call took {worst_wall * 1000:.1f} ms (wall clock)"
-        assert self.result["n"] > 0
-        return self.result
+        assert out["n"] > 0
+        return out
 
 
 # ---------------------------------------------------------------- (a) stopped mid-run, restarted
