@@ -513,8 +513,8 @@ class Delivery:
             got = 0
             if urgent or self._due(now):
                 got = self.read_new()
-                if got and self._behind():
-                    self._next_read = 0.0  # a backlog: the next slice at once, sending meanwhile
+                if self.reader.capped:  # a backlog (not what was added meanwhile): read on at once
+                    self._next_read = 0.0
                 else:
                     self._next_read = now + self.flush_interval
                 progressed = self.deliver(urgent=True)

@@ -415,10 +415,13 @@ class JournalReader:
     _keys: dict[bytes, str] = field(default_factory=dict, repr=False, compare=False)
     #: the last :meth:`read_events` returned ``Metrics`` events only (the live agent's usual slice)
     metrics_only: bool = field(default=False, repr=False, compare=False)
+    #: the last read stopped at ``max_bytes`` with more whole lines after it (a backlog, not the end)
+    capped: bool = field(default=False, repr=False, compare=False)
 
     def _slice(self, max_bytes: int | None) -> bytes:
         """The whole lines after ``self.offset`` (at most ``max_bytes``, but at least one line), up to a
         live writer's filler (read in steps, so a reader that is caught up reads a little of it)."""
+        self.capped = False
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)
@@ -435,6 +438,7 @@ class JournalReader:
                         break
                     data += part
                     if len(data) >= limit and b"\n" in data:
+                        self.capped = True
                         break
                     step = min(step * 4, 1 << 24)
         except FileNotFoundError:
