@@ -67,8 +67,8 @@ READ_SLICE = 2 << 20
 #: while the run is live the journal is read at most every flush_interval, or sooner once it grew by this
 GROW_BYTES = READ_SLICE // 4
 #: while the run is live, how often the loop looks at the journal's size and the trainer's lock (seconds);
-#: a send that completes, ``stop`` and the trainer's pokes (``Delivery.poke``) wake it at once
-LIVE_POLL = 0.25
+#: a send that completes, ``stop`` and the trainer's pokes (finish, checkpoints, artifacts) wake it at once
+LIVE_POLL = 1.0
 #: the account (agent-stats.json) is written when a poke is served, at the end, and at most this often (s);
 #: the run index entry, while the run is live, at most this often (a reader catches up the rest);
 #: and each backend's cursor, while the run is live and nobody waits (a crashed agent resends that much)
@@ -412,10 +412,10 @@ class Delivery:
 
     def _check_alive(self, now: float) -> bool:
         """Time to look at the trainer's lock? With a wake pipe (whose end wakes the loop) at most every
-        4 x LIVE_POLL while it is open; without one, at every poll."""
+        LIVE_POLL while it is open; without one, at every poll."""
         if self._listening and now < self._alive_at:
             return False
-        self._alive_at = now + 4 * LIVE_POLL
+        self._alive_at = now + LIVE_POLL
         return True
 
     def _behind(self) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -101,3 +102,40 @@ def test_a_backlog_larger_than_a_slice_is_read_on_at_once(monkeypatch: pytest.Mo
     t.join(30)
     run.finish()
     assert [s for s, _ in store("backlog-copy")[run.id].metrics()["loss"]] == list(range(3000))
+
+
+def test_checkpoints_and_artifacts_poke_the_agent_metrics_do_not(tmp_path: Any) -> None:
+    """The live agent looks at the journal about once a second; a checkpoint or artifact record is not
+    left to that look: the trainer pokes it, and the file is sent without waiting for a batch."""
+    from trackkit.backends.memory import store
+
+    run = trackkit.init(project="p", root=str(tmp_path / "j"), backend="memory:poked", capture=False,
+                        console=False, system_metrics=False, flush_interval=30.0)
+    pokes: list[bool] = []
+    real = run._agent.poke
+
+    def counted(last: bool = False) -> None:
+        pokes.append(last)
+        real(last)
+
+    run._agent.poke = counted  # type: ignore[method-assign]
+    for i in range(50):
+        run.log({"loss": float(i)}, step=i)
+    assert pokes == []
+    model = tmp_path / "model.bin"
+    model.write_bytes(b"weights")
+    run.log_artifact(str(model), name="model")
+    assert len(pokes) == 1
+    run.checkpoints(keep_last=2, save_fn=lambda state, path: Path(path).write_bytes(state)).save(b"state", step=49)
+    assert len(pokes) == 2
+    deadline = time.monotonic() + 20  # under the 30 s flush interval: nobody waited for a batch
+    while time.monotonic() < deadline:
+        rec = store("poked").get(run.id)
+        if rec is not None and any(type(ev).__name__ == "Checkpoint" for ev in rec.events):
+            break
+        time.sleep(0.05)
+    else:
+        raise AssertionError("the checkpoint was not delivered before the flush interval")
+    kinds = [type(ev).__name__ for ev in store("poked")[run.id].events]
+    assert "Artifact" in kinds and kinds.count("Metrics") == 50, kinds
+    run.finish()
