@@ -20,18 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .coerce import to_number
 from .console.capture import console_loss_note
 from .errors import ConfigError, DivergedError, TrackkitError, TrackkitWarning
-from .events import (
-    Artifact,
-    Checkpoint,
-    ConfigUpdate,
-    Console,
-    Event,
-    RunStarted,
-    Status,
-    StatusChange,
-    Tags,
-    flatten_config,
-)
+from .events import Artifact, ConfigUpdate, Console, Event, RunStarted, Status, StatusChange, Tags, flatten_config
 from .hooks import ProcessHooks, exception_ending
 from .journal import MetricLines, encode, open_writer
 from .limits import Limits
@@ -53,8 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Run", "current_run", "make_active"]
 
 _time = time.time
-#: records the trainer pokes the agent for: it reads in batches while the run is live
-_PROMPT = (Artifact, Checkpoint)
+_PROMPT = ('{"k":"ckpt', '{"k":"artifact"')  # records the agent is poked for (its polls: tail.PROMPT)
 #: different problems a run warns about before it only counts them
 MAX_WARNED = 20
 
@@ -549,12 +537,11 @@ class Run:
         """Append one record (built from its event by the journal's one encoder); True when the
         journal holds it."""
         try:
-            self._journal.write_line(encode(ev))
+            line = encode(ev)
+            self._journal.write_line(line)
             self.records_written += 1
-            if type(ev) in _PROMPT:  # its file is sent now, not at the agent's next batch (docs/journal.md)
-                agent = getattr(self, "_agent", None)
-                if agent is not None:
-                    agent.poke()
+            if line.startswith(_PROMPT):  # its file is sent now, not at the agent's next batch (docs/journal.md)
+                self._agent.poke()
             return True
         except OSError as exc:
             self._problem("journal", f"journal write failed ({exc}); the {what} record was NOT saved")
