@@ -540,8 +540,8 @@ class Run:
             line = encode(ev)
             self._journal.write_line(line)
             self.records_written += 1
-            if line.startswith(_PROMPT):  # its file is sent now, not at the agent's next batch (docs/journal.md)
-                self._agent.poke()
+            if line.startswith(_PROMPT) and hasattr(self, "_agent"):  # sent now, not at the next batch; init's
+                self._agent.poke()  # records (provenance artifacts) come before the agent, which reads them at once
             return True
         except OSError as exc:
             self._problem("journal", f"journal write failed ({exc}); the {what} record was NOT saved")
