@@ -30,6 +30,7 @@ from .naming import default_name
 from .natives import Natives
 from .rundir import RunDir, ending_events, release
 from .summary import RunSummary, goal_event, summary_event
+from .tail import POKED
 from .util import jsonable, norm_tags, safe_repr, warn
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["Run", "current_run", "make_active"]
 
 _time = time.time
-_PROMPT = ('{"k":"ckpt', '{"k":"artifact"')  # records the agent is poked for (its polls: tail.PROMPT)
 #: different problems a run warns about before it only counts them
 MAX_WARNED = 20
 
@@ -540,7 +540,7 @@ class Run:
             line = encode(ev)
             self._journal.write_line(line)
             self.records_written += 1
-            if line.startswith(_PROMPT) and hasattr(self, "_agent"):  # sent now, not at the next batch; init's
+            if line.startswith(POKED) and hasattr(self, "_agent"):  # sent now, not at the next batch; init's
                 self._agent.poke()  # records (provenance artifacts) come before the agent, which reads them at once
             return True
         except OSError as exc:

@@ -10,10 +10,12 @@ import os
 
 from .journal import data_end
 
-__all__ = ["PROMPT", "JournalTail"]
+__all__ = ["POKED", "PROMPT", "JournalTail"]
 
+#: records the trainer pokes the agent for as it writes them (``Run._write``): their files are sent now
+POKED = ('{"k":"ckpt', '{"k":"artifact"')
 #: records read as soon as a look sees them (a 16-byte overlap: a record split by the last look's end)
-PROMPT = (b'{"k":"finish"', b'{"k":"ckpt', b'{"k":"artifact"')
+PROMPT = (b'{"k":"finish"', *(p.encode() for p in POKED))
 #: the most a look reads back from the end
 TAIL = 64 << 10
 
