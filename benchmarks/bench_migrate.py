@@ -1,6 +1,6 @@
 """Migrating runs other tools wrote: trackkit migrate against the target's raw batch-write floor.
 
-    python benchmarks/bench_migrate.py [--points 200000] [--keys 10] [--quick] [--growth]
+    python benchmarks/bench_migrate.py [--points 200000] [--keys 10] [--rounds 3] [--quick] [--growth]
 
 For each direction (TensorBoard -> MLflow sqlite, MLflow sqlite -> W&B offline, W&B offline ->
 TensorBoard) the source run is written by the tool itself (SummaryWriter, MlflowClient.log_batch,
@@ -11,9 +11,13 @@ wandb.log), then, each in a fresh child process:
   ``add_scalar`` per point through one writer);
 * ``trackkit.migrate.migrate`` of the run, verification included.
 
-Printed: seconds of each, the ratio, and each child's peak RSS (VmHWM) beside the RSS of the same
-child after importing the two SDKs of the direction (what the interpreter and the SDKs cost before
-any point; the floor's child imports the same two, so the two peaks compare).
+The two alternate over ``--rounds`` rounds (floor first in odd rounds, migrate first in even ones,
+each into a fresh target), so a neighbour's burst on this shared machine falls on both sides alike.
+Printed per round: seconds of each and the ratio; then the mean of each, the ratio of the means
+(the figure for the bar) and the range of the per-round ratios; and each child's peak RSS (VmHWM)
+beside the RSS of the same child after importing the two SDKs of the direction (what the
+interpreter and the SDKs cost before any point; the floor's child imports the same two, so the two
+peaks compare).
 ``--growth`` repeats TB -> MLflow at 10x the points to show how peak RSS grows with the run.
 """
 
@@ -160,15 +164,18 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="2,000 points: a smoke run in seconds")
     p.add_argument("--growth", action="store_true", help="also TB -> MLflow at 10x the points (peak RSS growth)")
     p.add_argument("--only", choices=["tb-mlflow", "mlflow-wandb", "wandb-tb"], default=None)
+    p.add_argument("--rounds", type=int, default=3, help="alternated floor/migrate pairs per direction")
     p.add_argument("--child", default=None)
     a = p.parse_args()
     if a.child:
         child([a.child])
         return
     points = 2_000 if a.quick else a.points
+    rounds = max(1, a.rounds)
     tmp = offline_tmpdir("trackkit-bench-migrate-")
-    print(f"points per run: {points:,} ({a.keys} keys x {points // a.keys:,} steps); machine: {os.cpu_count()} CPUs")
-    rows = []
+    print(f"points per run: {points:,} ({a.keys} keys x {points // a.keys:,} steps); machine: {os.cpu_count()} CPUs; "
+          f"{rounds} alternated rounds per direction")
+    peaks: dict[tuple[str, int], float] = {}
     sizes = [points] + ([points * 10] if a.growth else [])
     for n in sizes:
         steps = n // a.keys
@@ -179,33 +186,50 @@ def main() -> None:
             os.makedirs(d)
             if direction == "tb-mlflow":
                 make_tensorboard(os.path.join(d, "tb", "run1"), steps, a.keys)
-                source, run, target, tspec = f"tensorboard:{d}/tb", "run1", "mlflow", f"mlflow:{d}/target.db"
-                fdest = os.path.join(d, "floor.db")
+                source, run, target = f"tensorboard:{d}/tb", "run1", "mlflow"
             elif direction == "mlflow-wandb":
                 run = make_mlflow(os.path.join(d, "src.db"), steps, a.keys)
-                source, target, tspec = f"mlflow:{d}/src.db", "wandb", f"wandb:bench?dir={d}/wt"
-                fdest = os.path.join(d, "wfloor")
-                os.makedirs(fdest)
+                source, target = f"mlflow:{d}/src.db", "wandb"
             else:
                 os.makedirs(os.path.join(d, "ws"))
                 run = make_wandb(os.path.join(d, "ws"), steps, a.keys)
-                source, target, tspec = f"wandb:bench?dir={d}/ws", "tensorboard", f"tensorboard:{d}/tt"
-                fdest = os.path.join(d, "tbfloor")
+                source, target = f"wandb:bench?dir={d}/ws", "tensorboard"
             sdks = sorted({_SDK[source.split(":")[0]], _SDK[target]})
-            fl = _run_child(what="floor", target=target, dest=fdest, steps=steps, keys=a.keys, sdks=sdks)
-            mg = _run_child(what="migrate", run=run, source=source, target_spec=tspec, sdks=sdks)
-            rows.append((direction, n, fl, mg))
-            ratio = float(mg["seconds"]) / float(fl["seconds"])  # type: ignore[arg-type]
-            print(f"{direction:13s} {n:>9,} points: floor {fl['seconds']:.2f} s, migrate {mg['seconds']:.2f} s "
-                  f"(verified: {mg['ok']}) = {ratio:.2f}x the floor; peak RSS floor {fl['peak_rss_mb']:.0f} MB, "
-                  f"migrate {mg['peak_rss_mb']:.0f} MB (after imports: {mg['base_rss_mb']:.0f} MB)", flush=True)
-            if not mg["ok"]:
-                print(f"   NOT OK: {mg['error'] or mg['mismatches']}")
+            floors, migrates, ratios, fl_rss, mg_rss, base_rss = [], [], [], 0.0, 0.0, 0.0
+            for r in range(rounds):
+                fdest = os.path.join(d, f"floor{r}" + (".db" if target == "mlflow" else ""))
+                if target == "wandb":
+                    os.makedirs(fdest)
+                tspec = {"mlflow": f"mlflow:{d}/target{r}.db", "wandb": f"wandb:bench?dir={d}/wt{r}",
+                         "tensorboard": f"tensorboard:{d}/tt{r}"}[target]
+
+                floor_kw = dict(what="floor", target=target, dest=fdest, steps=steps, keys=a.keys, sdks=sdks)
+                migrate_kw = dict(what="migrate", run=run, source=source, target_spec=tspec, sdks=sdks)
+                if r % 2 == 0:
+                    fl, mg = _run_child(**floor_kw), _run_child(**migrate_kw)
+                else:
+                    mg = _run_child(**migrate_kw)
+                    fl = _run_child(**floor_kw)
+                f_s, m_s = float(fl["seconds"]), float(mg["seconds"])  # type: ignore[arg-type]
+                floors.append(f_s)
+                migrates.append(m_s)
+                ratios.append(m_s / f_s)
+                fl_rss = max(fl_rss, float(fl["peak_rss_mb"]))  # type: ignore[arg-type]
+                mg_rss = max(mg_rss, float(mg["peak_rss_mb"]))  # type: ignore[arg-type]
+                base_rss = max(base_rss, float(mg["base_rss_mb"]))  # type: ignore[arg-type]
+                print(f"{direction:13s} {n:>9,} points, round {r + 1}: floor {f_s:.2f} s, migrate {m_s:.2f} s "
+                      f"(verified: {mg['ok']}) = {m_s / f_s:.2f}x", flush=True)
+                if not mg["ok"]:
+                    print(f"   NOT OK: {mg['error'] or mg['mismatches']}")
+            f_mean, m_mean = sum(floors) / rounds, sum(migrates) / rounds
+            peaks[(direction, n)] = mg_rss
+            print(f"{direction:13s} {n:>9,} points: mean floor {f_mean:.2f} s, mean migrate {m_mean:.2f} s "
+                  f"= {m_mean / f_mean:.2f}x the floor (rounds {min(ratios):.2f}-{max(ratios):.2f}x); "
+                  f"peak RSS floor {fl_rss:.0f} MB, migrate {mg_rss:.0f} MB (after imports: {base_rss:.0f} MB)",
+                  flush=True)
     if a.growth and len(sizes) > 1:
-        small = next(r for r in rows if r[0] == "tb-mlflow" and r[1] == sizes[0])[3]
-        big = next(r for r in rows if r[0] == "tb-mlflow" and r[1] == sizes[1])[3]
-        print(f"peak RSS growth TB -> MLflow {sizes[0]:,} -> {sizes[1]:,} points: "
-              f"{float(big['peak_rss_mb']) - float(small['peak_rss_mb']):+.0f} MB")  # type: ignore[arg-type]
+        grow = peaks[("tb-mlflow", sizes[1])] - peaks[("tb-mlflow", sizes[0])]
+        print(f"peak RSS growth TB -> MLflow {sizes[0]:,} -> {sizes[1]:,} points: {grow:+.0f} MB")
 
 
 if __name__ == "__main__":
