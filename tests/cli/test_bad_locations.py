@@ -194,6 +194,18 @@ def test_missing_tensorboard_and_wandb_sources_are_errors(in_tmp: Path) -> None:
     assert os.listdir(in_tmp) == []
 
 
+def test_a_logdir_with_no_event_files_is_an_error_as_a_wandb_dir_without_runs_is(in_tmp: Path) -> None:
+    (in_tmp / "empty" / "sub").mkdir(parents=True)
+    (in_tmp / "empty" / "notes.txt").write_text("not an event file")
+    for extra in ((), ("--json",)):
+        code, out = _invoke("runs", "--backend", "tensorboard:./empty", *extra)
+        assert code == 1, (extra, out)
+        assert f"no TensorBoard runs under {in_tmp}/empty: no event files" in out and "Fix:" in out, out
+    (in_tmp / "wempty").mkdir()
+    code, out = _invoke("runs", "--backend", "wandb:proj?mode=offline&dir=./wempty")
+    assert code == 1 and "holds no W&B runs" in out, out
+
+
 def test_migrate_from_a_missing_source_is_an_error_and_creates_no_target(in_tmp: Path) -> None:
     code, out = _invoke("migrate", "--from", "tensorboard:./nosuch", "--to", "mlflow:./target.db", "--all")
     assert code != 0

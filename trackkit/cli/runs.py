@@ -125,10 +125,8 @@ def query_rows(
         reasons = why_empty(list(backends)) if not rows and not where and not project else []
     except TrackkitError as exc:
         raise click.ClickException(str(exc)) from None
-    if reasons and not as_json:
-        for line in reasons:
-            console().print(escape(line), soft_wrap=True)
-        return
+    if reasons:  # a location that holds no runs of its backend at all: a wrong path, as a W&B one is
+        raise click.ClickException("\n".join(reasons))
     show_rows(rows, ", ".join(backends), as_json)
 
 
