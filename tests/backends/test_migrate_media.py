@@ -164,3 +164,33 @@ def test_media_the_tools_wrote_migrate_as_media(tmp_path: Any) -> None:
             with PILImage.open(io.BytesIO(pics[key][0].read_bytes())) as im:
                 px = np.asarray(im.convert("RGB"))
             assert px.shape == (6, 8, 3) and (px[:, :4] == 200).all() and (px[:, 4:] == 0).all(), (src, dst)
+
+
+def test_media_a_wandb_target_keeps_as_a_run_file_is_listed_in_the_report(tmp_path: Any) -> None:
+    """SummaryWriter wrote the image after the scalars of later steps: W&B cannot put it in its
+    media panel (it already holds a later step), so the sink keeps it as a run file; the copy is
+    verified, and the report lists that value by key and step instead of staying silent."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    tmp = str(tmp_path)
+    img = np.zeros((6, 8, 3), dtype=np.uint8)
+    img[:, :4] = 200
+    w = SummaryWriter(f"{tmp}/tb/run-a")
+    for s in range(10):
+        w.add_scalar("loss", 1.0 / (s + 1), s)
+    w.add_image("pic", img, 2, dataformats="HWC")
+    w.close()
+    source, target = f"tensorboard:{tmp}/tb", f"wandb:late?dir={tmp}/wb"
+    (info,) = load_reader(parse_backend(source)).list_runs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = migrate(info.run_id, source, target)
+    assert report.ok, report.summary()
+    kept = [n for n in report.notes if n.startswith(f"writing {report.target}: image ")]
+    # the reader hands the image over after step 9's scalars (file order): kept as a run file, and said so
+    (line,) = kept
+    assert "pic@2:" in line and "W&B already holds step 9" in line and "kept as the run file" in line, line
+    assert line in report.summary(), report.summary()
+    rec = load_reader(parse_backend(target)).read_run(report.run_id)
+    (pics,) = [v for k, v in rec.media("image").items() if "pic" in k]
+    assert [m.step for m in pics] == [2]  # read back from the run file at its own step

@@ -258,6 +258,8 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
     report.metric_keys = len(want.digests)
     for note in dict.fromkeys([*listed.notes, *read_notes]):
         report.notes.append(f"reading {source}: {note}")
+    for note in dict.fromkeys(getattr(sink, "notes", None) or ()):  # what the target took in a lesser form
+        report.notes.append(f"writing {target}: {note}")
     if not info.status.terminal:
         report.notes.append("the source run is still running: the copy is a snapshot of what it holds now")
     if existing:

@@ -117,6 +117,8 @@ class WandbSink:
             raise ConfigError(f"backend {spec}: the *_timeout options must be numbers of seconds") from exc
         #: the run's RunStarted, to re-attach when a resumed run continues after its RunFinished
         self._start_ev: RunStarted | None = None
+        #: one line per value carried in a lesser form (a media value kept as a run file): a migration lists them
+        self.notes: list[str] = []
         self._reset()
 
     def _reset(self) -> None:
@@ -483,6 +485,8 @@ class WandbSink:
             path, desc = kept_file(ev, str(self.run.dir), key)
             self.run.save(path, base_path=str(self.run.dir), policy="now")
         self._row_media.setdefault("files", []).append(desc)
+        self.notes.append(f"{ev.kind} {ev.key}@{ev.step}: {cause}; kept as the run file {desc['file']} (read back "
+                          "by trackkit; the W&B media panel does not show it)")
         self._warn_media(f"file:{ev.kind}:{cause[:16]}", (
             f"wandb: {what}: {cause}; kept as the run file {desc['file']} (read back by trackkit at step "
             f"{ev.step}; the W&B media panel does not show it). {fix}. Warned once per kind and cause."))
