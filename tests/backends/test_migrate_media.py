@@ -194,3 +194,29 @@ def test_media_a_wandb_target_keeps_as_a_run_file_is_listed_in_the_report(tmp_pa
     rec = load_reader(parse_backend(target)).read_run(report.run_id)
     (pics,) = [v for k, v in rec.media("image").items() if "pic" in k]
     assert [m.step for m in pics] == [2]  # read back from the run file at its own step
+
+
+def test_the_wandb_sinks_notes_are_bounded_and_count_the_rest(tmp_path: Any, monkeypatch: Any) -> None:
+    """A live run's W&B sink lives as long as the run: its notes stop at ``_MAX_NOTES`` lines, the
+    last of which counts the values past it."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    import trackkit.backends.wandb.sink as wsink
+
+    monkeypatch.setattr(wsink, "_MAX_NOTES", 2)
+    tmp = str(tmp_path)
+    w = SummaryWriter(f"{tmp}/tb/run-a")
+    for s in range(10):
+        w.add_scalar("loss", 1.0 / (s + 1), s)
+    for s in (1, 2, 3, 4, 5):
+        w.add_image("pic", np.full((4, 4, 3), 40 * s, dtype=np.uint8), s, dataformats="HWC")
+    w.close()
+    source, target = f"tensorboard:{tmp}/tb", f"wandb:late?dir={tmp}/wb"
+    (info,) = load_reader(parse_backend(source)).list_runs()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = migrate(info.run_id, source, target)
+    assert report.ok, report.summary()
+    lines = [n.split(": ", 1)[1] for n in report.notes if n.startswith(f"writing {report.target}: ")]
+    assert len(lines) == 3 and lines[0].startswith("image pic@1:") and lines[1].startswith("image pic@2:"), lines
+    assert lines[2] == "... and 3 more media value(s) kept as W&B run files", lines

@@ -60,6 +60,8 @@ log = logging.getLogger("trackkit.wandb")
 
 #: a Metrics event delivered this many seconds after it happened also records its own time
 _TIME_LAG_S = 2.0
+#: at most this many ``notes`` lines; the last one then counts the rest
+_MAX_NOTES = 1000
 #: ``wandb.Settings`` of the agent's runs: no console capture, stats, code or git bookkeeping
 _SETTINGS: dict[str, Any] = {
     "silent": True,
@@ -119,6 +121,7 @@ class WandbSink:
         self._start_ev: RunStarted | None = None
         #: one line per value carried in a lesser form (a media value kept as a run file): a migration lists them
         self.notes: list[str] = []
+        self._more_notes = 0
         self._reset()
 
     def _reset(self) -> None:
@@ -485,8 +488,15 @@ class WandbSink:
             path, desc = kept_file(ev, str(self.run.dir), key)
             self.run.save(path, base_path=str(self.run.dir), policy="now")
         self._row_media.setdefault("files", []).append(desc)
-        self.notes.append(f"{ev.kind} {ev.key}@{ev.step}: {cause}; kept as the run file {desc['file']} (read back "
-                          "by trackkit; the W&B media panel does not show it)")
+        line = (f"{ev.kind} {ev.key}@{ev.step}: {cause}; kept as the run file {desc['file']} (read back by "
+                "trackkit; the W&B media panel does not show it)")
+        if not self._more_notes and len(self.notes) < _MAX_NOTES:  # a live run's sink lives long: bounded
+            self.notes.append(line)
+        else:  # the last line counts the rest
+            if not self._more_notes:
+                self.notes.append("")
+            self._more_notes += 1
+            self.notes[-1] = f"... and {self._more_notes} more media value(s) kept as W&B run files"
         self._warn_media(f"file:{ev.kind}:{cause[:16]}", (
             f"wandb: {what}: {cause}; kept as the run file {desc['file']} (read back by trackkit at step "
             f"{ev.step}; the W&B media panel does not show it). {fix}. Warned once per kind and cause."))
