@@ -166,19 +166,16 @@ def test_media_the_tools_wrote_migrate_as_media(tmp_path: Any) -> None:
             assert px.shape == (6, 8, 3) and (px[:, :4] == 200).all() and (px[:, 4:] == 0).all(), (src, dst)
 
 
-def test_media_a_wandb_target_keeps_as_a_run_file_is_listed_in_the_report(tmp_path: Any) -> None:
-    """SummaryWriter wrote the image after the scalars of later steps: W&B cannot put it in its
-    media panel (it already holds a later step), so the sink keeps it as a run file; the copy is
-    verified, and the report lists that value by key and step instead of staying silent."""
+def _late_images_to_wandb(tmp: str, images: dict[int, Any]) -> tuple[Any, str]:
+    """SummaryWriter writes scalars at steps 0-9, then ``images`` (step -> HWC array) as "pic"; the run
+    is migrated to W&B. Returns the report and the target."""
     from torch.utils.tensorboard import SummaryWriter
 
-    tmp = str(tmp_path)
-    img = np.zeros((6, 8, 3), dtype=np.uint8)
-    img[:, :4] = 200
     w = SummaryWriter(f"{tmp}/tb/run-a")
     for s in range(10):
         w.add_scalar("loss", 1.0 / (s + 1), s)
-    w.add_image("pic", img, 2, dataformats="HWC")
+    for step, img in images.items():
+        w.add_image("pic", img, step, dataformats="HWC")
     w.close()
     source, target = f"tensorboard:{tmp}/tb", f"wandb:late?dir={tmp}/wb"
     (info,) = load_reader(parse_backend(source)).list_runs()
@@ -186,6 +183,16 @@ def test_media_a_wandb_target_keeps_as_a_run_file_is_listed_in_the_report(tmp_pa
         warnings.simplefilter("ignore")
         report = migrate(info.run_id, source, target)
     assert report.ok, report.summary()
+    return report, target
+
+
+def test_media_a_wandb_target_keeps_as_a_run_file_is_listed_in_the_report(tmp_path: Any) -> None:
+    """SummaryWriter wrote the image after the scalars of later steps: W&B cannot put it in its
+    media panel (it already holds a later step), so the sink keeps it as a run file; the copy is
+    verified, and the report lists that value by key and step instead of staying silent."""
+    img = np.zeros((6, 8, 3), dtype=np.uint8)
+    img[:, :4] = 200
+    report, target = _late_images_to_wandb(str(tmp_path), {2: img})
     kept = [n for n in report.notes if n.startswith(f"writing {report.target}: image ")]
     # the reader hands the image over after step 9's scalars (file order): kept as a run file, and said so
     (line,) = kept
@@ -199,24 +206,11 @@ def test_media_a_wandb_target_keeps_as_a_run_file_is_listed_in_the_report(tmp_pa
 def test_the_wandb_sinks_notes_are_bounded_and_count_the_rest(tmp_path: Any, monkeypatch: Any) -> None:
     """A live run's W&B sink lives as long as the run: its notes stop at ``_MAX_NOTES`` lines, the
     last of which counts the values past it."""
-    from torch.utils.tensorboard import SummaryWriter
-
     import trackkit.backends.wandb.sink as wsink
 
     monkeypatch.setattr(wsink, "_MAX_NOTES", 2)
-    tmp = str(tmp_path)
-    w = SummaryWriter(f"{tmp}/tb/run-a")
-    for s in range(10):
-        w.add_scalar("loss", 1.0 / (s + 1), s)
-    for s in (1, 2, 3, 4, 5):
-        w.add_image("pic", np.full((4, 4, 3), 40 * s, dtype=np.uint8), s, dataformats="HWC")
-    w.close()
-    source, target = f"tensorboard:{tmp}/tb", f"wandb:late?dir={tmp}/wb"
-    (info,) = load_reader(parse_backend(source)).list_runs()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        report = migrate(info.run_id, source, target)
-    assert report.ok, report.summary()
+    images = {s: np.full((4, 4, 3), 40 * s, dtype=np.uint8) for s in (1, 2, 3, 4, 5)}
+    report, _ = _late_images_to_wandb(str(tmp_path), images)
     lines = [n.split(": ", 1)[1] for n in report.notes if n.startswith(f"writing {report.target}: ")]
     assert len(lines) == 3 and lines[0].startswith("image pic@1:") and lines[1].startswith("image pic@2:"), lines
     assert lines[2] == "... and 3 more media value(s) kept as W&B run files", lines
