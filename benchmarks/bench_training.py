@@ -1,6 +1,7 @@
 """Training-step overhead and the delivery agent's CPU: no logging vs trackkit (per backend set) vs each native SDK.
 
     python benchmarks/bench_training.py [--steps 2000] [--chunk 400] [--agent-steps 3000] [--floor-points 5000]
+                                        [--only tk-tb,native-tb]
 
 A 784-256-10 MLP on CPU, batch 64, one torch thread, the loss logged every step.
 
@@ -56,6 +57,8 @@ SETS = {
             "mlflow:{tmp}/ml-{name}.db"],
 }
 LABELS = {"tb": "TensorBoard", "wandb": "W&B", "mlflow": "MLflow", "all": "TB + W&B + MLflow"}
+#: the variants of part 1 besides no logging (--only picks some)
+VARIANTS = [f"tk-{k}" for k in SETS] + ["tk-thread", "native-tb", "native-wandb", "native-mlflow"]
 
 
 def main() -> None:
@@ -67,7 +70,16 @@ def main() -> None:
     ap.add_argument("--agent-steps", type=int, default=3000, help="steps per backend set in part 2")
     ap.add_argument("--floor-points", type=int, default=5000, help="points per SDK in part 3")
     ap.add_argument("--no-thread", action="store_true", help="leave out the agent='thread' variant")
+    ap.add_argument("--only", default="", help="a comma-separated subset of the variants (no logging always runs): "
+                    + ",".join(VARIANTS) + "; fewer variants make each round shorter, so the machine drifts less "
+                    "within it, and leave out the other variants' agents and helper processes")
     args = ap.parse_args()
+    only = {v.strip() for v in args.only.split(",") if v.strip()} or set(VARIANTS)
+    if only - set(VARIANTS):
+        unknown = ", ".join(sorted(only - set(VARIANTS)))
+        ap.error(f"--only: unknown variant(s) {unknown}; pick from {', '.join(VARIANTS)}")
+    if args.no_thread:
+        only.discard("tk-thread")
     warnings.simplefilter("ignore")
     tmp = offline_tmpdir("bench-training-")
 
@@ -93,39 +105,45 @@ def main() -> None:
 
     runs: dict[str, Any] = {}
     for name, backends in SETS.items():
+        if f"tk-{name}" not in only:
+            continue
         runs[name] = trackkit.init(
             project=f"bench-{name}", backend=[b.format(tmp=tmp, name=name) for b in backends],
             root=f"{tmp}/journal", capture=False, console=False, system_metrics=False, drain_timeout=120,
             reinit="create_new",  # every run stays open: the variants alternate
         )
-    if not args.no_thread:
+    if "tk-thread" in only:
         runs["thread"] = trackkit.init(
             project="bench-thread", backend=[b.format(tmp=tmp, name="thread") for b in SETS["all"]],
             root=f"{tmp}/journal", capture=False, console=False, system_metrics=False, drain_timeout=120,
             agent="thread", reinit="create_new",
         )
-    from torch.utils.tensorboard import SummaryWriter
-
-    writer = SummaryWriter(f"{tmp}/native-tb")
-    import wandb
-
-    wb = wandb.init(project="bench-native", dir=f"{tmp}/native-wb", mode="offline", reinit="create_new")
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(f"sqlite:///{tmp}/native-mlflow.db")
-    mlrun = client.create_run(client.create_experiment("bench-native")).info.run_id
-
     def tk(run: Any) -> Any:
         return lambda step, loss: run.log({"train/loss": loss}, step=step)
 
     variants: dict[str, Any] = {"none": lambda step, loss: None}
     variants.update({f"tk-{name}": tk(run) for name, run in runs.items()})
-    variants["native-tb"] = lambda step, loss: writer.add_scalar("train/loss", loss, step)
-    variants["native-wandb"] = lambda step, loss: wb.log({"train/loss": loss}, step=step)
-    variants["native-mlflow"] = lambda step, loss: client.log_metric(mlrun, "train/loss", loss, step=step)
+    writer = wb = None
+    if "native-tb" in only:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(f"{tmp}/native-tb")
+        variants["native-tb"] = lambda step, loss: writer.add_scalar("train/loss", loss, step)
+    if "native-wandb" in only:
+        import wandb
+
+        wb = wandb.init(project="bench-native", dir=f"{tmp}/native-wb", mode="offline", reinit="create_new")
+        variants["native-wandb"] = lambda step, loss: wb.log({"train/loss": loss}, step=step)
+    if "native-mlflow" in only:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{tmp}/native-mlflow.db")
+        mlrun = client.create_run(client.create_experiment("bench-native")).info.run_id
+        variants["native-mlflow"] = lambda step, loss: client.log_metric(mlrun, "train/loss", loss, step=step)
     counters = dict.fromkeys(variants, 0)
     budget = dict.fromkeys(variants, args.steps)
-    budget["native-mlflow"] = args.mlflow_native_steps
+    if "native-mlflow" in budget:
+        budget["native-mlflow"] = args.mlflow_native_steps
     times: dict[str, list[float]] = {k: [] for k in variants}
     #: per round, per variant: (mean wall per step, mean training-thread CPU per step) of its block
     rounds: list[dict[str, tuple[float, float]]] = []
@@ -174,8 +192,10 @@ def main() -> None:
         t0 = time.perf_counter()
         run.finish(wait="delivery")
         drains[name] = (time.perf_counter() - t0, run._agent.pending())
-    writer.close()
-    wb.finish()
+    if writer is not None:
+        writer.close()
+    if wb is not None:
+        wb.finish()
 
     labels = {"none": "no logging", "native-tb": "native SummaryWriter.add_scalar",
               "native-wandb": "native wandb.log (offline)", "native-mlflow": "native MlflowClient.log_metric",
@@ -215,7 +235,8 @@ def main() -> None:
         print(f"agent='thread' (all three): finish {drains['thread'][0]:.2f} s (its CPU is the trainer process's)")
 
     print("\neach SDK's own floor, used directly and alone (us CPU per point, this process + its helper processes):")
-    for label, cost in _floors(tmp, args.floor_points):
+    sdks = {sdk for sdk in ("tb", "wandb", "mlflow") if only & {f"tk-{sdk}", "tk-all", "tk-thread", f"native-{sdk}"}}
+    for label, cost in _floors(tmp, args.floor_points, sdks):
         print(f"  {label:<60}{cost * 1e6:>8.1f}")
 
 
@@ -260,13 +281,9 @@ def _idle(measure: Any, quiet: float = 0.3, limit: float = 30.0) -> float:
     return last
 
 
-def _floors(tmp: str, n: int) -> list[tuple[str, float]]:
+def _floors(tmp: str, n: int, sdks: set[str]) -> list[tuple[str, float]]:
+    """Each SDK's floor per point, for the SDKs in ``sdks`` ("tb", "wandb", "mlflow")."""
     import resource
-
-    import wandb
-    from mlflow.entities import Metric
-    from mlflow.tracking import MlflowClient
-    from torch.utils.tensorboard import SummaryWriter
 
     def cpu() -> float:  # this process (every thread, to the microsecond) and its helper processes, once idle
         helpers = _descendants(os.getpid())
@@ -278,6 +295,18 @@ def _floors(tmp: str, n: int) -> list[tuple[str, float]]:
         return _idle(now)
 
     out = []
+    if "tb" in sdks:
+        out.append(_floor_tb(tmp, n, cpu))
+    if "wandb" in sdks:
+        out.append(_floor_wandb(tmp, n, cpu))
+    if "mlflow" in sdks:
+        out.append(_floor_mlflow(tmp, n, cpu))
+    return out
+
+
+def _floor_tb(tmp: str, n: int, cpu: Any) -> tuple[str, float]:
+    from torch.utils.tensorboard import SummaryWriter
+
     w = SummaryWriter(f"{tmp}/floor-tb")
     w.add_scalar("train/loss", 0.0, 0)
     w.flush()
@@ -285,15 +314,28 @@ def _floors(tmp: str, n: int) -> list[tuple[str, float]]:
     for s in range(1, n + 1):
         w.add_scalar("train/loss", 1.0 / s, s)
     w.flush()
-    out.append(("TensorBoard: SummaryWriter.add_scalar + flush", (cpu() - c0) / n))
+    cost = (cpu() - c0) / n
     w.close()
+    return "TensorBoard: SummaryWriter.add_scalar + flush", cost
+
+
+def _floor_wandb(tmp: str, n: int, cpu: Any) -> tuple[str, float]:
+    import wandb
+
     run = wandb.init(project="bench-floor", dir=f"{tmp}/floor-wb", mode="offline", reinit="create_new")
     run.log({"train/loss": 0.0}, step=0)
     c0 = cpu()
     for s in range(1, n + 1):
         run.log({"train/loss": 1.0 / s}, step=s)
-    out.append(("W&B: wandb.log, one row per step (offline), with wandb-core", (cpu() - c0) / n))
+    cost = (cpu() - c0) / n
     run.finish()
+    return "W&B: wandb.log, one row per step (offline), with wandb-core", cost
+
+
+def _floor_mlflow(tmp: str, n: int, cpu: Any) -> tuple[str, float]:
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(f"sqlite:///{tmp}/floor-mlflow.db")
     rid = client.create_run(client.create_experiment("bench-floor")).info.run_id
     client.log_batch(rid, metrics=[Metric("train/loss", 0.0, 0, 0)])
@@ -301,8 +343,7 @@ def _floors(tmp: str, n: int) -> list[tuple[str, float]]:
     c0 = cpu()
     for i in range(1, n + 1, 1000):
         client.log_batch(rid, metrics=[Metric("train/loss", 1.0 / s, now, s) for s in range(i, min(i + 1000, n + 1))])
-    out.append(("MLflow: MlflowClient.log_batch of 1000 points (sqlite)", (cpu() - c0) / n))
-    return out
+    return "MLflow: MlflowClient.log_batch of 1000 points (sqlite)", (cpu() - c0) / n
 
 
 def _block_overhead(rounds: list[dict[str, tuple[float, float]]], name: str, i: int) -> str:
