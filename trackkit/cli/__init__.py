@@ -5,6 +5,11 @@ never imports an SDK."""
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 import click
 
@@ -44,12 +49,38 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+@contextmanager
+def plain_warnings() -> Iterator[None]:
+    """While a command runs, a warning that passes the filters is one line on stderr,
+    ``warning: <message>``: no ``file:line: Category:`` prefix, no echo of trackkit's source line.
+    The filters (``-W``, ``PYTHONWARNINGS``) still decide what shows; the previous
+    ``warnings.showwarning`` comes back after the command. Library callers keep Python's own
+    ``RuntimeWarning``/``TrackkitWarning`` (``pytest.warns``, ``catch_warnings`` see them as before)."""
+    before = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+             file: TextIO | None = None, line: str | None = None) -> None:
+        out = file if file is not None else sys.stderr
+        try:
+            out.write(f"warning: {str(message).strip()}\n")
+        except (OSError, ValueError):  # a closed or broken stderr: the warning is lost, never the command
+            pass
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = before
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="trackkit")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """trackkit: experiment tracking nobody skips.
 
     Runs are journaled locally (default ./.trackkit) and delivered to TensorBoard,
     Weights & Biases and/or MLflow by a background agent."""
+    ctx.with_resource(plain_warnings())
 
 

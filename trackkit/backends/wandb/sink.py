@@ -417,8 +417,7 @@ class WandbSink:
                 f"(W&B would drop them silently); they are kept in the '{LATE_KEY}' column with "
                 "their original step and read back by trackkit. Warned once per run."
             )
-            warnings.warn(msg, RuntimeWarning, stacklevel=2)
-            log.warning(msg)
+            self._warn(msg)
 
     def _flush_late(self) -> None:
         if self.run is None or self._step is None:
@@ -501,11 +500,18 @@ class WandbSink:
             f"wandb: {what}: {cause}; kept as the run file {desc['file']} (read back by trackkit at step "
             f"{ev.step}; the W&B media panel does not show it). {fix}. Warned once per kind and cause."))
 
+    def _warn(self, msg: str) -> None:
+        """What the sink tells its caller (a value W&B cannot hold where it was logged, a run file not
+        complete), naming the run: one ``RuntimeWarning``, never also a log record, so nothing shows
+        twice. The CLI prints it as one ``warning: ...`` line (``trackkit.cli.plain_warnings``)."""
+        if self._run_id is not None and msg.startswith("wandb: "):
+            msg = f"wandb: run {self._run_id}: {msg[len('wandb: '):]}"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
     def _warn_media(self, ident: str, msg: str) -> None:
         if ident not in self._warned_media:
             self._warned_media.add(ident)
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
-            log.warning(msg)
+            self._warn(msg)
 
     # ------------------------------------------------------------------ summary
 
@@ -684,5 +690,4 @@ class WandbSink:
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
         msg = f"wandb: {path} was not complete {self._flush_timeout:.0f} s after finish(); reading it may miss data"
-        warnings.warn(msg, RuntimeWarning, stacklevel=3)
-        log.warning(msg)
+        self._warn(msg)
