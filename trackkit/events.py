@@ -138,6 +138,10 @@ class Artifact:
     #: the path the user gave, for the record
     source: str = ""
     time: float = 0.0
+    #: where the backend that was read keeps it, for people: a path that outlives the reading process
+    #: or the backend's own address (``mlflow-artifacts:/...``, ``artifact NAME:ALIAS/file`` of W&B);
+    #: ``""``: ``path`` is that place. A Reader's view: never written to a record (``trackkit show``)
+    location: str = ""
 
 
 #: the media kinds; a matplotlib figure is an ``image`` (``meta["figure"]``)
@@ -588,6 +592,8 @@ def event_to_record(ev: Event) -> dict[str, Any]:
         rec[name] = value
     if rec.get("k") == "start" and rec.get("parent") is None:
         rec.pop("parent", None)  # written only when set: a journal an older trackkit reads stays its own
+    elif rec.get("k") == "artifact":
+        rec.pop("location", None)  # a Reader's view of where it lies, never stored (the copy has its own)
     return rec
 
 

@@ -216,7 +216,7 @@ def show_dict(rec: RunRecord, state: Delivery | None) -> dict[str, Any]:
     out["segments"] = _segments(rec)
     out["artifacts"] = [
         {"name": a.name, "version": a.version, "kind": a.kind, "size": a.size, "sha256": a.sha256,
-         "aliases": list(a.aliases), "path": a.path, "source": a.source}
+         "aliases": list(a.aliases), "path": a.location or a.path, "source": a.source}
         for a in _artifacts(rec)
     ]
     out["media_keys"] = {k: {"kind": ms[0].kind, "count": len(ms), "last_step": ms[-1].step}
@@ -247,9 +247,12 @@ def _size(n: int) -> str:
 
 
 def _where(a: Artifact, location: str) -> str:
-    """An artifact's path, relative to the run directory when it lies inside it."""
+    """Where an artifact is: a path relative to the run directory when it lies inside it; read from
+    a backend, where the backend keeps it (``Artifact.location``: never a reader's temporary copy)."""
     import os
 
+    if a.location:
+        return a.location
     if location and a.path.startswith(location.rstrip(os.sep) + os.sep):
         return os.path.relpath(a.path, location)
     return a.path

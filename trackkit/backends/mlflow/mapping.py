@@ -175,13 +175,19 @@ def merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def artifact_event(rec: Mapping[str, Any], base: str, local: str | None = None) -> Artifact:
-    """An ``Artifact`` from trackkit's record of it; ``local``: the file downloaded (else the store's URI)."""
-    rel = str(rec.get("artifact_path", ""))
+def store_uri(base: str, rel: str) -> str:
+    """Where the run's artifact store keeps ``rel``: ``base`` (the run's ``artifact_uri``) + ``/rel``,
+    a plain path for a local store (``file://`` dropped), the URI for any other (``mlflow-artifacts:/...``)."""
     uri = f"{base.rstrip('/')}/{rel}" if base else rel
-    if uri.startswith("file://"):
-        uri = unquote(urlsplit(uri).path)
+    return unquote(urlsplit(uri).path) if uri.startswith("file://") else uri
+
+
+def artifact_event(rec: Mapping[str, Any], base: str, local: str | None = None) -> Artifact:
+    """An ``Artifact`` from trackkit's record of it; ``local``: the file downloaded (else the store's
+    URI); ``location`` is the store's URI of it either way (``trackkit show`` prints it)."""
+    uri = store_uri(base, str(rec.get("artifact_path", "")))
     return Artifact(
+        location=uri,
         path=local or uri,
         name=str(rec.get("name", "")),
         kind=str(rec.get("kind", "")),

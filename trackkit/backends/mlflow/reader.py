@@ -45,6 +45,7 @@ from .mapping import (
     merge,
     status_change,
     status_of,
+    store_uri,
     system_meta,
     unflatten,
 )
@@ -256,7 +257,7 @@ class MlflowReader:
         """An artifact file of the run, downloaded into this reader's temporary directory."""
         local = self._download(plan.mid, path)
         if rec is not None:  # trackkit's record of it (sha256 as logged: a changed file shows)
-            return artifact_event(rec, "", local)
+            return artifact_event(rec, plan.base, local)
         h = hashlib.sha256()
         with open(local, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -264,6 +265,7 @@ class MlflowReader:
         return Artifact(
             path=local, name=path, kind="file", sha256=h.hexdigest(), size=os.path.getsize(local),
             metadata={"mlflow_path": path}, source=f"runs:/{plan.mid}/{path}", time=plan.info.start_time or 0.0,
+            location=store_uri(plan.base, path),
         )  # fmt: skip
 
     def _download(self, mid: str, path: str) -> str:

@@ -37,7 +37,7 @@ from ...events import (
     Tags,
     checkpoint_of,
 )
-from .local import console_artifact, console_text, local_artifact
+from .local import artifact_location, console_artifact, console_text, local_artifact
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
 from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_KEY, TIME_KEY, parse_tag
 from .values import item_key, items_of, loads, num, row_of
@@ -390,17 +390,17 @@ class Decoder:
         )
 
     def artifact(self, *, name: str, kind: str, aliases: Iterable[str], metadata: Mapping[str, Any],
-                 size: int, entries: Iterable[tuple[str, str, str, int]] = ()) -> None:
+                 size: int, entries: Iterable[tuple[str, str, str, int]] = (), ref: str = "") -> None:
         """A logged artifact; its ``_trackkit`` metadata restores trackkit's names and aliases. A run
         wandb wrote: the files of its manifest (``entries``: path, local path, md5 digest, size) are
         found where W&B staged or cached them (``local.local_artifact``); the n-th artifact of a name
-        in this run is version n."""
+        in this run is version n. ``ref``: W&B's ``NAME:vN`` (a server's), for ``Artifact.location``."""
         meta = dict(metadata)
         tk = meta.pop(INTERNAL, None)
         tk = tk if isinstance(tk, dict) else {}
         if tk.get("internal"):
             return  # trackkit's own config.json copy
-        entries = list(entries)
+        entries, aliases = list(entries), list(aliases)
         if not tk:
             version = self._artifact_versions.get(name, -1) + 1
             self._artifact_versions[name] = version
@@ -409,7 +409,8 @@ class Decoder:
                 self.info.notes.append(f"artifact {name!r} v{version}: {why}; it is listed, not copied")
             ev0 = Artifact(path=path, name=name, kind=kind, sha256=sha, size=total or size, version=version,
                            aliases=tuple(str(a) for a in aliases), metadata=meta, source="",
-                           time=self._last_time or self._start_time)
+                           time=self._last_time or self._start_time,
+                           location=artifact_location(ref or name, aliases, entries, path))
             ident0 = repr((ev0.name, ev0.version, ev0.aliases))
             if ident0 not in self._seen_artifacts:
                 self._seen_artifacts.add(ident0)
@@ -438,6 +439,7 @@ class Decoder:
             metadata=meta,
             source=str(tk.get("source") or ""),
             time=float(tk.get("time") or 0.0),
+            location=artifact_location(ref or name, aliases, entries, stored),
         )
         ident = repr((ev.name, ev.sha256, ev.version, ev.time, ev.aliases))
         if ident not in self._seen_artifacts:  # a re-sent batch logs it again

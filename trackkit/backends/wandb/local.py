@@ -23,7 +23,7 @@ from ...backend import short_hash
 from ...events import Artifact
 from .media_read import Fetch
 
-__all__ = ["console_artifact", "console_text", "local_artifact", "tree_sha256"]
+__all__ = ["artifact_location", "console_artifact", "console_text", "local_artifact", "tree_sha256"]
 
 _DIR: list[str] = []
 
@@ -123,6 +123,37 @@ def local_artifact(name: str, entries: Iterable[tuple[str, str, str, int]],
     return root, sha, size, ""
 
 
+def _lasting(path: str) -> bool:
+    """A file that outlives this process and W&B's bookkeeping: not in a reader's temporary directory
+    (``<tmp>/trackkit-...``: a download, this module's scratch copies, removed at exit), not in W&B's
+    staging area or cache."""
+    real = os.path.realpath(path)
+    rel = os.path.relpath(real, os.path.realpath(tempfile.gettempdir()))
+    if not rel.startswith(os.pardir) and rel.startswith("trackkit-"):
+        return False
+    if os.sep + os.path.join("artifacts", "staging") + os.sep in real:  # removed once W&B has uploaded it
+        return False
+    return not any(real.startswith(os.path.realpath(r) + os.sep) for r in _cache_roots())
+
+
+def artifact_location(ref: str, aliases: Iterable[str], entries: Iterable[tuple[str, str, str, int]],
+                      path: str) -> str:
+    """``Artifact.location`` of a W&B artifact (what ``trackkit show`` prints): ``""`` when ``path``
+    lasts (trackkit's snapshot on this machine); the user's own file when W&B took it from there
+    (``policy="immutable"``, one file); else W&B's name for it, ``artifact NAME:ALIAS[/file]``
+    (``ref``: ``NAME:vN`` from a server; offline, where W&B numbers no version yet, the first alias
+    other than ``latest``)."""
+    if path and os.path.exists(path) and _lasting(path):
+        return ""
+    entries = [e for e in entries if e[0]]
+    if len(entries) == 1 and entries[0][1] and os.path.isfile(entries[0][1]) and _lasting(entries[0][1]):
+        return entries[0][1]
+    if ":" not in ref:
+        named = [str(a) for a in aliases if str(a) != "latest"]
+        ref = f"{ref}:{named[0] if named else 'latest'}"
+    return f"artifact {ref}" + (f"/{entries[0][0]}" if len(entries) == 1 else "")
+
+
 def console_artifact(files: Fetch, index: int, when: float) -> Artifact | None:
     """``files/output.log`` (W&B's console capture) as an ``Artifact`` of kind ``console``."""
     path = files("output.log")
@@ -130,7 +161,8 @@ def console_artifact(files: Fetch, index: int, when: float) -> Artifact | None:
         return None
     sha, size = _file_sha(path)
     return Artifact(path=path, name="output.log", kind="console", sha256=sha, size=size, version=index,
-                    metadata={"wandb": "files/output.log"}, source="output.log", time=when)
+                    metadata={"wandb": "files/output.log"}, source="output.log", time=when,
+                    location="" if _lasting(path) else "run file output.log")
 
 
 def console_text(files: Fetch) -> str:

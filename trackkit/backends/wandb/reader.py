@@ -242,7 +242,7 @@ def decode_api_run(run: Any, history: bool) -> Decoded:
         for art in run.logged_artifacts():
             decoder.artifact(name=str(art.name).partition(":")[0], kind=str(art.type),
                              aliases=[str(a) for a in art.aliases], metadata=dict(art.metadata or {}),
-                             size=int(art.size or 0), entries=_downloaded(art))
+                             size=int(art.size or 0), entries=_downloaded(art), ref=str(art.name))
     decoder.summary(summary)
     decoder.state(str(getattr(run, "state", "")))
     decoder.end_segment(decides=True)
