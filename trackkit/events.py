@@ -405,6 +405,9 @@ class RunInfo:
     #: what the reader could not read of this run, one line each ("event file X is cut at byte N;
     #: the 1,204 events before it were read"); migrate lists them in its report
     notes: list[str] = field(default_factory=list)
+    #: the run's stored files that are damaged (cut mid-record, failing their checksum), one short line
+    #: each ("FILE cut at byte N of M"); the readable part was read, ``notes`` says more. Empty: whole
+    damage: list[str] = field(default_factory=list)
     #: per metric key: last/min/max with their steps (``best(key)`` applies the goal)
     metrics: dict[str, MetricStats] = field(default_factory=dict)
     #: declared goals (``run.define_metric(key, goal="max")``); undeclared keys: ``guess_goal``

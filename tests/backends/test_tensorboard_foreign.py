@@ -175,6 +175,9 @@ def test_truncated_and_corrupt_event_files(logs: Path, tmp_path: Path) -> None:
     (note,) = rec.info.notes
     assert str(first) in note and "is cut at byte" in note and "were read" in note
     assert _reader(root).list_runs()[0].notes == [note]
+    (damage,) = rec.info.damage  # the same, one short line (runs and migrate show it)
+    assert damage.startswith(f"{first} cut at byte ") and damage.endswith(f" of {len(data) - 7}")
+    assert _reader(root).list_runs()[0].damage == [damage]
     chunks = list(_reader(root).stream_run("cut"))
     assert [n for _e, _f, ns in chunks for n in ns] == [note]
 
@@ -186,6 +189,7 @@ def test_truncated_and_corrupt_event_files(logs: Path, tmp_path: Path) -> None:
     rec = _reader(root).read_run("cut")
     assert 15 <= len(rec.metrics()["loss"]) < 19
     assert any(str(second) in n and ("checksum" in n) for n in rec.info.notes), rec.info.notes
+    assert any(d.startswith(f"{second}: ") and "fail their checksum" in d for d in rec.info.damage), rec.info.damage
 
 
 def test_empty_logdir_says_so(tmp_path: Path) -> None:

@@ -181,6 +181,8 @@ def test_a_file_cut_mid_record_is_read_to_the_cut(foreign: dict[str, Any], tmp_p
     assert len(rec.metrics()["loss"]) >= 3
     (note,) = [n for n in rec.info.notes if "cut mid-record" in n]
     assert str(run_dir / src.name) in note and "byte" in note
+    assert rec.info.damage == [f"{run_dir / src.name} cut at byte {rec.info.damage[0].split()[-3]} of {cut}"]
+    assert _reader(tmp_path).list_runs()[0].damage == rec.info.damage
     chunks = list(_reader(tmp_path).stream_run("rich1"))
     assert any(note in notes for _, _, notes in chunks)
 

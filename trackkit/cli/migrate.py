@@ -32,7 +32,8 @@ def migrate(runs: tuple[str, ...], source: str, target: str, all_runs: bool, pro
     metric point, the config, tags, status, media (pixels, counts, cells) and artifact hashes.
 
     Exit status 1 when a run failed or a copy does not match its source. A run the target
-    already holds is not copied again (it is verified)."""
+    already holds is not copied again (it is verified). A source run whose files are cut is
+    copied as far as it can be read, verified, and said so ("the readable part"; exit 0)."""
     from ..migrate import migrate_all, migrate_many
 
     if bool(runs) == all_runs:
@@ -107,8 +108,11 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
             copy, check = Text("failed", style="red"), Text("-")
         else:
             copy = Text("copied" if r.copied else "already there")
+            if r.copied and r.source_damaged:
+                copy = Text("copied in part", style="yellow")
             if dry_run:
-                copy = Text("would copy" if not r.already_present else "already there", style="cyan")
+                copy = Text("would copy" + (" in part" if r.source_damaged else "") if not r.already_present
+                            else "already there", style="cyan")
                 check = Text("dry run", style="dim")
             elif not verify:
                 check = Text("not verified", style="dim")
@@ -136,12 +140,29 @@ def _print(console: Console, reports: list[Report], source: str, target: str, *,
         if len(r.mismatches) > 20:
             console.print(f"[red]{rid}[/]: ... and {len(r.mismatches) - 20} more (--json lists every one)")
     _notes(console, reports)
+    for r in reports:
+        if r.ok and r.source_damaged:
+            console.print(escape(damage_line(r, verify=verify, dry_run=dry_run)), soft_wrap=True)
     bad = sum(1 for r in reports if not r.ok)
+    part = sum(1 for r in reports if r.ok and r.source_damaged)
+    some = f" ({part} of them only in part: the source is damaged)" if part else ""
     if dry_run:
-        console.print(f"dry run: {len(reports) - bad} of {len(reports)} runs would be migrated; nothing was written")
+        console.print(f"dry run: {len(reports) - bad} of {len(reports)} runs would be migrated{some}; nothing was "
+                      "written")
         return
-    console.print(f"{len(reports) - bad} of {len(reports)} runs migrated and verified" if verify
-                  else f"{len(reports) - bad} of {len(reports)} runs migrated (not verified)")
+    console.print(f"{len(reports) - bad} of {len(reports)} runs migrated and verified{some}" if verify
+                  else f"{len(reports) - bad} of {len(reports)} runs migrated (not verified){some}")
+
+
+def damage_line(r: Report, *, verify: bool, dry_run: bool = False) -> str:
+    """``run X: migrated and verified the readable part; the source is damaged: FILE cut at byte N of M``."""
+    if dry_run:
+        done = "would migrate the readable part" if not r.already_present else "already in the target"
+    elif r.already_present:
+        done = "already in the target" + (", verified against the readable part" if verify else "")
+    else:
+        done = "migrated and verified the readable part" if verify else "migrated the readable part (not verified)"
+    return f"run {r.run_id}: {done}; the source is damaged: {'; '.join(r.damage)}"
 
 
 def _notes(console: Console, reports: list[Report]) -> None:

@@ -53,6 +53,7 @@ def info_dict(i: RunInfo, state: Delivery | None = None) -> dict[str, Any]:
                         "best": st.best(i.goal(k))[0], "best_step": st.best(i.goal(k))[1]}
                     for k, st in i.metrics.items()},
         "summary": dict(i.summary),
+        "damage": list(i.damage),
     }
     if state is not None:  # a journaled run: the backends that do not hold all of it yet
         out["not_delivered"] = list(state.pending)
@@ -70,8 +71,15 @@ def metric_cell(i: RunInfo, key: str, value: float) -> str:
 
 
 def _note(i: RunInfo, state: Delivery | None) -> str:
-    """The delivery note of a run that is over (a running run's agent is still at work)."""
-    return "" if state is None or i.status is Status.RUNNING else state.note()
+    """The delivery note of a run that is over (a running run's agent is still at work); ``damaged``
+    when the backend's files of the run are (a cut event file: ``damage_lines`` says which)."""
+    note = "" if state is None or i.status is Status.RUNNING else state.note()
+    return ", ".join(n for n in (note, "damaged" if i.damage else "") if n)
+
+
+def damage_lines(i: RunInfo) -> list[str]:
+    """``run X: the stored run is damaged: FILE cut at byte N of M (only the part before it is read)``."""
+    return [f"run {i.run_id}: the stored run is damaged: {d} (only the readable part is read)" for d in i.damage]
 
 
 def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mapping[str, Delivery] | None = None) -> None:
@@ -111,6 +119,9 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mappin
     out.print(table)
     if hidden:
         out.print(hidden_note(hidden))
+    for i in rows:
+        for line in damage_lines(i):
+            out.print(Text(line, style="yellow"), soft_wrap=True)
 
 
 def query_rows(
@@ -308,6 +319,8 @@ def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
     if i.reason:
         status.append(f": {i.reason}")
     out.print(Text("status ").append_text(status))
+    for line in damage_lines(i):
+        out.print(Text(line, style="yellow"), soft_wrap=True)
     if i.resumed:
         out.print(f"resumed {i.resumed}× (segments: {i.resumed + 1})")
         for seg in _segments(rec):

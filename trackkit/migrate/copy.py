@@ -232,8 +232,9 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
         existing = _side(tgt_reader, listed.run_id, None, float32) is not None
     sink = None if existing or dry_run else load_sink(tgt_spec)
     read_notes: list[str] = []
+    read_infos: list[RunInfo] = []
     try:
-        for events, done in chunks(src_reader, listed.run_id, read_notes):
+        for events, done in chunks(src_reader, listed.run_id, read_notes, read_infos):
             _fold(info, events)
             report.points += want.add(events)
             planned = planner.feed(events)
@@ -258,6 +259,7 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
     report.metric_keys = len(want.digests)
     for note in dict.fromkeys([*listed.notes, *read_notes]):
         report.notes.append(f"reading {source}: {note}")
+    report.damage = list(dict.fromkeys([*listed.damage, *(d for i in read_infos for d in i.damage)]))
     for note in dict.fromkeys(getattr(sink, "notes", None) or ()):  # what the target took in a lesser form
         report.notes.append(f"writing {target}: {note}")
     if not info.status.terminal:

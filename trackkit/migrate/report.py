@@ -71,6 +71,9 @@ class Report:
     skipped_media: list[str] = field(default_factory=list)
     mismatches: list[Mismatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the source's damaged files (``RunInfo.damage``: "FILE cut at byte N of M"): only the readable part
+    #: was there to copy. Not a failure (``ok`` stays true: the readable part is copied and verified)
+    damage: list[str] = field(default_factory=list)
     #: where the target keeps the copy (read back), when verified
     target_location: str = ""
     #: set when the migration itself failed (the run could not be read or written)
@@ -82,6 +85,11 @@ class Report:
         """No error and no mismatch (skipped artifacts are listed, not failures)."""
         return not self.error and not self.mismatches
 
+    @property
+    def source_damaged(self) -> bool:
+        """The source run's files are damaged: what was copied (and verified) is their readable part."""
+        return bool(self.damage)
+
     def summary(self, max_mismatches: int = 20) -> str:
         head = f"{self.run_id} ({self.name}) {self.source} -> {self.target}: "
         if self.error:
@@ -89,9 +97,12 @@ class Report:
         what = "copied" if self.copied else ("already there, not copied again" if self.already_present else "")
         if self.dry_run:
             what = "dry run, nothing written: would copy" if not self.already_present else what
+        if self.damage and not self.already_present:
+            what += " the readable part (the source is damaged)"
         lines = [head + f"{what}; {self.points} points in {self.metric_keys} metrics, "
                  f"{len(self.artifacts)} artifacts, {len(self.skipped)} skipped, {media_text(self.media)}"
                  + (f", {len(self.skipped_media)} media skipped" if self.skipped_media else "")]
+        lines += [f"  damaged source: {d}" for d in self.damage]
         lines += [f"  skipped artifact {s}" for s in self.skipped]
         lines += [f"  skipped media {s}" for s in self.skipped_media]
         lines += [f"  note: {n}" for n in self.notes]
@@ -112,6 +123,7 @@ class Report:
             "skipped": [{"name": s.name, "version": s.version, "path": s.path, "reason": s.reason}
                         for s in self.skipped],
             "mismatches": [m.to_dict() for m in self.mismatches], "notes": list(self.notes),
+            "source_damaged": self.source_damaged, "damage": list(self.damage),
             "target_location": self.target_location, "error": self.error, "seconds": round(self.seconds, 3),
         }
 

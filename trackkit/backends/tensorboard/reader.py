@@ -5,7 +5,8 @@ A run is read record by record, its files merged by step, in bounded chunks (``s
 every point (no reservoir sampling), legacy and v2 summaries, trackkit's JSON text records (run,
 config, tags, status, artifacts, summary), HParams sessions (config, summary values, status) and
 image/histogram/text/audio summaries as ``Media`` (``media_in``). A cut or damaged event file is
-read up to the damage and a note says which file and where (``RunInfo.notes``, the stream's notes).
+read up to the damage and a note says which file and where (``RunInfo.notes``, the stream's notes;
+``RunInfo.damage``: the same in one short line per file).
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class TensorBoardReader:
             for ev in events:
                 info.apply(ev)
             info.notes.extend(n for n in notes if n not in info.notes)
+        info.damage = list(stream.damage)
         info.metrics.update(stream.points.metrics)
         info.last_metrics.update(stream.points.last_metrics)
         if stream.last_step is not None:
@@ -117,11 +119,13 @@ class TensorBoardReader:
         run = self._find(run_id)
         info = self._info(run)
         events: list[Event] = []
-        for chunk, _done, notes in RunStream(run, self.root, payload_file).chunks():
+        stream = RunStream(run, self.root, payload_file)
+        for chunk, _done, notes in stream.chunks():
             for ev in chunk:
                 info.apply(ev)
             events.extend(chunk)
             info.notes.extend(n for n in notes if n not in info.notes)
+        info.damage = list(stream.damage)
         return RunRecord(info, events)
 
 

@@ -182,8 +182,18 @@ class Damage:
     def __init__(self, path: str) -> None:
         self.path = path
         self.cut = ""
+        #: ``cut`` in the short form of a run's ``RunInfo.damage`` (``FILE cut at byte N of M``)
+        self.cut_short = ""
         #: offsets of records skipped for a failed data checksum
         self.bad: list[int] = []
+
+    @property
+    def short(self) -> list[str]:
+        """The damage as ``RunInfo.damage`` lines: which file, where (none when the file is whole)."""
+        out = [self.cut_short] if self.cut_short else []
+        if self.bad:
+            out.append(f"{self.path}: {len(self.bad):,} record(s) fail their checksum (first at byte {self.bad[0]:,})")
+        return out
 
     @property
     def text(self) -> str:
@@ -207,6 +217,7 @@ def read_records(path: str, damage: Damage, start: int = 0) -> Iterator[tuple[in
         fh = open(path, "rb")
     except OSError as exc:
         damage.cut = f"event file {path} cannot be read ({exc.strerror or exc}); it was left out"
+        damage.cut_short = f"{path} cannot be read ({exc.strerror or exc})"
         return
     good = 0
     with fh:
@@ -225,12 +236,14 @@ def read_records(path: str, damage: Damage, start: int = 0) -> Iterator[tuple[in
             if len(buf) - i < 12:
                 damage.cut = (f"event file {path} is cut at byte {at + i} (a record header is incomplete: the file "
                                f"ends at byte {at + len(buf)}); the {good:,} records before it were read")
+                damage.cut_short = f"{path} cut at byte {at + i} of {at + len(buf)}"
                 return
             head = buf[i:i + 8]
             (n,) = _U64.unpack(head)
             if _U32.unpack(buf[i + 8:i + 12])[0] != crc(head):
                 damage.cut = (f"event file {path} is damaged at byte {at + i} (a record length fails its checksum); "
                                f"the {good:,} records before it were read, the rest of the file was not")
+                damage.cut_short = f"{path} damaged at byte {at + i} (the rest of the file unread)"
                 return
             total = 12 + n + 4
             if len(buf) - i < total and not eof:
@@ -241,6 +254,7 @@ def read_records(path: str, damage: Damage, start: int = 0) -> Iterator[tuple[in
             if len(buf) - i < total:
                 damage.cut = (f"event file {path} is cut at byte {at + i} (a record of {n:,} bytes starts there, "
                                f"the file ends at byte {at + len(buf)}); the {good:,} records before it were read")
+                damage.cut_short = f"{path} cut at byte {at + i} of {at + len(buf)}"
                 return
             data = buf[i + 12:i + 12 + n]
             ok = _U32.unpack(buf[i + 12 + n:i + total])[0] == crc(data)

@@ -99,6 +99,8 @@ class RunStream:
         self._Event = event_pb2.Event
         self.notes: list[str] = []
         self._new_notes: list[str] = []
+        #: the damaged files, one short line each (``RunInfo.damage``)
+        self.damage: list[str] = []
         #: (part index, tag) -> plugin name, from the first value that carried metadata
         self.plugins: dict[tuple[int, str], str] = {}
         self.config: dict[str, Any] = {}
@@ -150,6 +152,7 @@ class RunStream:
             yield pos, ev
         if limit is None or dmg.cut:
             self._note(dmg.text)
+            self.damage.extend(d for d in dmg.short if d not in self.damage)
 
     def _head(self) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, str] | None]:
         """``(run record, config text, tags text)`` from the first records of the files; HParams

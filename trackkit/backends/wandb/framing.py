@@ -195,6 +195,15 @@ class RunFile:
                        f"{self.damaged[0]}); the records after the damage in each were skipped")
         return out
 
+    def damage(self) -> list[str]:
+        """The same problems as ``RunInfo.damage`` lines: the file and where (none when it is whole)."""
+        out = []
+        if self.cut_at is not None:
+            out.append(f"{self.path} cut at byte {self.cut_at} of {self.size}")
+        if self.damaged:
+            out.append(f"{self.path}: {len(self.damaged)} damaged block(s) (first at byte {self.damaged[0]})")
+        return out
+
 
 def iter_records(data: bytes) -> Iterator[bytes]:
     """Payloads of a ``run-<id>.wandb`` file held in memory (see ``RunFile`` for files).

@@ -64,6 +64,8 @@ class Segment:
     size: int = 0
     #: lines on what could not be read (a cut file)
     notes: list[str] = field(default_factory=list)
+    #: the same, one short line each (``RunInfo.damage``)
+    damage: list[str] = field(default_factory=list)
 
 
 def _config_items(rec: Any) -> Any:
@@ -124,6 +126,7 @@ def scan(path: str) -> Segment | None:
                     if kind == KIND_NUMBERS["run"]:
                         seg.native = isinstance(tk, dict) and bool(tk.get("native"))
         seg.notes = rf.notes()
+        seg.damage = rf.damage()
     except (OSError, ValueError) as exc:
         log.warning("wandb: cannot read %s: %s", path, exc)
         return None
@@ -220,6 +223,7 @@ def list_segments(segments: list[Segment], parent: str | None = None) -> Decoded
     decoder.final_summary(_merged_summary(segments, has_own), listing=True)
     for seg in segments:
         decoder.info.notes.extend(seg.notes)
+        decoder.info.damage.extend(seg.damage)
     own = segments[last_own]
     return decoder.result(location=os.path.dirname(own.path), backend=f"wandb:{own.project}")
 
@@ -252,8 +256,10 @@ def stream_segments(segments: list[Segment], decoder: Decoder,
                     yield decoder.take(), min(1.0, (done + rf.read) / total), []
         except (OSError, ValueError) as exc:
             decoder.info.notes.append(f"W&B run file {seg.path} could not be read to its end ({exc})")
+            decoder.info.damage.append(f"{seg.path} unreadable after byte {rf.read} ({exc})")
         notes = rf.notes()
         decoder.info.notes.extend(notes)
+        decoder.info.damage.extend(rf.damage())
         done += seg.size
         decoder.end_segment(decides=index == last_own)
         decoder.console(seg.path)
