@@ -141,3 +141,25 @@ def test_migrate_to_wandb_offline(tb: str, in_tmp: Path) -> None:
     code, out = _invoke("runs", "-b", target, "--json")
     (row,) = json.loads(out)
     assert row["run_id"] == "run-c" and row["status"] == "killed" and row["reason"] == "stopped"
+
+
+def test_compare_plot_without_a_shared_metric_still_prints_the_comparison(in_tmp: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    monkeypatch.setenv("COLUMNS", "250")
+    for run, tag in (("a", "train/loss"), ("b", "val/acc")):
+        w = SummaryWriter(str(in_tmp / "logs" / run))
+        for s in range(3):
+            w.add_scalar(tag, s * 0.5, s)
+        w.close()
+    png = in_tmp / "curves.png"
+    code, out = _invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png))
+    assert code == 1 and not png.exists()
+    assert "metrics: last" in out and "train/loss" in out and "val/acc" in out  # the comparison is printed
+    (line,) = [ln for ln in out.splitlines() if "--plot" in ln]
+    assert line == (f"Error: --plot {png}: the runs share no metric, nothing was plotted (each run's metrics: "
+                    "a: train/loss; b: val/acc). Fix: compare runs that logged a common metric")
+    assert out.index("metrics: last") < out.index(line)
+    code, out = _invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png), "--json")
+    assert code == 1 and [r["name"] for r in json.loads(out[:out.index("Error: ")])["runs"]] == ["a", "b"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -22,6 +22,9 @@ from .common import (
     num,
     quiet_sdk_logs,
 )
+
+if TYPE_CHECKING:
+    from ..query import Comparison
 
 
 def _val(v: Any) -> str:
@@ -49,8 +52,15 @@ def _journal_records(refs: Sequence[str], root: str | None, points: bool = False
     return [e.info for e in found]
 
 
-def _plot(recs: Sequence[RunRecord | RunInfo], path: str) -> None:
-    from ..report.png import plot_shared
+def _keys(keys: Sequence[str], most: int = 6) -> str:
+    shown = ", ".join(keys[:most]) + (f" and {len(keys) - most} more" if len(keys) > most else "")
+    return shown or "no metric"
+
+
+def _plot(recs: Sequence[RunRecord | RunInfo], path: str, labels: Sequence[str]) -> str:
+    """Draw the shared metrics into ``path``; ``""``, or the line on why nothing was drawn when the runs
+    share no metric (the comparison is still printed, then that line is the error)."""
+    from ..report.png import plot_shared, shared_metrics
 
     if not all(isinstance(r, RunRecord) for r in recs):
         raise click.ClickException("--plot needs every point of the runs. Fix: compare runs a backend or the "
@@ -58,8 +68,13 @@ def _plot(recs: Sequence[RunRecord | RunInfo], path: str) -> None:
 
     if not path.lower().endswith(".png"):
         raise click.ClickException(f"--plot {path}: a PNG file is written. Fix: --plot curves.png")
+    whole = [r for r in recs if isinstance(r, RunRecord)]
+    if not shared_metrics(whole):
+        each = "; ".join(f"{label}: {_keys(sorted(r.metrics()))}" for label, r in zip(labels, whole))
+        return (f"--plot {path}: the runs share no metric, nothing was plotted (each run's metrics: {each}). "
+                "Fix: compare runs that logged a common metric")
     try:
-        keys = plot_shared([r for r in recs if isinstance(r, RunRecord)], path)
+        keys = plot_shared(whole, path)
     except TrackkitError as exc:  # matplotlib missing: the install command
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
@@ -67,6 +82,7 @@ def _plot(recs: Sequence[RunRecord | RunInfo], path: str) -> None:
     except OSError as exc:
         raise click.ClickException(f"--plot: cannot write {path}: {exc.strerror or exc}") from None
     click.echo(f"wrote {path}: {', '.join(keys)} ({len(recs)} runs)", err=True)
+    return ""
 
 
 @click.command()
@@ -78,7 +94,8 @@ def _plot(recs: Sequence[RunRecord | RunInfo], path: str) -> None:
 @click.option("--all-config", is_flag=True, help="Also list the config keys every run shares.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
 @click.option("--plot", "plot", metavar="FILE.png",
-              help="Also draw the metrics every run logged into a PNG (matplotlib): one line per run.")
+              help="Also draw the metrics every run logged into a PNG (matplotlib): one line per run. Runs that "
+                   "share no metric: the comparison is printed, then that line (exit 1).")
 def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | None, root: str | None,
             all_config: bool, as_json: bool, plot: str | None) -> None:
     """Compare runs side by side: config keys that differ, and each metric's last / min / max.
@@ -97,11 +114,16 @@ def compare(runs: tuple[str, ...], backends: tuple[str, ...], project: str | Non
         raise click.ClickException(str(exc)) from None
     except KeyError as exc:  # a Reader that lost a run it had just listed
         raise click.ClickException(str(exc.args[0]) if exc.args else str(exc)) from None
-    if plot:
-        _plot(recs, plot)
+    unplotted = _plot(recs, plot, result.labels) if plot else ""
     if as_json:
         dump_json(result.to_dict())
-        return
+    else:
+        _print(result, all_config)
+    if unplotted:  # the comparison above stands; the plot asked for was not written
+        raise click.ClickException(unplotted)
+
+
+def _print(result: Comparison, all_config: bool) -> None:
     out = console()
     # a narrow terminal folds a cell (every character stays) instead of cutting it with "…"
     labels = [escape(label) for label in result.labels]

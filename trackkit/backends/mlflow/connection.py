@@ -244,11 +244,8 @@ class Connection:
         MLflow creates and migrates the schema on first use; two processes doing it at
         once (the agent and ``run.native``, parallel sweeps, DDP ranks) corrupt the store
         for good ("table ... already exists"). The lock serialises the first touch."""
-        import fcntl
-
-        fd = os.open(path + ".trackkit-lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = lock_beside(path)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             if os.path.isfile(path):
                 check_store(self.spec, path)
             with self.errors("open"):
@@ -256,7 +253,7 @@ class Connection:
             client.search_experiments(max_results=1)
             return client
         finally:
-            os.close(fd)
+            unlock_beside(path, fd)
 
     def _open_read_only(self, path: str, client_cls: Any) -> Any:
         """A client on an existing store that writes nothing to it: ``SqliteReadClient`` (the standard
@@ -335,3 +332,46 @@ def pages(search: Callable[..., Any], *args: Any, **kwargs: Any) -> Iterator[Any
         token = getattr(page, "token", None)
         if not token:
             return
+
+
+def lock_beside(path: str) -> int:
+    """An exclusive ``flock`` on ``PATH.trackkit-lock`` (created); the fd, for ``unlock_beside``.
+
+    The holder removes the file when it is done (``unlock_beside``), so no lock file is left beside the
+    store. That is safe only because every taker checks, once it holds the lock, that the file it
+    locked is still the one at the path: a process that opened the file before the holder removed it
+    gets the lock on a file no one else will ever open, sees that the path names another file (or
+    none), and takes the lock again on the path's file. Without that check, a waiter on the removed
+    file and a newcomer on a new one would both hold "the lock"."""
+    import fcntl
+
+    lock = path + ".trackkit-lock"
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held = os.fstat(fd)
+            try:
+                now = os.stat(lock)
+            except FileNotFoundError:
+                now = None
+        except BaseException:
+            os.close(fd)
+            raise
+        if now is not None and (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            return fd
+        os.close(fd)  # the holder before removed the file this fd locked: lock the one there now
+
+
+def unlock_beside(path: str, fd: int) -> None:
+    """Remove the lock file while still holding it (see ``lock_beside``), then release it. Only the file
+    this fd locked is removed (one put there after it was removed by hand is another taker's)."""
+    lock = path + ".trackkit-lock"
+    try:
+        held, now = os.fstat(fd), os.stat(lock)
+        if (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev):
+            os.unlink(lock)
+    except OSError:  # gone already, or a directory that does not allow it: the lock still ends
+        pass
+    finally:
+        os.close(fd)
