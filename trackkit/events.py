@@ -408,6 +408,9 @@ class RunInfo:
     #: the run's stored files that are damaged (cut mid-record, failing their checksum), one short line
     #: each ("FILE cut at byte N of M"); the readable part was read, ``notes`` says more. Empty: whole
     damage: list[str] = field(default_factory=list)
+    #: the project the backend files the run under where that is not ``project`` (a W&B sink given
+    #: ``wandb:q`` stores a run of project ``e`` in W&B project ``q``); "" when they are the same
+    backend_project: str = ""
     #: per metric key: last/min/max with their steps (``best(key)`` applies the goal)
     metrics: dict[str, MetricStats] = field(default_factory=dict)
     #: declared goals (``run.define_metric(key, goal="max")``); undeclared keys: ``guess_goal``

@@ -34,6 +34,7 @@ from trackkit.registry import load_reader, load_sink, parse_backend
 from trackkit.testing import BackendContract
 
 from trackkit.backends import wandb as tkw  # isort: skip
+from trackkit.backends.wandb.names import project_name  # isort: skip
 
 LONG_KEY = "k" * 300
 ODD_CONFIG = {"_wandb": 1, "_trackkit": 2, "a.b": 3, "ü/x y": {"deep": {"er": None}}, "empty": {}}
@@ -270,6 +271,23 @@ def test_list_runs_and_protocols(rich: Any) -> None:
     assert tkw.WandbReader(spec(root, "")).list_runs("proj")[0].run_id == "rich-1"
     with pytest.raises(KeyError):
         reader.read_run("nope")
+
+
+def test_the_backend_string_project_is_the_w_and_b_project(tmp_path: Path) -> None:
+    """``wandb:PROJECT`` names the W&B project the run is stored in (mapped by the key rule as the sink
+    maps it); ``list_runs(project)`` filters on the run's own project. Each matches one thing."""
+    t = time.time()
+    deliver(tmp_path, [started("own-1"), RunFinished(Status.COMPLETED, t)], project="team/vision")
+    stored = tkw.WandbReader(spec(tmp_path, "team/vision"))
+    (info,) = stored.list_runs()
+    assert (info.run_id, info.project, info.backend_project) == ("own-1", "proj", project_name("team/vision"))
+    assert [i.run_id for i in stored.list_runs("proj")] == ["own-1"] and stored.list_runs("team/vision") == []
+    assert stored.read_run("own-1").info.project == "proj"
+    other = tkw.WandbReader(spec(tmp_path, "proj"))  # the run's own project is not a W&B project here
+    assert other.list_runs() == []
+    with pytest.raises(KeyError):
+        other.read_run("own-1")
+    assert [i.run_id for i in tkw.WandbReader(spec(tmp_path, "")).list_runs("proj")] == ["own-1"]
 
 
 # ---------------------------------------------------------------- statuses

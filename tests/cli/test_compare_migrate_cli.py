@@ -163,3 +163,33 @@ def test_compare_plot_without_a_shared_metric_still_prints_the_comparison(in_tmp
     assert out.index("metrics: last") < out.index(line)
     code, out = _invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png), "--json")
     assert code == 1 and [r["name"] for r in json.loads(out[:out.index("Error: ")])["runs"]] == ["a", "b"]
+
+
+def test_a_run_copied_into_another_wandb_project_lists_under_that_project_only(in_tmp: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wandb:PROJECT`` is the W&B project (docs/backends/wandb.md); ``--project`` is the run's own project
+    (the project column). A run MLflow holds in experiment ``e``, migrated to ``wandb:q``, lives in W&B project
+    ``q`` and keeps project ``e``: ``wandb:q`` lists it (saying both), ``wandb:e`` does not."""
+    pytest.importorskip("wandb")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("COLUMNS", "250")
+    client = MlflowClient(tracking_uri=f"sqlite:///{in_tmp}/m.db")
+    run = client.create_run(client.create_experiment("e"), run_name="r")
+    for s in range(3):
+        client.log_metric(run.info.run_id, "loss", 1.0 / (s + 1), step=s)
+    client.set_terminated(run.info.run_id)
+    wb = f"dir={in_tmp}/wb&mode=offline"
+    code, out = _invoke("migrate", "--from", f"mlflow:{in_tmp}/m.db", "--to", f"wandb:q?{wb}", "--all")
+    assert code == 0, out
+    rid = run.info.run_id
+    code, out = _invoke("runs", "--backend", f"wandb:q?{wb}")
+    assert code == 0 and rid in out and "e (stored in project q)" in out, out
+    code, out = _invoke("runs", "--backend", f"wandb:e?{wb}")
+    assert code == 0 and rid not in out and f"no runs in wandb:e?{wb}" in out, out
+    code, out = _invoke("runs", "--backend", f"wandb:?{wb}", "--project", "e", "--json")
+    assert [(r["run_id"], r["project"], r["backend_project"]) for r in json.loads(out)] == [(rid, "e", "q")]
+    code, out = _invoke("runs", "--backend", f"wandb:?{wb}", "--project", "q", "--json")
+    assert json.loads(out) == []
+    code, out = _invoke("show", rid, "--backend", f"wandb:e?{wb}")
+    assert code == 1 and rid in out  # not in W&B project e: the lookup says so

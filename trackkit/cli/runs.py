@@ -44,7 +44,8 @@ def _dur(i: RunInfo) -> str:
 
 def info_dict(i: RunInfo, state: Delivery | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "run_id": i.run_id, "project": i.project, "name": i.name, "backend": i.backend, "status": i.status.value,
+        "run_id": i.run_id, "project": i.project, "backend_project": i.backend_project, "name": i.name,
+        "backend": i.backend, "status": i.status.value,
         "reason": i.reason, "group": i.group, "start_time": i.start_time, "end_time": i.end_time,
         "tags": dict(i.tags), "config": dict(i.config), "last_metrics": dict(i.last_metrics),
         "last_step": i.last_step, "location": i.location, "resumed": i.resumed, "media": dict(i.media),
@@ -77,6 +78,13 @@ def _note(i: RunInfo, state: Delivery | None) -> str:
     return ", ".join(n for n in (note, "damaged" if i.damage else "") if n)
 
 
+def project_cell(i: RunInfo) -> str:
+    """The run's project, and the one its backend files it under where that is another
+    (``RunInfo.backend_project``: a W&B sink given ``wandb:q`` keeps the run's project ``e``):
+    ``e (stored in project q)``."""
+    return f"{i.project} (stored in project {i.backend_project})" if i.backend_project else i.project
+
+
 def damage_lines(i: RunInfo) -> list[str]:
     """``run X: the stored run is damaged: FILE cut at byte N of M (only the part before it is read)``."""
     return [f"run {i.run_id}: the stored run is damaged: {d} (only the readable part is read)" for d in i.damage]
@@ -101,7 +109,8 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mappin
     columns = [Column("backend", drop=6, wrap=True, min_width=24)] if several else []
     family = any(i.parent for i in rows)  # a sweep: the parent column (trackkit runs --where parent=ID)
     columns += [
-        Column("id"), *([Column("parent", drop=7)] if family else []), Column("project", drop=1), Column("name"),
+        Column("id"), *([Column("parent", drop=7)] if family else []),
+        Column("project", drop=1, wrap=True, min_width=max([7] + [len(i.project) for i in rows])), Column("name"),
         Column("status", wrap=True, min_width=max(heads)),
         Column("start", drop=3), Column("duration", drop=2, justify="right"), Column("step", drop=4, justify="right"),
         Column("last metrics", drop=5, wrap=True, min_width=20),
@@ -111,7 +120,7 @@ def show_rows(rows: Sequence[RunInfo], title: str, as_json: bool, states: Mappin
         keys = sorted(i.last_metrics, key=lambda k: k not in i.goals)[:4]  # declared goals first
         metrics = ", ".join(metric_cell(i, k, i.last_metrics[k]) for k in keys)
         cells.append(([Text(i.backend)] if several else []) + [
-            Text(i.run_id), *([Text(i.parent or "-")] if family else []), Text(i.project), Text(i.name),
+            Text(i.run_id), *([Text(i.parent or "-")] if family else []), Text(project_cell(i)), Text(i.name),
             status_text(i, n), Text(when(i.start_time)),
             Text(_dur(i)), Text("-" if i.last_step is None else str(i.last_step)), Text(metrics),
         ])
@@ -314,7 +323,7 @@ def _print_run(out: Console, rec: RunRecord, state: Delivery | None) -> None:
     i = rec.info
     group = f" group [bold]{escape(i.group)}[/]" if i.group else ""
     group += f" parent [bold]{escape(i.parent)}[/]" if i.parent else ""
-    out.print(f"[bold]{escape(i.name)}[/] ({escape(i.run_id)}) project [bold]{escape(i.project)}[/]{group}")
+    out.print(f"[bold]{escape(i.name)}[/] ({escape(i.run_id)}) project [bold]{escape(project_cell(i))}[/]{group}")
     status = status_text(i, _note(i, state))
     if i.reason:
         status.append(f": {i.reason}")

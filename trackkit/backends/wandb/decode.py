@@ -590,6 +590,8 @@ class Decoder:
         info.tags = dict(self._tag_pair(t) for t in sorted(self._tags))
         info.resumed = len(self._resumes)
         info.location, info.backend = location, backend
+        wproject = backend.partition(":")[2]  # "wandb:<the W&B project>"
+        info.backend_project = wproject if wproject != info.project else ""
         got = Decoded(
             wid=self.wid,
             run_id=self.run_id,

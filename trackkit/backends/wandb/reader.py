@@ -21,7 +21,7 @@ from ...errors import ConfigError
 from ...events import Event, RunInfo, RunRecord
 from .decode import Decoded, Decoder, Skipped, merge_internal
 from .media_read import Fetch
-from .names import INTERNAL, wandb_run_id
+from .names import INTERNAL, project_name, wandb_run_id
 from .sdk import LABEL, default_root, import_wandb
 from .segments import CHUNK, Segment, decoder_for, find_files, list_segments, scan, stream_segments
 
@@ -75,16 +75,25 @@ class WandbReader:
         )
 
     def list_runs(self, project: str | None = None) -> list[RunInfo]:
-        project = project or self._project
+        """The runs of the W&B project the backend string names (``wandb:PROJECT``; none: every
+        project in the directory) whose trackkit project (``RunInfo.project``) is ``project``
+        (None: any). The two differ for a run a sink wrote into a project the string gave."""
         if self._online:
-            return [decode_api_run(r, history=False).info for r in self._online_runs(project)]
+            infos = [decode_api_run(r, history=False).info for r in self._online_runs(self._project or project)]
+            return [i for i in infos if project is None or not self._project or i.project == project]
         groups = self._groups()
         runs = []
-        for segs in groups.values():
+        for (wproject, _), segs in groups.items():
+            if not self._in_project(wproject):
+                continue
             run = list_segments(segs, self._parent_of(segs, groups))
-            if self._matches(run, project):
+            if project is None or run.info.project == project:
                 runs.append(run.info)
         return sorted(runs, key=lambda i: (i.start_time or 0.0, i.run_id))
+
+    def _in_project(self, wproject: str) -> bool:
+        """The run file's W&B project is the one the backend string names (as the sink maps it)."""
+        return not self._project or wproject == project_name(self._project)
 
     def read_run(self, run_id: str) -> RunRecord:
         if self._online:
@@ -173,12 +182,6 @@ class WandbReader:
             merge_internal(internal, s.internal)
         return str(internal.get("run_id") or group)
 
-    @staticmethod
-    def _matches(run: Decoded, project: str | None) -> bool:
-        if project is None:
-            return True
-        return project in (run.project, run.info.backend.partition(":")[2])
-
     def _find(self, run_id: str, groups: dict[tuple[str, str], list[Segment]]) -> list[Segment]:
         wid = wandb_run_id(run_id)
         hits = []
@@ -187,13 +190,11 @@ class WandbReader:
             for s in segs:
                 merge_internal(internal, s.internal)
             own = internal.get("run_id")
-            if own == run_id or (gwid in (run_id, wid) and not own):
-                hits.append(({project, str(internal.get("project") or project)}, segs))
-        if self._project:
-            hits = [h for h in hits if self._project in h[0]] or hits
+            if self._in_project(project) and (own == run_id or (gwid in (run_id, wid) and not own)):
+                hits.append(segs)
         if not hits:
             raise KeyError(run_id)
-        return hits[0][1]
+        return hits[0]
 
     # ------------------------------------------------------------------ online (needs an API key)
 
