@@ -31,6 +31,7 @@ import math
 import mmap
 import os
 import re
+import sys
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
@@ -72,6 +73,7 @@ def encode(ev: Event) -> str:
 #: ends a torn record before the next one. The NUL makes the torn piece unparseable even when
 #: only its newline was cut off, so a record its writer reported as NOT saved never reappears.
 SEAL = "\x00\n"
+SEAL_BYTES = SEAL.encode()
 
 # ---- the fast path of the reader: the metric record exactly as ``Run.log`` formats it by hand,
 # ``{"k":"m","s":STEP,"t":TIME,"v":{"KEY":NUM,...}}``, decoded without ``json.loads``. The pattern
@@ -147,6 +149,35 @@ class MetricLines:
         if not parts:
             return None, None
         return '{"k":"m","s":' + str(step) + ',"t":' + _float_repr(now) + ',"v":{' + ",".join(parts) + "}}", bad
+
+    def encode(self, values: Any, step: int, now: float) -> tuple[bytes | None, tuple[str, float] | None]:
+        """:meth:`format`'s line as the bytes a writer stores (``JournalWriter.store``), its newline
+        included. ``log()``'s usual call (finite floats and int64s under keys seen before) takes a short
+        loop: inside a training step every instruction and object it touches is a cache miss, so it
+        costs several times what it does in a tight loop; anything else goes through :meth:`format`.
+        A metric line is ASCII (keys are JSON-escaped), so it encodes as is."""
+        keys = self._keys
+        parts = []
+        for k, v in values.items():
+            t = type(v)
+            if t is float:
+                if v - v != 0.0:  # inf or NaN (x - x is 0.0 for every finite x)
+                    break
+                r = _float_repr(v)
+            elif t is int and I64_MIN <= v <= I64_MAX:
+                r = str(v)
+            else:
+                break
+            ek = keys.get(k)
+            if ek is None:
+                break
+            parts.append(ek + r)
+        else:
+            if parts:
+                return ('{"k":"m","s":' + str(step) + ',"t":' + _float_repr(now) + ',"v":{' + ",".join(parts)
+                        + "}}\n").encode(), None
+        line, bad = self.format(values, step, now)
+        return (None if line is None else (line + "\n").encode()), bad
 
 
 #: the trainer's journal grows by windows of this many bytes, allocated and mapped ahead (a record
@@ -234,10 +265,15 @@ class JournalWriter:
     def write_line(self, line: str) -> None:
         """Write one record line. Raises ``OSError`` (disk full, read-only ...);
         the record is then *not* saved and the caller must not claim it was."""
+        self.store((line + "\n").encode("utf-8", "surrogatepass"))
+
+    def store(self, data: bytes) -> None:
+        """:meth:`write_line` of a line already encoded, its newline included (``MetricLines.encode``)."""
         fd = self._fd
         if fd is None:
             raise OSError("journal is closed")
-        data = self._frame(line)
+        if self._torn:
+            data = SEAL_BYTES + data
         n = os.write(fd, data)
         if n != len(data):
             # a short write (disk filled up mid-record): the tail is torn, the record is lost
@@ -283,10 +319,13 @@ class MappedJournalWriter(JournalWriter):
     is an ``OSError`` here, never a SIGBUS at the store) and mapped at the end of the data. Where
     a window cannot be had (no space, a file size limit, a file system without ``mmap``), the writer
     cuts the filler off and goes on with ``pwrite(2)`` at the end, the same guarantees at a system
-    call per record. ``close`` cuts the filler off. Thread-safe (one lock around each store)."""
+    call per record. ``close`` cuts the filler off. Thread-safe: a store into the open window takes no
+    lock (see ``store``); opening the next window, ``pwrite`` and ``close`` take one."""
 
     def __init__(self, path: str, run_id: str, created: float, window: int = MAP_WINDOW) -> None:
         self._lock = threading.Lock()
+        #: stores into the open window take no lock (they need the GIL: a free-threaded build locks each)
+        self._unlocked: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
         self._mm: mmap.mmap | None = None
         self._base = 0  # the file offset of the mapped window
         self._window = max(mmap.ALLOCATIONGRANULARITY, window)
@@ -310,23 +349,42 @@ class MappedJournalWriter(JournalWriter):
         self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
         self._mm = None  # the child's copy of the mapping: dropped, not unmapped (the parent's pages)
 
-    def write_line(self, line: str) -> None:
-        data = (line + "\n").encode("utf-8", "surrogatepass") if not self._torn else self._frame(line)
+    def store(self, data: bytes) -> None:
+        # ``mmap.write`` is all or nothing (ValueError: no room left in the window, or the window was
+        # closed) and, under the GIL, one step no other thread sees half done: a store into the open
+        # window needs no lock. The lock is for the rest: a window is retired (closed) before the end
+        # of the data is taken from the file, so no store lands in it after that (``_retire``).
+        if self._unlocked:
+            mm = self._mm
+            if mm is not None:
+                try:
+                    mm.write(data)
+                    return
+                except ValueError:
+                    pass
         with self._lock:
             mm = self._mm
             if mm is not None:
                 try:
-                    mm.write(data)  # all or nothing: ValueError when the window has no room for it
+                    mm.write(data)
                     return
                 except ValueError:
                     pass
             self._slow(data)
 
-    def _end(self) -> int:
-        assert self._fd is not None
-        if self._mm is not None:
-            return self._base + self._mm.tell()
-        return data_end(self._fd) if self._mapping else os.fstat(self._fd).st_size
+    def _retire(self, fd: int, flush: bool = False) -> int:
+        """Close the window (under the lock; a store that raced it is in the file or goes to the
+        next window) and return where the data ends."""
+        mm, self._mm = self._mm, None
+        if mm is None:
+            return data_end(fd) if self._mapping else os.fstat(fd).st_size
+        hint = self._base + mm.tell()
+        try:
+            if flush:
+                mm.flush()
+        finally:
+            mm.close()
+        return data_end(fd, hint)
 
     def _slow(self, data: bytes) -> None:
         """A new window, or ``pwrite(2)`` (under the lock)."""
@@ -336,7 +394,9 @@ class MappedJournalWriter(JournalWriter):
         if self._child:
             raise OSError("log() in a forked child process is not recorded: the run belongs to the parent "
                           f"process (pid {os.getppid()}). Fix: log from the process that called trackkit.init")
-        end = self._end()
+        if self._torn:
+            data = SEAL_BYTES + data
+        end = self._retire(fd)
         if self._mapping:
             try:
                 self._map(fd, end, len(data))
@@ -360,19 +420,12 @@ class MappedJournalWriter(JournalWriter):
         size = max(self._window, -(-(end - base + need) // gran) * gran)
         os.posix_fallocate(fd, end, base + size - end)
         mm = mmap.mmap(fd, size, offset=base)
-        old, self._mm, self._base = self._mm, mm, base
-        if old is not None:
-            old.close()
         mm.seek(end - base)
+        assert self._mm is None  # retired first
+        self._mm, self._base = mm, base
 
     def _unmap(self, fd: int, end: int) -> None:
-        """Close the window and cut the filler off at ``end``."""
-        mm, self._mm = self._mm, None
-        if mm is not None:
-            try:
-                mm.flush()
-            finally:
-                mm.close()
+        """Cut the filler off at ``end`` (the window is retired)."""
         if os.fstat(fd).st_size > end:
             os.ftruncate(fd, end)
 
@@ -390,7 +443,7 @@ class MappedJournalWriter(JournalWriter):
                 return
             try:
                 if not self._child:
-                    self._unmap(fd, self._end())
+                    self._unmap(fd, self._retire(fd, flush=True))
                 os.fsync(fd)
             except (OSError, ValueError):
                 pass

@@ -126,7 +126,7 @@ class Run:
         #: what the backends cannot hold, said when this run's data meets it (None: advisories off)
         self._limits = Limits.of(specs, _advise) if settings.advisories else None
         #: the metric line encoder's bound method (one attribute lookup less per log())
-        self._format_metrics = MetricLines(self._coerce_value, self._limits.key if self._limits else None).format
+        self._encode_metrics = MetricLines(self._coerce_value, self._limits.key if self._limits else None).encode
         #: media values (trackkit.Image ...): payloads beside the journal, records in it (docs/media.md)
         self._media: MediaRecorder | None = None
         self._media_step = 0
@@ -219,10 +219,10 @@ class Run:
             if step > self._step:
                 self._step = step
             self._media_step = step
-            line, bad = self._format_metrics(values, step, _time())
-            if line is None:
+            data, bad = self._encode_metrics(values, step, _time())
+            if data is None:
                 return
-            self._journal.write_line(line)
+            self._journal.store(data)
             self.records_written += 1
             if bad is not None:  # after the write: the diverging value itself is kept
                 if self._limits:

@@ -169,3 +169,39 @@ def test_a_real_run_journal_is_read_the_same(tmp_path: Any) -> None:
     run.finish()
     path = os.path.join(run.dir, "journal.jsonl")
     assert _same(path) == 301
+
+
+def test_metric_lines_encode_is_format_encoded_for_every_kind_of_value() -> None:
+    """``log()``'s bytes (``MetricLines.encode``, whose usual case is a short loop of its own) are
+    exactly :meth:`MetricLines.format`'s line, newline included, with the same first non-finite value,
+    the same coerced and skipped values, and the same keys announced, whatever the mix."""
+    import numpy as np
+
+    from trackkit.journal import MetricLines
+
+    def coerce(key: Any, v: Any) -> Any:
+        if isinstance(v, str):
+            return None  # skipped
+        return float(v)
+
+    announced: list[list[str]] = [[], []]
+    fast, ref = MetricLines(coerce, announced[0].append), MetricLines(coerce, announced[1].append)
+    rng = random.Random(11)
+    specials: list[Any] = [math.nan, math.inf, -math.inf, -0.0, 0.0, 5e-324, 1.7976931348623157e308, 2**63 - 1,
+                           -(2**63), 2**63, True, np.float32(0.1), np.float64(2.5), np.int64(3), "text", {"in": 1.0}]
+    keys = ["loss", "acc", "a/b", "é", "\ud800x", 7, "lr"]
+    fast_path = 0
+    for step in range(3000):
+        values: dict[Any, Any] = {}
+        for _ in range(rng.randint(0, 4)):
+            k = rng.choice(keys)
+            r = rng.random()
+            values[k] = rng.choice(specials) if r < 0.15 else rng.randint(-5, 5) if r < 0.3 else rng.gauss(0, 1e3)
+        now = 1.7e9 + step / 3
+        line, bad = ref.format(values, step, now)
+        got, got_bad = fast.encode(values, step, now)
+        assert got == (None if line is None else (line + "\n").encode("utf-8", "surrogatepass"))
+        assert repr(got_bad) == repr(bad)
+        fast_path += all(type(v) in (float, int) and v - v == 0 for v in values.values()) and bool(values)
+    assert announced[0] == announced[1]
+    assert fast_path > 1000  # the short loop was exercised, not only the general path
