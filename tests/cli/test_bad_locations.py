@@ -206,6 +206,22 @@ def test_a_logdir_with_no_event_files_is_an_error_as_a_wandb_dir_without_runs_is
     assert code == 1 and "holds no W&B runs" in out, out
 
 
+def test_a_wandb_project_the_directory_does_not_hold_is_an_error_naming_the_ones_it_does(in_tmp: Path) -> None:
+    wandb = pytest.importorskip("wandb")
+    run = wandb.init(project="vision", dir=str(in_tmp), mode="offline")  # written by wandb itself
+    run.log({"loss": 0.5}, step=0)
+    run.finish()
+    for extra in ((), ("--json",)):
+        code, out = _invoke("runs", "--backend", "wandb:nlp?mode=offline&dir=.", *extra)
+        assert code == 1, (extra, out)
+        assert "holds no runs of W&B project nlp; it holds project(s) vision" in " ".join(out.split()), out
+        assert "Fix:" in out and "Traceback" not in out, out
+    code, out = _invoke("runs", "--backend", "wandb:vision?mode=offline&dir=.", "--json")
+    assert code == 0 and run.id in out, out
+    code, out = _invoke("runs", "--backend", "wandb:?mode=offline&dir=.", "--json")
+    assert code == 0 and run.id in out, out
+
+
 def test_migrate_from_a_missing_source_is_an_error_and_creates_no_target(in_tmp: Path) -> None:
     code, out = _invoke("migrate", "--from", "tensorboard:./nosuch", "--to", "mlflow:./target.db", "--all")
     assert code != 0

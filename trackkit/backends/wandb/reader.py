@@ -91,6 +91,19 @@ class WandbReader:
                 runs.append(run.info)
         return sorted(runs, key=lambda i: (i.start_time or 0.0, i.run_id))
 
+    def why_empty(self) -> str:
+        """One line on a directory that holds W&B runs, but none of the project the backend string names:
+        the projects it does hold and the fix ("" otherwise; online: "")."""
+        if self._online or not self._project:
+            return ""
+        held = sorted({wproject for wproject, _ in self._groups()})
+        if not held or any(self._in_project(p) for p in held):
+            return ""
+        shown = ", ".join(held[:8]) + (f" and {len(held) - 8} more" if len(held) > 8 else "")
+        return (f"{self.spec}: the W&B directory {self._root} holds no runs of W&B project "
+                f"{project_name(self._project)}; it holds project(s) {shown}. Fix: name one of them, e.g. "
+                f"wandb:{held[0]}?dir={self._root}, or leave the project out (wandb:?dir={self._root}) for all")
+
     def _in_project(self, wproject: str) -> bool:
         """The run file's W&B project is the one the backend string names (as the sink maps it)."""
         return not self._project or wproject == project_name(self._project)
