@@ -28,7 +28,10 @@ print("RUN", run.id, ck.dirpath, flush=True)
 for epoch in range(100000):
     state = {"epoch": epoch, "w": torch.full((256, 1024), float(epoch))}  # 1 MiB
     ck.save(state, step=epoch, epoch=epoch, metrics={"val/acc": (epoch * 7919 % 101) / 100})
-    print("SAVED", epoch, flush=True)
+    # one write(2) (print writes each piece apart when PYTHONUNBUFFERED is set, and a kill between
+    # them left a bare "SAVED"): an acknowledgement is whole or absent
+    sys.stdout.write(f"SAVED {epoch}\n")
+    sys.stdout.flush()
 """
 
 
