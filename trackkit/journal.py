@@ -72,8 +72,7 @@ def encode(ev: Event) -> str:
 
 #: ends a torn record before the next one. The NUL makes the torn piece unparseable even when
 #: only its newline was cut off, so a record its writer reported as NOT saved never reappears.
-SEAL = "\x00\n"
-SEAL_BYTES = SEAL.encode()
+SEAL_BYTES = b"\x00\n"
 
 # ---- the fast path of the reader: the metric record exactly as ``Run.log`` formats it by hand,
 # ``{"k":"m","s":STEP,"t":TIME,"v":{"KEY":NUM,...}}``, decoded without ``json.loads``. The pattern
@@ -259,9 +258,6 @@ class JournalWriter:
             os.ftruncate(fd, end)
         return end
 
-    def _frame(self, line: str) -> bytes:
-        return ((SEAL if self._torn else "") + line + "\n").encode("utf-8", "surrogatepass")
-
     def write_line(self, line: str) -> None:
         """Write one record line. Raises ``OSError`` (disk full, read-only ...);
         the record is then *not* saved and the caller must not claim it was."""
@@ -354,23 +350,22 @@ class MappedJournalWriter(JournalWriter):
         # closed) and, under the GIL, one step no other thread sees half done: a store into the open
         # window needs no lock. The lock is for the rest: a window is retired (closed) before the end
         # of the data is taken from the file, so no store lands in it after that (``_retire``).
-        if self._unlocked:
-            mm = self._mm
-            if mm is not None:
-                try:
-                    mm.write(data)
-                    return
-                except ValueError:
-                    pass
+        if self._unlocked and self._into_window(data):
+            return
         with self._lock:
-            mm = self._mm
-            if mm is not None:
-                try:
-                    mm.write(data)
-                    return
-                except ValueError:
-                    pass
-            self._slow(data)
+            if not self._into_window(data):
+                self._slow(data)
+
+    def _into_window(self, data: bytes) -> bool:
+        """Store into the open window; False when there is none or it has no room left."""
+        mm = self._mm
+        if mm is None:
+            return False
+        try:
+            mm.write(data)
+            return True
+        except ValueError:
+            return False
 
     def _retire(self, fd: int, flush: bool = False) -> int:
         """Close the window (under the lock; a store that raced it is in the file or goes to the

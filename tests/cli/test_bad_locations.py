@@ -24,11 +24,10 @@ import warnings
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from tk_cli import invoke
 from tk_mlflow_server import free_port
 
 import trackkit
-from trackkit.cli import main
 from trackkit.errors import ConfigError
 
 pytest.importorskip("mlflow")
@@ -37,13 +36,6 @@ pytest.importorskip("mlflow")
 #: may schedule it late, so the bound is generous, far below the 11 s the first failure used to take
 WARN_WITHIN_S = 3.0
 NOHOST = "mlflow://nohost:1"
-
-
-def _invoke(*args: str) -> tuple[int, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return res.exit_code, res.output
 
 
 def _agent_pid(run_dir: str) -> int | None:
@@ -165,7 +157,7 @@ def test_sync_prints_one_line_per_failing_backend_and_exits_non_zero(tmp_path: P
 
 
 def test_runs_on_a_missing_mlflow_store_is_an_error_and_creates_nothing(in_tmp: Path) -> None:
-    code, out = _invoke("runs", "--backend", "mlflow:./typo.db")
+    code, out = invoke("runs", "--backend", "mlflow:./typo.db")
     assert code != 0
     assert f"no MLflow store at {in_tmp}/typo.db" in out and "Fix:" in out and "Traceback" not in out, out
     assert len(out.strip().splitlines()) == 1, out
@@ -173,11 +165,11 @@ def test_runs_on_a_missing_mlflow_store_is_an_error_and_creates_nothing(in_tmp: 
 
 
 def test_a_directory_is_no_mlflow_database(in_tmp: Path) -> None:
-    code, out = _invoke("runs", "--backend", "mlflow:./dir/")
+    code, out = invoke("runs", "--backend", "mlflow:./dir/")
     assert code != 0 and "names a directory" in out and f"mlflow:{in_tmp}/dir/mlflow.db" in out, out
     assert os.listdir(in_tmp) == []  # no sqlite file named `dir`
     (in_tmp / "existing").mkdir()
-    code, out = _invoke("runs", "--backend", "mlflow:./existing")
+    code, out = invoke("runs", "--backend", "mlflow:./existing")
     assert code != 0 and f"{in_tmp}/existing is a directory" in out and "Fix:" in out, out
     # writing too: a setup error at init, before any agent starts
     for backend in ("mlflow:./existing", "mlflow:./dir/"):
@@ -187,9 +179,9 @@ def test_a_directory_is_no_mlflow_database(in_tmp: Path) -> None:
 
 
 def test_missing_tensorboard_and_wandb_sources_are_errors(in_tmp: Path) -> None:
-    code, out = _invoke("runs", "--backend", "tensorboard:./nosuch")
+    code, out = invoke("runs", "--backend", "tensorboard:./nosuch")
     assert code != 0 and f"no TensorBoard logdir at {in_tmp}/nosuch (it does not exist)" in out, out
-    code, out = _invoke("runs", "--backend", "wandb:proj?mode=offline&dir=./nosuch")
+    code, out = invoke("runs", "--backend", "wandb:proj?mode=offline&dir=./nosuch")
     assert code != 0 and f"the W&B directory {in_tmp}/nosuch (option dir) does not exist" in out, out
     assert os.listdir(in_tmp) == []
 
@@ -198,11 +190,11 @@ def test_a_logdir_with_no_event_files_is_an_error_as_a_wandb_dir_without_runs_is
     (in_tmp / "empty" / "sub").mkdir(parents=True)
     (in_tmp / "empty" / "notes.txt").write_text("not an event file")
     for extra in ((), ("--json",)):
-        code, out = _invoke("runs", "--backend", "tensorboard:./empty", *extra)
+        code, out = invoke("runs", "--backend", "tensorboard:./empty", *extra)
         assert code == 1, (extra, out)
         assert f"no TensorBoard runs under {in_tmp}/empty: no event files" in out and "Fix:" in out, out
     (in_tmp / "wempty").mkdir()
-    code, out = _invoke("runs", "--backend", "wandb:proj?mode=offline&dir=./wempty")
+    code, out = invoke("runs", "--backend", "wandb:proj?mode=offline&dir=./wempty")
     assert code == 1 and "holds no W&B runs" in out, out
 
 
@@ -212,18 +204,18 @@ def test_a_wandb_project_the_directory_does_not_hold_is_an_error_naming_the_ones
     run.log({"loss": 0.5}, step=0)
     run.finish()
     for extra in ((), ("--json",)):
-        code, out = _invoke("runs", "--backend", "wandb:nlp?mode=offline&dir=.", *extra)
+        code, out = invoke("runs", "--backend", "wandb:nlp?mode=offline&dir=.", *extra)
         assert code == 1, (extra, out)
         assert "holds no runs of W&B project nlp; it holds project(s) vision" in " ".join(out.split()), out
         assert "Fix:" in out and "Traceback" not in out, out
-    code, out = _invoke("runs", "--backend", "wandb:vision?mode=offline&dir=.", "--json")
+    code, out = invoke("runs", "--backend", "wandb:vision?mode=offline&dir=.", "--json")
     assert code == 0 and run.id in out, out
-    code, out = _invoke("runs", "--backend", "wandb:?mode=offline&dir=.", "--json")
+    code, out = invoke("runs", "--backend", "wandb:?mode=offline&dir=.", "--json")
     assert code == 0 and run.id in out, out
 
 
 def test_migrate_from_a_missing_source_is_an_error_and_creates_no_target(in_tmp: Path) -> None:
-    code, out = _invoke("migrate", "--from", "tensorboard:./nosuch", "--to", "mlflow:./target.db", "--all")
+    code, out = invoke("migrate", "--from", "tensorboard:./nosuch", "--to", "mlflow:./target.db", "--all")
     assert code != 0
     assert f"no TensorBoard logdir at {in_tmp}/nosuch" in out and "no runs to migrate" not in out, out
     assert os.listdir(in_tmp) == []  # the target store was not created either
@@ -238,7 +230,7 @@ def test_an_existing_sqlite_store_is_read_read_only(in_tmp: Path) -> None:
         run.finish()
     assert not run.pending()
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in in_tmp.iterdir() if p.is_file()}
-    code, out = _invoke("runs", "--backend", "mlflow:./store.db")
+    code, out = invoke("runs", "--backend", "mlflow:./store.db")
     assert code == 0 and run.id in out, out
     after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in in_tmp.iterdir() if p.is_file()}
     assert after == before  # not a byte written, no lock file, no journal beside it

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from tk_cli import invoke
 
-from trackkit.cli import main
 from trackkit.events import Metrics, RunFinished, RunStarted, Status, StatusChange
 from trackkit.registry import load_sink, parse_backend
 
@@ -49,23 +48,16 @@ def tb(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     clear("cli-all")
 
 
-def _invoke(*args: str) -> tuple[int, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return res.exit_code, res.output
-
-
 def test_runs_queries_backends(tb: str) -> None:
-    code, out = _invoke("runs", "--backend", tb, "--where", "config.optimizer.lr<0.1", "--where", "status=completed")
+    code, out = invoke("runs", "--backend", tb, "--where", "config.optimizer.lr<0.1", "--where", "status=completed")
     assert code == 0, out
     assert "run-b" in out and "run-a" not in out and "run-c" not in out
-    code, out = _invoke("runs", "-b", tb, "--sort", "-metrics.loss", "--json")
+    code, out = invoke("runs", "-b", tb, "--sort", "-metrics.loss", "--json")
     assert code == 0, out
     rows = json.loads(out)
     assert [r["run_id"] for r in rows] == ["run-c", "run-a", "run-b"]
     assert rows[0]["status"] == "killed" and rows[0]["backend"] == tb
-    code, out = _invoke("runs", "-b", tb, "--where", "lr<0.1")
+    code, out = invoke("runs", "-b", tb, "--where", "lr<0.1")
     assert code == 1 and "unknown field 'lr'" in out and "config.lr" in out
 
 
@@ -78,57 +70,57 @@ def test_runs_journal_where(in_tmp: Path) -> None:
             run = trackkit.init({"lr": lr}, project="j", backend="memory:cli-journal", capture=False)
         run.log({"loss": lr}, step=0)
         run.finish()
-    code, out = _invoke("runs", "--where", "config.lr<0.01", "--json")
+    code, out = invoke("runs", "--where", "config.lr<0.01", "--json")
     assert code == 0, out
     rows = json.loads(out)
     assert len(rows) == 1 and rows[0]["config"] == {"lr": 0.001}
-    code, out = _invoke("runs")  # the plain journal listing is unchanged
+    code, out = invoke("runs")  # the plain journal listing is unchanged
     assert code == 0 and out.count("completed") == 2
 
 
 def test_compare_table_and_json(tb: str) -> None:
-    code, out = _invoke("compare", "alpha", "run-b", "gamma", "--backend", tb)
+    code, out = invoke("compare", "alpha", "run-b", "gamma", "--backend", tb)
     assert code == 0, out
     assert "optimizer.lr" in out and "0.1" in out and "0.01" in out
     assert "2 config keys are the same" in out  # epochs, optimizer.name collapsed
     assert "loss" in out and "killed" in out
-    code, out = _invoke("compare", "run-a", "run-b", "-b", tb, "--json")
+    code, out = invoke("compare", "run-a", "run-b", "-b", tb, "--json")
     assert code == 0, out
     data = json.loads(out)
     assert data["config_differs"]["optimizer.lr"]["values"] == [0.1, 0.01]
     assert data["config_same"] == {"epochs": 2, "optimizer.name": "sgd"}
     assert math.isclose(data["metrics"]["loss"][1]["min"], 0.19, rel_tol=1e-6)
-    code, out = _invoke("compare", "run-a", "nope", "-b", tb)
+    code, out = invoke("compare", "run-a", "nope", "-b", tb)
     assert code == 1 and "no run 'nope'" in out
 
 
 def test_migrate_verifies_and_exits_1_on_mismatch(tb: str) -> None:
     from trackkit.backends.memory import store
 
-    code, out = _invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a", "run-b")
+    code, out = invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a", "run-b")
     assert code == 0, out
     assert "OK" in out and "2 of 2 runs migrated and verified" in out
-    code, out = _invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a")
+    code, out = invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a")
     assert code == 0 and "already there" in out  # not copied twice
     assert sum(isinstance(e, Metrics) for e in store("cli-target")["run-a"].events) == 10
 
     store("cli-target")["run-a"].events.pop(3)  # lose a point in the target
-    code, out = _invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a", "--json")
+    code, out = invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a", "--json")
     assert code == 1
     (report,) = json.loads(out[out.index("["):])
     assert not report["ok"] and {m["key"] for m in report["mismatches"]} == {"loss@2", "acc@2"}
 
-    code, out = _invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a", "nope")
+    code, out = invoke("migrate", "--from", tb, "--to", "memory:cli-target", "run-a", "nope")
     assert code == 1 and "no run 'nope'" in out
 
 
 def test_migrate_all_and_usage(tb: str) -> None:
-    code, out = _invoke("migrate", "--from", tb, "--to", "memory:cli-all", "--all", "--no-verify")
+    code, out = invoke("migrate", "--from", tb, "--to", "memory:cli-all", "--all", "--no-verify")
     assert code == 0, out
     assert "3 of 3 runs migrated (not verified)" in out
-    code, out = _invoke("migrate", "--from", tb, "--to", "memory:cli-all")
+    code, out = invoke("migrate", "--from", tb, "--to", "memory:cli-all")
     assert code == 2 and "give RUN ids or --all" in out
-    code, out = _invoke("migrate", "--from", tb, "--to", tb, "--all")
+    code, out = invoke("migrate", "--from", tb, "--to", tb, "--all")
     assert code == 1 and "same backend" in out
 
 
@@ -136,9 +128,9 @@ def test_migrate_all_and_usage(tb: str) -> None:
 def test_migrate_to_wandb_offline(tb: str, in_tmp: Path) -> None:
     pytest.importorskip("wandb")
     target = f"wandb:cli?mode=offline&dir={in_tmp}/wb"
-    code, out = _invoke("migrate", "--from", tb, "--to", target, "run-c")
+    code, out = invoke("migrate", "--from", tb, "--to", target, "run-c")
     assert code == 0, out
-    code, out = _invoke("runs", "-b", target, "--json")
+    code, out = invoke("runs", "-b", target, "--json")
     (row,) = json.loads(out)
     assert row["run_id"] == "run-c" and row["status"] == "killed" and row["reason"] == "stopped"
 
@@ -154,14 +146,14 @@ def test_compare_plot_without_a_shared_metric_still_prints_the_comparison(in_tmp
             w.add_scalar(tag, s * 0.5, s)
         w.close()
     png = in_tmp / "curves.png"
-    code, out = _invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png))
+    code, out = invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png))
     assert code == 1 and not png.exists()
     assert "metrics: last" in out and "train/loss" in out and "val/acc" in out  # the comparison is printed
     (line,) = [ln for ln in out.splitlines() if "--plot" in ln]
     assert line == (f"Error: --plot {png}: the runs share no metric, nothing was plotted (each run's metrics: "
                     "a: train/loss; b: val/acc). Fix: compare runs that logged a common metric")
     assert out.index("metrics: last") < out.index(line)
-    code, out = _invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png), "--json")
+    code, out = invoke("compare", "--backend", f"tensorboard:{in_tmp}/logs", "a", "b", "--plot", str(png), "--json")
     assert code == 1 and [r["name"] for r in json.loads(out[:out.index("Error: ")])["runs"]] == ["a", "b"]
 
 
@@ -180,17 +172,17 @@ def test_a_run_copied_into_another_wandb_project_lists_under_that_project_only(i
         client.log_metric(run.info.run_id, "loss", 1.0 / (s + 1), step=s)
     client.set_terminated(run.info.run_id)
     wb = f"dir={in_tmp}/wb&mode=offline"
-    code, out = _invoke("migrate", "--from", f"mlflow:{in_tmp}/m.db", "--to", f"wandb:q?{wb}", "--all")
+    code, out = invoke("migrate", "--from", f"mlflow:{in_tmp}/m.db", "--to", f"wandb:q?{wb}", "--all")
     assert code == 0, out
     rid = run.info.run_id
-    code, out = _invoke("runs", "--backend", f"wandb:q?{wb}")
+    code, out = invoke("runs", "--backend", f"wandb:q?{wb}")
     assert code == 0 and rid in out and "e (stored in project q)" in out, out
-    code, out = _invoke("runs", "--backend", f"wandb:e?{wb}")  # the directory holds W&B project q only
+    code, out = invoke("runs", "--backend", f"wandb:e?{wb}")  # the directory holds W&B project q only
     flat = " ".join(out.split())
     assert code == 1 and rid not in out and "holds no runs of W&B project e; it holds project(s) q" in flat, out
-    code, out = _invoke("runs", "--backend", f"wandb:?{wb}", "--project", "e", "--json")
+    code, out = invoke("runs", "--backend", f"wandb:?{wb}", "--project", "e", "--json")
     assert [(r["run_id"], r["project"], r["backend_project"]) for r in json.loads(out)] == [(rid, "e", "q")]
-    code, out = _invoke("runs", "--backend", f"wandb:?{wb}", "--project", "q", "--json")
+    code, out = invoke("runs", "--backend", f"wandb:?{wb}", "--project", "q", "--json")
     assert json.loads(out) == []
-    code, out = _invoke("show", rid, "--backend", f"wandb:e?{wb}")
+    code, out = invoke("show", rid, "--backend", f"wandb:e?{wb}")
     assert code == 1 and rid in out  # not in W&B project e: the lookup says so

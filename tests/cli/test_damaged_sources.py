@@ -8,22 +8,12 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from trackkit.cli import main
+from tk_cli import invoke
 
 pytest.importorskip("tensorboard")
-
-
-def _invoke(*args: str) -> tuple[int, str]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    return res.exit_code, res.output
 
 
 def _cut_tensorboard(root: Path) -> Path:
@@ -74,7 +64,7 @@ def cut_wb(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
 
 
 def _assert_migrated_in_part(source: str, path: Path, run_id: str, target: str) -> None:
-    code, out = _invoke("migrate", "--from", source, "--to", target, "--all")
+    code, out = invoke("migrate", "--from", source, "--to", target, "--all")
     assert code == 0, out  # the readable part was copied and verified: something could be done
     assert "copied in part" in out
     line = next(ln for ln in out.splitlines() if ln.startswith(f"run {run_id}: "))
@@ -85,7 +75,7 @@ def _assert_migrated_in_part(source: str, path: Path, run_id: str, target: str) 
 
 
 def _assert_json_damage(source: str, path: Path, target: str) -> None:
-    code, out = _invoke("migrate", "--from", source, "--to", target, "--all", "--json")
+    code, out = invoke("migrate", "--from", source, "--to", target, "--all", "--json")
     assert code == 0, out
     (rep,) = json.loads(out[out.index("["):])
     assert rep["ok"] is True and rep["source_damaged"] is True
@@ -94,12 +84,12 @@ def _assert_json_damage(source: str, path: Path, target: str) -> None:
 
 
 def _assert_runs_show_damage(source: str, path: Path, run_id: str) -> None:
-    code, out = _invoke("runs", "--backend", source)
+    code, out = invoke("runs", "--backend", source)
     assert code == 0, out
     (row,) = [ln for ln in out.splitlines() if ln.startswith(f"│ {run_id} ")]
     assert "damaged" in row
     assert f"run {run_id}: the stored run is damaged: {path} cut at byte " in out
-    code, out = _invoke("runs", "--backend", source, "--json")
+    code, out = invoke("runs", "--backend", source, "--json")
     (info,) = json.loads(out)
     (damage,) = info["damage"]
     assert damage.startswith(f"{path} cut at byte ")
@@ -141,9 +131,9 @@ def test_a_whole_source_is_not_called_damaged(in_tmp: Path, monkeypatch: pytest.
     w = SummaryWriter(str(in_tmp / "logs" / "r"))
     w.add_scalar("loss", 1.0, 0)
     w.close()
-    code, out = _invoke("migrate", "--from", f"tensorboard:{in_tmp}/logs", "--to", f"mlflow:{in_tmp}/m.db", "--all",
+    code, out = invoke("migrate", "--from", f"tensorboard:{in_tmp}/logs", "--to", f"mlflow:{in_tmp}/m.db", "--all",
                         "--json")
     (rep,) = json.loads(out[out.index("["):])
     assert code == 0 and rep["source_damaged"] is False and rep["damage"] == []
-    code, out = _invoke("runs", "--backend", f"tensorboard:{in_tmp}/logs")
+    code, out = invoke("runs", "--backend", f"tensorboard:{in_tmp}/logs")
     assert code == 0 and "damaged" not in out

@@ -12,23 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
+from tk_cli import invoke
 
 import trackkit
-from trackkit.cli import main
 from trackkit.events import Metrics, RunFinished, RunStarted, Status
 from trackkit.registry import load_sink, parse_backend
 
 #: ids as long as MLflow's (32 hex digits): the ones an 80-column table used to cut ("32fafe…")
 LONG_IDS = ["32fafe0c9d1b4e6f8a7b2c3d4e5f6a7b", "5e1d0c9b8a7f6e5d4c3b2a1f0e9d8c7b", "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"]
-
-
-def _invoke(*args: str, columns: int | None = None) -> tuple[int, str]:
-    env = {"COLUMNS": str(columns)} if columns else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
-    return res.exit_code, res.output
 
 
 def _memory_runs(name: str, ids: list[str], statuses: list[Status] | None = None) -> None:
@@ -59,7 +50,7 @@ def _journal_run(name: str, root: Path, **kw: Any) -> trackkit.Run:
 
 def test_runs_at_80_columns_keeps_ids_names_and_statuses_whole() -> None:
     _memory_runs("term-80", LONG_IDS, [Status.COMPLETED, Status.CRASHED, Status.COMPLETED])
-    code, out = _invoke("runs", "--backend", "memory:term-80", columns=80)
+    code, out = invoke("runs", "--backend", "memory:term-80", columns=80)
     assert code == 0, out
     lines = out.splitlines()
     assert max(len(line) for line in lines) <= 80, out  # fits the terminal
@@ -68,7 +59,7 @@ def test_runs_at_80_columns_keeps_ids_names_and_statuses_whole() -> None:
         (row,) = [line for line in lines if rid in line]
         assert f"resnet50-lr{n}" in row and ("crashed" if n == 1 else "completed") in row, out
     assert "not shown at this width:" in out and "--json" in out  # what was left out is said
-    code, wide = _invoke("runs", "--backend", "memory:term-80", columns=250)
+    code, wide = invoke("runs", "--backend", "memory:term-80", columns=250)
     assert code == 0 and "start" in wide and "last metrics" in wide and "not shown" not in wide
 
 
@@ -105,7 +96,7 @@ def test_runs_newest_first_with_and_without_filters(tmp_path: Path) -> None:
         run.finish()
     outs = []
     for extra in ([], ["--where", "status=completed"], ["--where", "config.lr<1"]):
-        code, out = _invoke("runs", "--root", str(root), *extra, columns=200)
+        code, out = invoke("runs", "--root", str(root), *extra, columns=200)
         assert code == 0, out
         outs.append(out)
         names = [n for line in out.splitlines() for n in ("run-0", "run-1", "run-2") if n in line]
@@ -113,9 +104,9 @@ def test_runs_newest_first_with_and_without_filters(tmp_path: Path) -> None:
         assert "0.123457" in out and "0.246914" in out, out  # the same digits
     headers = {next(line for line in out.splitlines() if "┃ id" in line) for out in outs}
     assert len(headers) == 1 and "duration" in headers.pop()  # the same columns
-    code, out = _invoke("runs", "--root", str(root), "--json")
+    code, out = invoke("runs", "--root", str(root), "--json")
     assert [r["name"] for r in json.loads(out)] == ["run-2", "run-1", "run-0"]
-    code, out = _invoke("runs", "--root", str(root), "-n", "1")
+    code, out = invoke("runs", "--root", str(root), "-n", "1")
     assert "run-2" in out and "run-0" not in out  # -n keeps the newest
 
 
@@ -142,7 +133,7 @@ def test_show_prints_traceback_artifacts_provenance_and_no_empty_tags(in_tmp: Pa
             run.log({"loss": 0.5}, step=3)
             run.log_artifact("model.pt", name="model", kind="model")
             raise ValueError("boom [red]not markup[/]")
-    code, out = _invoke("show", "crashy", columns=100)
+    code, out = invoke("show", "crashy", columns=100)
     assert code == 0, out
     assert "crashed" in out and "Traceback (most recent call last)" in out
     assert 'raise ValueError("boom [red]not markup[/]")' in out  # printed as recorded, not as rich markup
@@ -152,7 +143,7 @@ def test_show_prints_traceback_artifacts_provenance_and_no_empty_tags(in_tmp: Pa
     assert not any(line.strip() == "tags" for line in out.splitlines()), out  # no empty tags table
     assert max(len(line) for line in out.splitlines()) <= 100
 
-    code, out = _invoke("show", "crashy", "--json")
+    code, out = invoke("show", "crashy", "--json")
     assert code == 0, out
     data = json.loads(out)
     assert data["status"] == "crashed" and "ValueError: boom" in data["traceback"]
@@ -165,15 +156,15 @@ def test_show_prints_traceback_artifacts_provenance_and_no_empty_tags(in_tmp: Pa
 
 def test_show_reads_a_run_from_a_backend(in_tmp: Path) -> None:
     _memory_runs("term-show-b", LONG_IDS[:2])
-    code, out = _invoke("show", "resnet50-lr1", "--backend", "memory:term-show-b", columns=80)
+    code, out = invoke("show", "resnet50-lr1", "--backend", "memory:term-show-b", columns=80)
     assert code == 0, out
     assert LONG_IDS[1] in out and "read from memory:term-show-b" in out and "completed" in out
     assert "eval/accuracy" in out and "0.987654" in out
-    code, out = _invoke("show", LONG_IDS[0][:6], "-b", "memory:term-show-b", "--json")
+    code, out = invoke("show", LONG_IDS[0][:6], "-b", "memory:term-show-b", "--json")
     assert code == 0 and json.loads(out)["run_id"] == LONG_IDS[0]
     # bad input: one line naming the cause and the fix, exit 1, no traceback
     for args in (["show", "nope", "-b", "memory:term-show-b"], ["show", "x", "-b", "bogus:1"]):
-        code, out = _invoke(*args)
+        code, out = invoke(*args)
         assert code == 1 and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
         assert "Fix:" in out
 
@@ -192,23 +183,23 @@ def test_a_finished_run_with_undelivered_data_says_so(tmp_path: Path) -> None:
     behind.finish()
     spec = parse_backend("memory:term-journal")
     RunDir(behind.dir).save_cursor(sink_key(spec), 0, "memory:term-journal", 0)  # as if the backend was down
-    code, out = _invoke("runs", "--root", str(root), columns=200)
+    code, out = invoke("runs", "--root", str(root), columns=200)
     assert code == 0, out
     (row,) = [line for line in out.splitlines() if "behind" in line]
     assert "completed, not delivered to memory:term-journal" in row, out
     (row,) = [line for line in out.splitlines() if "all-there" in line]
     assert "completed" in row and "delivered" not in row
-    code, out = _invoke("runs", "--root", str(root), "--json")
+    code, out = invoke("runs", "--root", str(root), "--json")
     assert {r["name"]: r["not_delivered"] for r in json.loads(out)} == {
         "behind": ["memory:term-journal"], "all-there": []}
-    code, out = _invoke("show", "behind", "--root", str(root))
+    code, out = invoke("show", "behind", "--root", str(root))
     assert code == 0 and "status completed, not delivered to memory:term-journal" in out, out
     # the deliverer's last word on why (agent.delivery_state) is the cause shown
     RunDir(behind.dir).save_delivery_state({sink_key(spec): {"backend": "memory:term-journal",
                                                              "error": "connection refused on 127.0.0.1:1"}})
-    code, out = _invoke("runs", "--root", str(root), columns=200)
+    code, out = invoke("runs", "--root", str(root), columns=200)
     assert "completed, not delivered to memory:term-journal (connection refused on 127.0.0.1:1)" in out, out
-    code, out = _invoke("show", "behind", "--root", str(root), "--json")
+    code, out = invoke("show", "behind", "--root", str(root), "--json")
     assert json.loads(out)["delivery_errors"] == {"memory:term-journal": "connection refused on 127.0.0.1:1"}
 
 
@@ -220,10 +211,10 @@ def test_an_unreachable_mlflow_server_shows_as_not_delivered(tmp_path: Path) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "not yet delivered": finish's own word on it
         run.finish()
-    code, out = _invoke("runs", "--root", str(root), columns=200)
+    code, out = invoke("runs", "--root", str(root), columns=200)
     assert code == 0, out
     assert "completed, not delivered to mlflow://nohost:1" in out, out
-    code, out = _invoke("runs", "--root", str(root), "--json")
+    code, out = invoke("runs", "--root", str(root), "--json")
     (row,) = json.loads(out)
     assert row["not_delivered"] == ["mlflow://nohost:1"] and "nohost" in row["delivery_errors"]["mlflow://nohost:1"]
 
@@ -237,7 +228,7 @@ def test_migrate_names_each_run_once(in_tmp: Path) -> None:
     _memory_runs("term-mig-src", LONG_IDS)
     clear("term-mig-dst")
     for _ in range(2):  # copied, then already there (a note every run shares is said once)
-        code, out = _invoke("migrate", "--from", "memory:term-mig-src", "--to", "memory:term-mig-dst", "--all",
+        code, out = invoke("migrate", "--from", "memory:term-mig-src", "--to", "memory:term-mig-dst", "--all",
                             columns=120)
         assert code == 0, out
         for rid in LONG_IDS:
@@ -249,10 +240,10 @@ def test_migrate_names_each_run_once(in_tmp: Path) -> None:
 def test_read_commands_keep_mlflow_info_lines_out(in_tmp: Path) -> None:
     pytest.importorskip("mlflow")
     _memory_runs("term-mlflow-src", LONG_IDS[:1])
-    code, out = _invoke("migrate", "--from", "memory:term-mlflow-src", "--to", f"mlflow:{in_tmp}/fresh.db",
+    code, out = invoke("migrate", "--from", "memory:term-mlflow-src", "--to", f"mlflow:{in_tmp}/fresh.db",
                         LONG_IDS[0])
     assert code == 0, out
-    code2, out2 = _invoke("runs", "--backend", f"mlflow:{in_tmp}/fresh.db")
+    code2, out2 = invoke("runs", "--backend", f"mlflow:{in_tmp}/fresh.db")
     assert code2 == 0, out2
     for text in (out, out2):
         assert "INFO" not in text and "mlflow.store" not in text and "alembic" not in text, text
