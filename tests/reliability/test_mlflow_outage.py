@@ -27,9 +27,12 @@ from trackkit.journal import read_journal
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 #: a generous bound on one log() call: it only appends to the journal (a few microseconds). Measured
-#: without the time the thread spent waiting for a CPU (``_RunQueueClock``): on a loaded machine the
+#: without the time spent waiting for a CPU (timed_trainer's run-queue clocks): on a loaded machine the
 #: kernel may give the CPU to another process in the middle of any call, for tens of milliseconds,
-#: which says nothing about trackkit
+#: which says nothing about trackkit. That wait is the calling thread's own, or, when the call needs
+#: the GIL that another thread of the trainer holds (trackkit's watchdogs wake 10 times a second), the
+#: holder's: CI failed here twice (10.3 and 12.8 ms) on the first clock alone; the message says what
+#: the slowest call did (CPU, faults, context switches, both waits)
 MAX_LOG_S = 0.010
 MAX_INIT_S = 1.0
 #: the same calls measured by the wall clock, run-queue waits included: far above scheduling delays,
@@ -124,7 +127,7 @@ class Trainer:
         assert self.init_wall <= MAX_INIT_WALL_S, f"init took {self.init_wall:.1f}s (wall clock)"
         assert self.init_own <= MAX_INIT_S, f"init took {self.init_own:.2f}s"
         worst, worst_wall = out["worst"], out["worst_wall"]
-        assert worst <= MAX_LOG_S, f"a log() call blocked {worst * 1000:.1f} ms"
+        assert worst <= MAX_LOG_S, f"a log() call blocked {worst * 1000:.1f} ms: {out.get('worst_why')}"
         assert worst_wall <= MAX_WALL_S, f"a log() call took {worst_wall * 1000:.1f} ms (wall clock)"
         assert out["n"] > 0
         return out

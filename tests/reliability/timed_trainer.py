@@ -8,9 +8,13 @@ same loop shares the GIL with the test's own threads (the outage's server contro
 earlier tests), and a wait for the GIL is neither trackkit's cost nor visible to a run-queue clock.
 
 Lines on stdout (JSON): after init ``{"id", "dir", "init_wall", "init_own"}``; after finish()
-``{"n", "worst", "worst_wall", "finish_s", "pending"}`` (``pending``: the backends still behind).
+``{"n", "worst", "worst_wall", "worst_why", "finish_s", "pending"}`` (``pending``: the backends still behind;
+``worst_why``: what the slowest call did, from the thread's own counters: CPU seconds, page faults, context
+switches, when it came and which threads were alive, so a slow call says where its time went).
 Times in seconds; ``init_own`` and ``worst`` leave out the time the thread waited for a CPU (another
-process had it), from the kernel's ``/proc/thread-self/schedstat`` where it keeps one.
+process had it), from the kernel's ``/proc/thread-self/schedstat`` where it keeps one; ``worst`` also
+the time the process's other threads waited for one during the call (``SiblingQueueClock``: a call
+waiting for the GIL that a descheduled sibling holds waits for a CPU too).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import sys
 import tempfile
 import threading
@@ -44,6 +49,57 @@ class RunQueueClock:
             return int(os.pread(self._fd, 128, 0).split()[1]) / 1e9
         except (OSError, ValueError, IndexError):
             return 0.0
+
+
+class SiblingQueueClock:
+    """Seconds the process's *other* threads have spent runnable but waiting for a CPU, summed.
+
+    A call that needs the GIL while a sibling holds it waits for as long as the sibling does: when the
+    kernel has taken the CPU from that sibling (a loaded machine), the call waits for a CPU as surely
+    as if it had been taken from the call's own thread, yet its own run-queue clock does not see it
+    (it sleeps on the GIL). A sibling runnable during the call is the GIL holder or about to be (a
+    thread waiting for the GIL sleeps, it is not runnable), so its run-queue time is that wait. The
+    thread list is taken again when the number of threads changes (trackkit's start and end theirs)."""
+
+    def __init__(self) -> None:
+        self._me = threading.get_native_id()
+        self._fds: list[int] = []
+        self._count = -1
+
+    def _refresh(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task") if int(t) != self._me]
+        except OSError:
+            return
+        for tid in tids:
+            try:
+                self._fds.append(os.open(f"/proc/self/task/{tid}/schedstat", os.O_RDONLY))
+            except OSError:
+                pass  # ended meanwhile
+
+    def __call__(self) -> float:
+        if threading.active_count() != self._count:
+            self._count = threading.active_count()
+            self._refresh()
+        total = 0
+        for fd in self._fds:
+            try:
+                total += int(os.pread(fd, 128, 0).split()[1])
+            except (OSError, ValueError, IndexError):
+                pass  # ended: its wait no longer grows
+        return total / 1e9
+
+
+_RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
+def _counters() -> tuple[float, int, int, int, int]:
+    """The calling thread's CPU seconds, minor and major faults, voluntary and involuntary switches."""
+    r = resource.getrusage(_RUSAGE_THREAD)
+    return time.thread_time(), r.ru_minflt, r.ru_majflt, r.ru_nvcsw, r.ru_nivcsw
 
 
 def main() -> None:
@@ -80,14 +136,25 @@ def main() -> None:
     gc.collect()
     gc.freeze()
     period = 1.0 / a.hz
-    n, worst, worst_wall = 0, 0.0, 0.0
+    siblings = SiblingQueueClock()
+    n, worst, worst_wall, why = 0, 0.0, 0.0, {}
+    start = perf()
     while not stop.is_set():
+        c0 = _counters()
+        s0 = siblings()
         q0 = clock()
         t0 = perf()
         run.log({"loss": 1.0 / (n + 1), "acc": n * 1e-3}, step=n)
         dt = perf() - t0
-        own = dt - min(dt, clock() - q0)
-        worst = max(worst, own)
+        q = clock() - q0
+        sq = siblings() - s0
+        own = dt - min(dt, q + sq)
+        if own > worst:
+            c1 = _counters()
+            worst = own
+            why = {"own_queue": q, "siblings_queue": sq, "cpu": c1[0] - c0[0], "minflt": c1[1] - c0[1],
+                   "majflt": c1[2] - c0[2], "nvcsw": c1[3] - c0[3], "nivcsw": c1[4] - c0[4], "wall": dt,
+                   "at": t0 - start, "step": n, "threads": sorted(t.name for t in threading.enumerate())}
         worst_wall = max(worst_wall, dt)
         n += 1
         time.sleep(period)
@@ -96,7 +163,7 @@ def main() -> None:
     run.finish()
     finish_s = time.monotonic() - t0
     pending = run._agent.pending()
-    print(json.dumps({"n": n, "worst": worst, "worst_wall": worst_wall, "finish_s": finish_s,
+    print(json.dumps({"n": n, "worst": worst, "worst_wall": worst_wall, "worst_why": why, "finish_s": finish_s,
                       "pending": pending}), flush=True)
 
 
