@@ -13,7 +13,8 @@ wandb.log), then, each in a fresh child process:
 
 The two alternate over ``--rounds`` rounds (floor first in odd rounds, migrate first in even ones,
 each into a fresh target), so a neighbour's burst on this shared machine falls on both sides alike.
-Printed per round: seconds of each and the ratio; then the mean of each, the ratio of the means
+Printed per round: seconds of each and the ratio, and where migrate's seconds went (``Report.phases``:
+the source's read, the target's write, the verification); then the mean of each, the ratio of the means
 (the figure for the bar) and the range of the per-round ratios; and each child's peak RSS (VmHWM)
 beside the RSS of the same child after importing the two SDKs of the direction (what the
 interpreter and the SDKs cost before any point; the floor's child imports the same two, so the two
@@ -142,7 +143,7 @@ def child(argv: list[str]) -> None:
     else:
         t0 = time.perf_counter()
         rep = trackkit.migrate.migrate(a.run, a.source, a.target_spec)
-        out = {"seconds": time.perf_counter() - t0, "ok": rep.ok, "points": rep.points,
+        out = {"seconds": time.perf_counter() - t0, "ok": rep.ok, "points": rep.points, "phases": rep.phases,
                "mismatches": [str(m) for m in rep.mismatches[:3]], "error": rep.error}
     out.update(base_rss_mb=base, peak_rss_mb=_rss_mb())
     print(json.dumps(out))
@@ -217,8 +218,9 @@ def main() -> None:
                 fl_rss = max(fl_rss, float(fl["peak_rss_mb"]))  # type: ignore[arg-type]
                 mg_rss = max(mg_rss, float(mg["peak_rss_mb"]))  # type: ignore[arg-type]
                 base_rss = max(base_rss, float(mg["base_rss_mb"]))  # type: ignore[arg-type]
+                phases = ", ".join(f"{k} {v:.2f}" for k, v in dict(mg.get("phases") or {}).items())  # type: ignore[call-overload]
                 print(f"{direction:13s} {n:>9,} points, round {r + 1}: floor {f_s:.2f} s, migrate {m_s:.2f} s "
-                      f"(verified: {mg['ok']}) = {m_s / f_s:.2f}x", flush=True)
+                      f"({phases} s; verified: {mg['ok']}) = {m_s / f_s:.2f}x", flush=True)
                 if not mg["ok"]:
                     print(f"   NOT OK: {mg['error'] or mg['mismatches']}")
             f_mean, m_mean = sum(floors) / rounds, sum(migrates) / rounds

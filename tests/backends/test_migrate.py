@@ -178,6 +178,10 @@ def test_tensorboard_to_mlflow_every_point_and_no_duplicate(src: Sources, tmp_pa
     assert report.ok, report.summary()
     assert report.copied and report.verified and not report.already_present
     assert report.points == 60 * 3 + 2 and report.artifacts == ["model v0"]
+    # where the seconds went: each phase measured, together no more than the whole
+    assert set(report.phases) == {"read", "write", "verify"}, report.phases
+    assert all(v > 0 for v in report.phases.values()) and sum(report.phases.values()) <= report.seconds
+    assert report.to_dict()["phases"].keys() == report.phases.keys()
     source, copy = _read(src.tb, src.tb_id), _read(target, src.tb_id)
     assert _assert_points_equal(source, copy, rel=0.0) == 182  # float32 values land exactly in MLflow's float64
     assert copy.info.status is Status.DIVERGED and copy.info.reason == source.info.reason

@@ -233,20 +233,36 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
     sink = None if existing or dry_run else load_sink(tgt_spec)
     read_notes: list[str] = []
     read_infos: list[RunInfo] = []
+    clock = time.perf_counter
+    read_s = write_s = 0.0
     try:
-        for events, done in chunks(src_reader, listed.run_id, read_notes, read_infos):
+        source_chunks = chunks(src_reader, listed.run_id, read_notes, read_infos)
+        while True:
+            t = clock()
+            item = next(source_chunks, None)
+            read_s += clock() - t
+            if item is None:
+                break
+            events, done = item
             _fold(info, events)
             report.points += want.add(events)
             planned = planner.feed(events)
             if sink is not None:
+                t = clock()
                 _emit(sink, planned)
+                write_s += clock() - t
             if progress is not None:
                 progress(report, done)
         if sink is not None:
+            t = clock()
             _emit(sink, planner.tail())
+            write_s += clock() - t
     finally:
         if sink is not None:
+            t = clock()
             sink.close()
+            write_s += clock() - t
+    report.phases = {"read": read_s, "write": write_s}
     info.location = info.location or listed.location
     want.info = info
     report.name = info.name
@@ -279,6 +295,7 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
             report.notes.append(f"{target} now holds {n} runs with id {listed.run_id}: the backend created a new "
                                 "run instead of re-attaching to the existing one")
     if verify_copy:
+        t = clock()
         report.verified = True
         got = _side(tgt_reader, listed.run_id, info, float32)
         if got is None or got.info is None:
@@ -292,6 +309,7 @@ def _migrate_one(ref: str, src: tuple[BackendSpec, Any], tgt: tuple[BackendSpec,
                 _gather(src_reader, listed.run_id, want, keys)
                 _gather(tgt_reader, listed.run_id, got, keys)
             report.mismatches = compare(want, got, artifacts=planner.artifacts, media=planner.media)
+        report.phases["verify"] = clock() - t
     report.seconds = time.monotonic() - t0
     return report
 

@@ -79,6 +79,9 @@ class Report:
     #: set when the migration itself failed (the run could not be read or written)
     error: str = ""
     seconds: float = 0.0
+    #: where ``seconds`` went: ``read`` (the source's reader), ``write`` (the target's sink, its close
+    #: included), ``verify`` (the copy read back and compared); the rest is planning and listing
+    phases: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -125,6 +128,7 @@ class Report:
             "mismatches": [m.to_dict() for m in self.mismatches], "notes": list(self.notes),
             "source_damaged": self.source_damaged, "damage": list(self.damage),
             "target_location": self.target_location, "error": self.error, "seconds": round(self.seconds, 3),
+            "phases": {k: round(v, 3) for k, v in self.phases.items()},
         }
 
 
