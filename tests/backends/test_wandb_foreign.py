@@ -277,3 +277,85 @@ def test_stream_memory_is_flat(tmp_path: Path) -> None:
     assert n == 300_000
     assert grown < 60, f"peak RSS grew {grown:.0f} MB streaming 300k points"
     assert isinstance(RunRecord, type)
+
+
+def test_files_saved_with_wandb_save_are_artifacts_and_migrate(tmp_path: Path) -> None:
+    """``wandb.save`` files (a ``files`` record, type OTHER) come back as ``file`` artifacts named by
+    their path in the run, carried by migrate into MLflow's own artifact store; one the record names
+    that is gone from ``files/`` is listed in the notes, never dropped unsaid."""
+    import wandb
+    from mlflow.tracking import MlflowClient
+
+    from trackkit.migrate import migrate
+
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(os.urandom(2048))
+    run = wandb.init(project="saves", id="save1", dir=str(tmp_path), reinit="create_new",
+                     settings=wandb.Settings(silent=True, console="off", x_disable_stats=True))
+    os.makedirs(os.path.join(run.dir, "sub"), exist_ok=True)
+    Path(run.dir, "sub", "notes.txt").write_text("lr sweep, take 3")
+    Path(run.dir, "gone.txt").write_text("removed after the run")
+    run.save(str(weights), base_path=str(tmp_path), policy="now")
+    run.save(os.path.join(run.dir, "sub", "notes.txt"), base_path=run.dir, policy="now")
+    run.save(os.path.join(run.dir, "gone.txt"), base_path=run.dir, policy="now")
+    run.log({"loss": 0.5}, step=0)
+    files_dir = Path(run.dir)
+    _finish(run)
+    (files_dir / "gone.txt").unlink()
+
+    rec = _reader(tmp_path).read_run("save1")
+    saved = {a.name: a for a in rec.events if isinstance(a, Artifact) and a.kind == "file"}
+    assert set(saved) == {"weights.bin", "sub/notes.txt"}, saved
+    assert Path(saved["weights.bin"].path).read_bytes() == weights.read_bytes()
+    assert saved["weights.bin"].sha256 == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert saved["sub/notes.txt"].size == len("lr sweep, take 3")
+    (note,) = [n for n in rec.info.notes if "gone.txt" in n]
+    assert "not in the run's files/" in note and "listed, not copied" in note
+
+    report = migrate("save1", f"wandb:saves?dir={tmp_path}", f"mlflow:{tmp_path}/copy.db")
+    assert report.ok, report.summary()
+    assert sorted(report.artifacts) == ["sub/notes.txt v0", "weights.bin v0"]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/copy.db")
+    (copy,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+    def stored(path: str = "") -> list[str]:
+        out = []
+        for f in client.list_artifacts(copy.info.run_id, path):
+            out += stored(f.path) if f.is_dir else [f.path]
+        return out
+
+    found = {os.path.basename(p): p for p in stored()}
+    assert {"weights.bin", "notes.txt"} <= set(found), found
+    local = client.download_artifacts(copy.info.run_id, found["weights.bin"], str(tmp_path / "dl"))
+    assert Path(local).read_bytes() == weights.read_bytes()
+
+
+def test_wandb_own_run_files_are_told_from_saved_ones(tmp_path: Path) -> None:
+    """A server's file list mixes W&B's own run files with ``wandb.save`` ones; the reader tells them
+    apart by name (``own_run_file``). The names are checked against what W&B itself records: every
+    file a real offline run's ``files`` records mark as W&B's (type WANDB) or media's, and the
+    console capture, is own; the user's saved file is not."""
+    import wandb
+
+    from trackkit.backends.wandb.framing import iter_run_file
+    from trackkit.backends.wandb.names import own_run_file
+
+    run = wandb.init(project="own", id="own1", dir=str(tmp_path), reinit="create_new", config={"a": 1},
+                     settings=wandb.Settings(silent=True, console="wrap", x_disable_stats=True))
+    print("captured line")
+    Path(run.dir, "mine.ckpt").write_bytes(b"\x00" * 64)
+    run.save(os.path.join(run.dir, "mine.ckpt"), base_path=run.dir, policy="now")
+    run.log({"img": wandb.Image(np.zeros((4, 4, 3), dtype=np.uint8)), "loss": 1.0}, step=0)
+    path = _finish(run)
+    by_type: dict[int, set[str]] = {}
+    for rec in iter_run_file(path):
+        if rec.WhichOneof("record_type") == "files":
+            for item in rec.files.files:
+                by_type.setdefault(int(item.type), set()).add(str(item.path))
+    on_disk = {str(p.relative_to(Path(path).parent / "files")).replace(os.sep, "/")
+               for p in (Path(path).parent / "files").rglob("*") if p.is_file()}
+    assert "mine.ckpt" in by_type.get(0, set()) and "mine.ckpt" in on_disk
+    theirs = (on_disk | set().union(*by_type.values())) - {"mine.ckpt"}
+    assert any(n.startswith("media/") for n in theirs) and "output.log" in theirs, theirs
+    assert {n for n in theirs if not own_run_file(n)} == set()
+    assert not own_run_file("mine.ckpt") and not own_run_file("sub/notes.txt")

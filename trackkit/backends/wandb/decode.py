@@ -37,9 +37,9 @@ from ...events import (
     Tags,
     checkpoint_of,
 )
-from .local import artifact_location, console_artifact, console_text, local_artifact
+from .local import artifact_location, console_artifact, console_text, local_artifact, saved_file
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
-from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_KEY, TIME_KEY, parse_tag
+from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_DIR, MEDIA_KEY, TIME_KEY, parse_tag
 from .values import item_key, items_of, loads, num, row_of
 
 __all__ = ["Decoded", "Decoder", "Skipped", "item_key", "items_of", "loads", "merge_internal", "num", "row_of"]
@@ -451,6 +451,22 @@ class Decoder:
         self._seg.exit_code = int(code)
         self._seg.runtime = runtime
 
+    def saved(self, paths: Iterable[str]) -> None:
+        """Files the run saved with ``wandb.save`` (a ``files`` record's items of type OTHER) as
+        ``Artifact`` events of kind ``file``, once each. The files of media values (W&B's ``media/``,
+        trackkit's kept media) are read with the history's media, not twice. A file the record names
+        that is not in ``files/`` is listed in the notes."""
+        for rel in paths:
+            if rel.startswith(_MEDIA_FILES) or ("file:" + rel) in self._seen_artifacts:
+                continue
+            self._seen_artifacts.add("file:" + rel)
+            ev = saved_file(self.files, rel, self._last_time or self._start_time)
+            if ev is None:
+                self.info.notes.append(f"run file {rel!r} (wandb.save) is not in the run's files/ directory; "
+                                       "it is listed, not copied")
+            else:
+                self._add(ev)
+
     def console(self, run_file: str) -> None:
         """The console output W&B captured beside a segment (``files/output.log``) as an ``Artifact``
         of kind ``console`` (one per segment). A run trackkit wrote keeps its console there too
@@ -646,6 +662,9 @@ def _proto_artifact(d: Decoder, rec: Any, start: float) -> None:
                size=sum(e[3] for e in entries), entries=entries)
 
 
+#: where a history row's media files lie in ``files/`` (W&B's ``media/``; trackkit's kept media)
+_MEDIA_FILES = ("media/", MEDIA_DIR + "/")
+
 _PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
     "run": _proto_run,
     "history": lambda d, rec, _: d.history(row_of(rec.history.item), int(rec.history.step.num)),
@@ -654,4 +673,5 @@ _PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
     "artifact": _proto_artifact,
     "exit": lambda d, rec, _: d.exit(rec.exit.exit_code, float(rec.exit.runtime)),
     "preempting": lambda d, rec, _: d.preempting(),
+    "files": lambda d, rec, _: d.saved(str(f.path) for f in rec.files.files if f.type == 0),  # 0: OTHER (a user's)
 }

@@ -31,7 +31,8 @@ _SEEDS = {t: zlib.crc32(bytes([t])) for t in (_FULL, _FIRST, _MIDDLE, _LAST)}
 _CHUNK_BLOCKS = 32
 
 #: ``Record`` field numbers of the record kinds (``record_kind``)
-KIND_NUMBERS = {"history": 2, "summary": 3, "config": 5, "artifact": 8, "run": 17, "exit": 18, "preempting": 23}
+KIND_NUMBERS = {"history": 2, "summary": 3, "config": 5, "files": 6, "artifact": 8, "run": 17, "exit": 18,
+                "preempting": 23}
 
 
 class _Frames:

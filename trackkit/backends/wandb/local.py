@@ -165,6 +165,17 @@ def console_artifact(files: Fetch, index: int, when: float) -> Artifact | None:
                     location="" if _lasting(path) else "run file output.log")
 
 
+def saved_file(files: Fetch, rel: str, when: float) -> Artifact | None:
+    """A file the run saved with ``wandb.save`` (``files/<rel>``) as an ``Artifact`` of kind ``file``
+    named by its path in the run (None: it is not there)."""
+    path = files(rel)
+    if path is None:
+        return None
+    sha, size = _file_sha(path)
+    return Artifact(path=path, name=rel, kind="file", sha256=sha, size=size, metadata={"wandb": f"files/{rel}"},
+                    source=rel, time=when, location="" if _lasting(path) else f"run file {rel}")
+
+
 def console_text(files: Fetch) -> str:
     """``files/output.log`` as text ("" when there is none)."""
     path = files("output.log")

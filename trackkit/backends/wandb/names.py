@@ -22,10 +22,12 @@ __all__ = [
     "RESERVED_METRIC_KEYS",
     "STATUS_TAG",
     "TIME_KEY",
+    "WANDB_OWN_FILES",
     "alias_name",
     "artifact_kind",
     "artifact_name",
     "mapped_tag",
+    "own_run_file",
     "parse_tag",
     "project_name",
     "reserved",
@@ -44,6 +46,11 @@ TIME_KEY = "trackkit/time"
 MEDIA_KEY = "trackkit/media"
 #: folder of the run's files holding media kept as plain run files (late steps, no native form)
 MEDIA_DIR = "trackkit-media"
+#: run files W&B (or trackkit's sink) writes itself: a server's file list holds them beside the
+#: user's ``wandb.save`` files (an offline run's ``files`` record tells them apart by type)
+WANDB_OWN_FILES = frozenset({"config.yaml", "wandb-summary.json", "wandb-metadata.json", "requirements.txt",
+                             "output.log", "diff.patch", "conda-environment.yaml", "wandb-events.jsonl"})
+_OWN_PREFIXES = ("media/", MEDIA_DIR + "/", "code/", "upstream_diff_", "artifact/")
 #: the tag that carries the final status, as on every backend
 STATUS_TAG = "trackkit.status"
 #: metric keys W&B would lose or confuse; they are mapped (and mapped back by the reader)
@@ -55,6 +62,11 @@ HISTORY_INTERNAL = frozenset({"_step", "_timestamp", "_runtime", "_wandb", LATE_
 MAX_TAG = 64
 ART_NAME_CHARS = r"a-zA-Z0-9_\-."
 _PROJECT_BAD = r"[/\\#?%:]"
+
+
+def own_run_file(rel: str) -> bool:
+    """True for a run file W&B or trackkit's sink wrote (not one a user saved)."""
+    return rel in WANDB_OWN_FILES or rel.startswith(_OWN_PREFIXES)
 
 
 def wandb_run_id(run_id: str) -> str:

@@ -21,7 +21,7 @@ from ...errors import ConfigError
 from ...events import Event, RunInfo, RunRecord
 from .decode import Decoded, Decoder, Skipped, merge_internal
 from .media_read import Fetch
-from .names import INTERNAL, project_name, wandb_run_id
+from .names import INTERNAL, own_run_file, project_name, wandb_run_id
 from .sdk import LABEL, default_root, import_wandb
 from .segments import CHUNK, Segment, decoder_for, find_files, list_segments, scan, stream_segments
 
@@ -257,11 +257,25 @@ def decode_api_run(run: Any, history: bool) -> Decoded:
             decoder.artifact(name=str(art.name).partition(":")[0], kind=str(art.type),
                              aliases=[str(a) for a in art.aliases], metadata=dict(art.metadata or {}),
                              size=int(art.size or 0), entries=_downloaded(art), ref=str(art.name))
+        names = _run_files(run, decoder)
+        if "output.log" in names:
+            decoder.console("output.log")
+        decoder.saved(n for n in names if not own_run_file(n))
     decoder.summary(summary)
     decoder.state(str(getattr(run, "state", "")))
     decoder.end_segment(decides=True)
     decoder.final_summary(summary, listing=not history)
     return decoder.result(location=str(getattr(run, "url", "")), backend=f"wandb:{run.project}")
+
+
+def _run_files(run: Any, decoder: Decoder) -> list[str]:
+    """The names of a server run's files (``run.files()``); none, with a note, when it cannot list them."""
+    try:
+        return sorted(str(f.name) for f in run.files())
+    except Exception as exc:  # no network, no access: the run's files are listed as not read
+        decoder.info.notes.append(f"the run's files could not be listed ({type(exc).__name__}: {exc}); "
+                                  "files saved with wandb.save and output.log are not read")
+        return []
 
 
 def _created(run: Any) -> float:

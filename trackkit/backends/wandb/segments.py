@@ -38,7 +38,7 @@ CHUNK = 2_000
 _NATIVE_SKIP = frozenset({"run", "summary", "exit", "preempting"})
 _HISTORY, _SUMMARY = KIND_NUMBERS["history"], KIND_NUMBERS["summary"]
 #: the record kinds a decode pass parses (the rest: telemetry, stats, environment ... are W&B's own)
-_DECODED = frozenset({KIND_NUMBERS[k] for k in ("history", "config", "artifact", "run", "exit", "preempting")})
+_DECODED = frozenset({KIND_NUMBERS[k] for k in ("history", "config", "artifact", "run", "exit", "preempting", "files")})
 _HEAD = frozenset({KIND_NUMBERS[k] for k in ("config", "run", "exit", "preempting")})
 
 
