@@ -189,6 +189,9 @@ def test_read_run_carries_everything_mlflow_wrote(store: Store) -> None:
     for name, data in store.files.items():
         a = arts[name]
         assert os.path.isfile(a.path) and "://" not in a.path
+        # the download keeps the artifact's path once (``<tmp>/<run>/ckpt/epoch_1/weights.bin``), not twice
+        assert a.path.replace(os.sep, "/").endswith("/" + name)
+        assert a.path.split(os.sep).count(name.split("/")[0]) == 1, a.path
         assert open(a.path, "rb").read() == data
         assert a.sha256 == hashlib.sha256(data).hexdigest() == _sha(a.path) and a.size == len(data)
         assert a.metadata["mlflow_path"] == name

@@ -276,7 +276,7 @@ class MlflowReader:
 
             self._tmp = tempfile.mkdtemp(prefix="trackkit-mlflow-read-")
             atexit.register(shutil.rmtree, self._tmp, True)
-        dest = os.path.join(self._tmp, mid, os.path.dirname(path))
+        dest = os.path.join(self._tmp, mid)  # MLflow keeps the artifact's path under it: dest/dir/name
         os.makedirs(dest, exist_ok=True)
         return str(self.client.download_artifacts(mid, path, dest))
 
