@@ -77,3 +77,24 @@ def test_a_library_caller_gets_the_runtime_warning_and_no_log_record_beside_it(
     assert report.ok, report.summary()
     assert [str(w.message) for w in caught if LATE in str(w.message)], [str(w.message) for w in caught]
     assert not [r for r in caplog.records if LATE in r.getMessage()], caplog.text
+
+
+def test_a_sink_s_logged_warning_is_a_warning_line_too(in_tmp: Path) -> None:
+    """What a sink logs (not warns) is the same kind of line: ``warning: ...``, once, not the bare
+    message Python's last-resort handler printed. The case: a nested run mlflow wrote, migrated
+    without its parent, so the target's MLflow sink cannot set ``mlflow.parentRunId`` yet."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{in_tmp}/src.db")
+    try:
+        mlflow.set_experiment("nest")
+        with mlflow.start_run(run_name="parent"), mlflow.start_run(run_name="child", nested=True) as child:
+            mlflow.log_metric("x", 1.0)
+    finally:
+        mlflow.set_tracking_uri("")
+    res = _cli("migrate", child.info.run_id, "--from", f"mlflow:{in_tmp}/src.db", "--to", f"mlflow:{in_tmp}/dst.db",
+               cwd=in_tmp)
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if "is not in experiment 'nest' yet" in ln]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("warning: mlflow: the parent run "), lines

@@ -5,6 +5,7 @@ never imports an SDK."""
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 import warnings
 from collections.abc import Iterator
@@ -67,10 +68,32 @@ def plain_warnings() -> Iterator[None]:
             pass
 
     warnings.showwarning = show
+    logs = _PlainLog() if not logging.getLogger().handlers else None  # a configured root logger decides itself
+    tk_log = logging.getLogger("trackkit")
+    if logs is not None:
+        tk_log.addHandler(logs)
     try:
         yield
     finally:
         warnings.showwarning = before
+        if logs is not None:
+            tk_log.removeHandler(logs)
+
+
+class _PlainLog(logging.Handler):
+    """What trackkit's modules log at WARNING and above during a command, as the warnings are:
+    ``warning: <message>`` (``error: <message>`` from ERROR), one line on stderr. Without it Python's
+    last-resort handler printed the bare message, with no word saying what kind of line it was."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        word = "error" if record.levelno >= logging.ERROR else "warning"
+        try:
+            sys.stderr.write(f"{word}: {record.getMessage().strip()}\n")
+        except Exception:  # a closed stderr or a bad format: the line is lost, never the command
+            pass
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
