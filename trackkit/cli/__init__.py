@@ -61,11 +61,7 @@ def plain_warnings() -> Iterator[None]:
 
     def show(message: Warning | str, category: type[Warning], filename: str, lineno: int,
              file: TextIO | None = None, line: str | None = None) -> None:
-        out = file if file is not None else sys.stderr
-        try:
-            out.write(f"warning: {str(message).strip()}\n")
-        except (OSError, ValueError):  # a closed or broken stderr: the warning is lost, never the command
-            pass
+        _say(file if file is not None else sys.stderr, "warning", str(message))
 
     warnings.showwarning = show
     logs = _PlainLog() if not logging.getLogger().handlers else None  # a configured root logger decides itself
@@ -89,11 +85,19 @@ class _PlainLog(logging.Handler):
         super().__init__(logging.WARNING)
 
     def emit(self, record: logging.LogRecord) -> None:
-        word = "error" if record.levelno >= logging.ERROR else "warning"
         try:
-            sys.stderr.write(f"{word}: {record.getMessage().strip()}\n")
-        except Exception:  # a closed stderr or a bad format: the line is lost, never the command
-            pass
+            text = record.getMessage()
+        except Exception:  # a bad format in a log call: the line is lost, never the command
+            return
+        _say(sys.stderr, "error" if record.levelno >= logging.ERROR else "warning", text)
+
+
+def _say(out: TextIO, word: str, text: str) -> None:
+    """One ``word: text`` line on ``out``; a closed or broken stream loses the line, never the command."""
+    try:
+        out.write(f"{word}: {text.strip()}\n")
+    except (OSError, ValueError):
+        pass
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -39,7 +39,7 @@ from ...events import (
 )
 from .local import artifact_location, console_artifact, console_text, local_artifact, saved_file
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
-from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_DIR, MEDIA_KEY, TIME_KEY, parse_tag
+from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_FILES, MEDIA_KEY, TIME_KEY, parse_tag
 from .values import item_key, items_of, loads, num, row_of
 
 __all__ = ["Decoded", "Decoder", "Skipped", "item_key", "items_of", "loads", "merge_internal", "num", "row_of"]
@@ -457,7 +457,7 @@ class Decoder:
         trackkit's kept media) are read with the history's media, not twice. A file the record names
         that is not in ``files/`` is listed in the notes."""
         for rel in paths:
-            if rel.startswith(_MEDIA_FILES) or ("file:" + rel) in self._seen_artifacts:
+            if rel.startswith(MEDIA_FILES) or ("file:" + rel) in self._seen_artifacts:
                 continue
             self._seen_artifacts.add("file:" + rel)
             ev = saved_file(self.files, rel, self._last_time or self._start_time)
@@ -661,9 +661,6 @@ def _proto_artifact(d: Decoder, rec: Any, start: float) -> None:
     d.artifact(name=a.name, kind=a.type, aliases=list(a.aliases), metadata=meta if isinstance(meta, dict) else {},
                size=sum(e[3] for e in entries), entries=entries)
 
-
-#: where a history row's media files lie in ``files/`` (W&B's ``media/``; trackkit's kept media)
-_MEDIA_FILES = ("media/", MEDIA_DIR + "/")
 
 _PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
     "run": _proto_run,

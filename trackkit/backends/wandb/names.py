@@ -17,12 +17,12 @@ __all__ = [
     "LATE_KEY",
     "MAX_TAG",
     "MEDIA_DIR",
+    "MEDIA_FILES",
     "MEDIA_KEY",
     "RESERVED_CONFIG_KEYS",
     "RESERVED_METRIC_KEYS",
     "STATUS_TAG",
     "TIME_KEY",
-    "WANDB_OWN_FILES",
     "alias_name",
     "artifact_kind",
     "artifact_name",
@@ -46,11 +46,13 @@ TIME_KEY = "trackkit/time"
 MEDIA_KEY = "trackkit/media"
 #: folder of the run's files holding media kept as plain run files (late steps, no native form)
 MEDIA_DIR = "trackkit-media"
+#: where a history row's media files lie in the run's files (W&B's ``media/``; trackkit's kept media)
+MEDIA_FILES = ("media/", MEDIA_DIR + "/")
 #: run files W&B (or trackkit's sink) writes itself: a server's file list holds them beside the
 #: user's ``wandb.save`` files (an offline run's ``files`` record tells them apart by type)
-WANDB_OWN_FILES = frozenset({"config.yaml", "wandb-summary.json", "wandb-metadata.json", "requirements.txt",
-                             "output.log", "diff.patch", "conda-environment.yaml", "wandb-events.jsonl"})
-_OWN_PREFIXES = ("media/", MEDIA_DIR + "/", "code/", "upstream_diff_", "artifact/")
+_OWN_FILES = frozenset({"config.yaml", "wandb-summary.json", "wandb-metadata.json", "requirements.txt",
+                        "output.log", "diff.patch", "conda-environment.yaml", "wandb-events.jsonl"})
+_OWN_PREFIXES = (*MEDIA_FILES, "code/", "upstream_diff_", "artifact/")
 #: the tag that carries the final status, as on every backend
 STATUS_TAG = "trackkit.status"
 #: metric keys W&B would lose or confuse; they are mapped (and mapped back by the reader)
@@ -66,7 +68,7 @@ _PROJECT_BAD = r"[/\\#?%:]"
 
 def own_run_file(rel: str) -> bool:
     """True for a run file W&B or trackkit's sink wrote (not one a user saved)."""
-    return rel in WANDB_OWN_FILES or rel.startswith(_OWN_PREFIXES)
+    return rel in _OWN_FILES or rel.startswith(_OWN_PREFIXES)
 
 
 def wandb_run_id(run_id: str) -> str:
