@@ -40,7 +40,7 @@ from ...events import (
 from .local import artifact_location, console_artifact, console_text, local_artifact, saved_file
 from .media_read import Fetch, Unreadable, read_kept, read_value, row_note
 from .names import HISTORY_INTERNAL, INTERNAL, LATE_KEY, MEDIA_FILES, MEDIA_KEY, TIME_KEY, parse_tag
-from .values import item_key, items_of, loads, num, row_of
+from .values import item_key, items_of, loads, num, numbers_and_row, row_of
 
 __all__ = ["Decoded", "Decoder", "Skipped", "item_key", "items_of", "loads", "merge_internal", "num", "row_of"]
 
@@ -188,12 +188,15 @@ class Decoder:
         self._artifact_versions: dict[str, int] = {}
         self._start_time = 0.0
         self.decoded: Decoded | None = None
+        #: fold each point into ``info.metrics`` (last/min/max); off for a stream whose reader folds them itself
+        self.fold_metrics = True
 
     # ------------------------------------------------------------------ helpers
 
     def _add(self, ev: Event) -> None:
         self.events.append(ev)
-        self.info.apply(ev)
+        if self.fold_metrics or type(ev) is not Metrics:
+            self.info.apply(ev)
 
     def take(self) -> list[Event]:
         """The events decoded since the last call (a stream's chunk)."""
@@ -210,10 +213,11 @@ class Decoder:
         config_keys = self.internal["config_keys"]
         return {config_keys.get(k, k): v for k, v in values.items() if k not in ("_wandb", INTERNAL)}
 
-    def _metrics(self, step: int, when: float, values: Mapping[str, float]) -> None:
+    def _metrics(self, step: int, when: float, values: dict[str, float]) -> None:
+        """The points of one step (``values`` is taken over, not copied)."""
         if not self._dedupe:
             if values:
-                self._add(Metrics(step=step, time=when, values=dict(values)))
+                self._add(Metrics(step=step, time=when, values=values))
             return
         fresh: dict[str, float] = {}
         for k, v in values.items():
@@ -279,9 +283,10 @@ class Decoder:
         for key, goal in (self.internal.get("goals") or {}).items():
             self._add(MetricGoal(str(key), str(goal), self._start_time))
 
-    def history(self, row: Mapping[str, Any], step: int = 0) -> None:
+    def history(self, row: Mapping[str, Any], step: int = 0, numbers: dict[str, float] | None = None) -> None:
         """A history row (``_step``, ``_timestamp``, metric and media columns, trackkit's late and
-        media columns), nested as ``row_of`` / ``scan_history`` give it."""
+        media columns), nested as ``row_of`` / ``scan_history`` give it; ``numbers``: its plain number
+        columns already split off (``numbers_and_row``; the dict is taken over)."""
         stored = _int(row.get("_step"))
         step = stored if stored is not None else step
         stamp = num(row.get("_timestamp"))
@@ -289,7 +294,7 @@ class Decoder:
         self._last_time = max(self._last_time or 0.0, stamp or 0.0) or self._last_time
         self._max_step = step if self._max_step is None else max(self._max_step, step)
         keys = self.internal["keys"]
-        values: dict[str, float] = {}
+        values: dict[str, float] = numbers if numbers is not None else {}
         media: list[tuple[str, Mapping[str, Any]]] = []
         for k, v in row.items():
             if k not in HISTORY_INTERNAL:
@@ -647,6 +652,11 @@ class Decoder:
             handler(self, rec, segment_start)
 
 
+def _proto_history(d: Decoder, rec: Any, _: float) -> None:
+    numbers, row = numbers_and_row(rec.history.item, HISTORY_INTERNAL)
+    d.history(row, int(rec.history.step.num), numbers)
+
+
 def _proto_run(d: Decoder, rec: Any, start: float) -> None:
     r = rec.run
     wandb = {"job_type": r.job_type, "notes": r.notes, "entity": r.entity, "host": r.host, "sweep_id": r.sweep_id}
@@ -664,7 +674,7 @@ def _proto_artifact(d: Decoder, rec: Any, start: float) -> None:
 
 _PROTO: dict[str, Callable[[Decoder, Any, float], None]] = {
     "run": _proto_run,
-    "history": lambda d, rec, _: d.history(row_of(rec.history.item), int(rec.history.step.num)),
+    "history": _proto_history,
     "config": lambda d, rec, _: d.config(row_of(rec.config.update)),
     "summary": lambda d, rec, _: d.summary(items_of(rec.summary.update)),
     "artifact": _proto_artifact,

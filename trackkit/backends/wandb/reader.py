@@ -123,14 +123,16 @@ class WandbReader:
     def stream_run(self, run_id: str) -> Iterator[tuple[list[Event], float | None, list[str]]]:
         """The run in chunks of at most about 20,000 events (``segments.CHUNK``), each with the
         fraction of its run files' bytes read and the notes on damage found in that chunk. Metrics
-        come in W&B's row order, which is step order within a run file. ``KeyError``: no such run
-        (raised by this call, before the first chunk)."""
+        come in W&B's row order, which is step order within a run file. The points are not folded into
+        the decoder's ``RunInfo`` (its metric figures): the stream's reader has them. ``KeyError``: no
+        such run (raised by this call, before the first chunk)."""
         if self._online:
             rec = self.read_run(run_id)
             n = max(len(rec.events), 1)
             return iter([(rec.events[i:i + CHUNK], min(1.0, (i + CHUNK) / n), list(rec.info.notes) if i == 0 else [])
                          for i in range(0, n, CHUNK)])
         segs, decoder = self._open(run_id)
+        decoder.fold_metrics = False  # the stream's reader folds the points it needs (migrate: digests)
         return self._stream(segs, decoder)
 
     def _open(self, run_id: str) -> tuple[list[Segment], Decoder]:
