@@ -350,8 +350,13 @@ class MappedJournalWriter(JournalWriter):
         # closed) and, under the GIL, one step no other thread sees half done: a store into the open
         # window needs no lock. The lock is for the rest: a window is retired (closed) before the end
         # of the data is taken from the file, so no store lands in it after that (``_retire``).
-        if self._unlocked and self._into_window(data):
-            return
+        mm = self._mm
+        if mm is not None and self._unlocked:
+            try:  # ``_into_window`` written out: this is inside every training step (one call fewer)
+                mm.write(data)
+                return
+            except ValueError:
+                pass
         with self._lock:
             if not self._into_window(data):
                 self._slow(data)
