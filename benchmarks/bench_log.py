@@ -1,11 +1,19 @@
 """Cost of one log() call in the calling thread, trackkit vs torch's SummaryWriter.add_scalar.
 
     python benchmarks/bench_log.py [--n 20000] [--repeats 7]
+    python benchmarks/bench_log.py --in-step [--rounds 16] [--block 300]
 
 Both run in this process, alternating, on the same machine; the median of the
 per-repeat medians is printed with the ratio. trackkit has TensorBoard attached
 through its delivery agent (a separate process by default, --agent thread to
 compare the in-process agent).
+
+``--in-step``: the same call timed right after each step of bench_training.py's MLP (784-256-10,
+batch 64, one torch thread), where the step has pushed the caller's code and data out of the CPU's
+caches, beside its parts: ``MetricLines.encode`` of the values (with ``time.time()``), the journal's
+store of a line of the same length, ``repr`` of two floats (what the line's text costs), ``struct``
+packing of the same numbers, ``time.time()``, an empty call, and ``SummaryWriter.add_scalar``.
+Alternated in blocks of --block steps, in a fresh order each round; mean and median per call.
 """
 
 from __future__ import annotations
@@ -36,8 +44,14 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--agent", default="process")
+    ap.add_argument("--in-step", action="store_true", help="time the call after each step of a training loop")
+    ap.add_argument("--rounds", type=int, default=16, help="--in-step: rounds of alternated blocks")
+    ap.add_argument("--block", type=int, default=300, help="--in-step: steps per block")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
+    if args.in_step:
+        in_step(args)
+        return
     from torch.utils.tensorboard import SummaryWriter
 
     import trackkit
@@ -69,6 +83,72 @@ def main() -> None:
     print(f"SummaryWriter.add_scalar: {sw_med:.2f} us/call (repeats: {', '.join(f'{t:.2f}' for t in sw_times)})")
     print(f"ratio add_scalar / log: {sw_med / tk_med:.1f}x cheaper")
     print(f"finish() drain        : {drain:.2f} s for {args.n * args.repeats} points; pending: {run._agent.pending()}")
+
+
+def in_step(args: argparse.Namespace) -> None:
+    import random
+    import struct
+
+    import torch
+    from torch import nn
+    from torch.utils.tensorboard import SummaryWriter
+
+    import trackkit
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = nn.CrossEntropyLoss()
+    x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
+
+    def train_step() -> float:
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return float(loss.item())
+
+    tmp = tempfile.mkdtemp(prefix="bench-log-step-")
+    run = trackkit.init(project="bench", backend=f"tensorboard:{tmp}/tk", root=f"{tmp}/j", capture=False,
+                        console=False, system_metrics=False, agent=args.agent)
+    run.log({"train/loss": 0.0}, step=0)
+    encode, store = run._encode_metrics, run._journal.store
+    line, _ = encode({"train/loss": 2.3025850929940455}, 1, time.time())
+    assert line is not None
+    writer = SummaryWriter(os.path.join(tmp, "native"))
+    now, pack, rep = time.time, struct.Struct("<qdd").pack, float.__repr__
+    calls = {
+        "trackkit run.log": lambda s, v: run.log({"train/loss": v}, step=s),
+        "  MetricLines.encode + time.time()": lambda s, v: encode({"train/loss": v}, s, now()),
+        "  journal store of the line": lambda s, v: store(line),
+        "  repr of 2 floats (time, value)": lambda s, v: (rep(v), rep(now())),
+        "  struct.pack of step, time, value": lambda s, v: pack(s, now(), v),
+        "  time.time()": lambda s, v: now(),
+        "  an empty call": lambda s, v: None,
+        "SummaryWriter.add_scalar": lambda s, v: writer.add_scalar("train/loss", v, s),
+    }
+    times: dict[str, list[float]] = {k: [] for k in calls}
+    order, names, step, perf = random.Random(0), list(calls), 1, time.perf_counter
+    for _ in range(5):
+        train_step()
+    for _ in range(args.rounds):
+        order.shuffle(names)
+        for name in names:
+            fn, out = calls[name], times[name]
+            for _ in range(args.block):
+                v = train_step()
+                t0 = perf()
+                fn(step, v)
+                out.append(perf() - t0)
+                step += 1
+    run.finish()
+    writer.close()
+    print(f"after each training step ({args.rounds} rounds x {args.block} steps per call, alternated; "
+          f"agent={args.agent})")
+    print(f"{'call':<38}{'mean us':>9}{'median us':>11}")
+    for name, ts in times.items():
+        print(f"{name:<38}{statistics.fmean(ts) * 1e6:>9.2f}{statistics.median(ts) * 1e6:>11.2f}")
 
 
 if __name__ == "__main__":
