@@ -98,3 +98,4 @@ def test_a_sink_s_logged_warning_is_a_warning_line_too(in_tmp: Path) -> None:
     lines = [ln for ln in res.stderr.splitlines() if "is not in experiment 'nest' yet" in ln]
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("warning: mlflow: the parent run "), lines
+    assert lines[0].endswith("(delivered, or migrated: migrate it as well)"), lines

@@ -330,7 +330,8 @@ class MlflowSink:
         else:
             _log.warning(
                 "mlflow: the parent run %r of run %r is not in experiment %r yet; kept as the tag %s, and "
-                "mlflow.parentRunId is set when the parent is delivered",
+                "mlflow.parentRunId is set when the parent run is written there too (delivered, or migrated: "
+                "migrate it as well)",
                 ev.parent, ev.run_id, ev.project or "Default", T_PARENT,
             )  # fmt: skip
 
