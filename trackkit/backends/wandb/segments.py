@@ -24,7 +24,7 @@ from .decode import Decoded, Decoder, merge_internal
 from .framing import KIND_NUMBERS, RunFile, parse_record, record_kind
 from .media_read import Fetch
 from .names import INTERNAL
-from .values import item_key, loads
+from .values import item_key, loads, nest
 
 __all__ = ["CHUNK", "Segment", "decode_segments", "find_files", "prior_state", "read_segment", "run_files", "scan",
            "stream_segments"]
@@ -196,15 +196,8 @@ def _merged_summary(segments: list[Segment], has_own: bool) -> dict[str, Any]:
             out.update(seg.summary)
     nested: dict[str, Any] = {}
     for path, text in out.items():
-        if not path:
-            continue
-        node = nested
-        for part in path[:-1]:
-            nxt = node.get(part)
-            if not isinstance(nxt, dict):
-                nxt = node[part] = {}
-            node = nxt
-        node[path[-1]] = loads(text)
+        if path:
+            nest(nested, path, loads(text))
     return nested
 
 

@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["item_key", "items_of", "loads", "num", "numbers_and_row", "row_of"]
+__all__ = ["item_key", "items_of", "loads", "nest", "num", "numbers_and_row", "row_of"]
 
 #: the standard library's C scanner of one JSON value (``json.loads`` without its Python layers)
 _SCAN: Callable[[str, int], tuple[Any, int]] = getattr(json.JSONDecoder(), "scan_once")  # noqa: B009
@@ -59,11 +59,11 @@ def row_of(items: Iterable[Any]) -> dict[str, Any]:
         if len(nested) == 1:  # what wandb-core writes for a plain key
             row[nested[0]] = loads(it.value_json)
             continue
-        _nest(row, nested, loads(it.value_json))
+        nest(row, nested, loads(it.value_json))
     return row
 
 
-def _nest(row: dict[str, Any], nested: Iterable[str], value: Any) -> None:
+def nest(row: dict[str, Any], nested: Iterable[str], value: Any) -> None:
     """Put ``value`` at the path ``nested`` of ``row`` (a node that is not a dict is replaced by one)."""
     path = [str(k) for k in nested]
     if not path:
@@ -91,7 +91,7 @@ def numbers_and_row(items: Iterable[Any], keep: frozenset[str]) -> tuple[dict[st
         if not key:
             nested = it.nested_key
             if len(nested) != 1:  # a logged dict: one item per leaf
-                _nest(row, nested, loads_(it.value_json))
+                nest(row, nested, loads_(it.value_json))
                 continue
             key = nested[0]  # what wandb-core writes for a plain key
         text = it.value_json
