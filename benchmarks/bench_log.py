@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -89,25 +90,14 @@ def in_step(args: argparse.Namespace) -> None:
     import random
     import struct
 
-    import torch
-    from torch import nn
     from torch.utils.tensorboard import SummaryWriter
 
     import trackkit
 
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
-    x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
+    sys.path.insert(0, os.path.dirname(__file__))
+    from _env import benchmark_mlp
 
-    def train_step() -> float:
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return float(loss.item())
+    train_step = benchmark_mlp()
 
     tmp = tempfile.mkdtemp(prefix="bench-log-step-")
     run = trackkit.init(project="bench", backend=f"tensorboard:{tmp}/tk", root=f"{tmp}/j", capture=False,

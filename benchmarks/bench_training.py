@@ -46,7 +46,7 @@ import warnings
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _env import offline_tmpdir
+from _env import benchmark_mlp, offline_tmpdir
 
 #: the trackkit variants: label -> backends ("{tmp}" is the benchmark's directory)
 SETS = {
@@ -83,23 +83,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     tmp = offline_tmpdir("bench-training-")
 
-    import torch
-    from torch import nn
-
-    torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    loss_fn = nn.CrossEntropyLoss()
-    X = torch.randn(64, 784)
-    y = torch.randint(0, 10, (64,))
-
-    def train_step() -> float:
-        loss = loss_fn(model(X), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+    train_step = benchmark_mlp()
 
     import trackkit
 
